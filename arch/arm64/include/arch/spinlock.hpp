@@ -1,0 +1,21 @@
+// A ticket lock. Exclusives need Normal memory: the image enables its MMU before any lock is taken.
+#pragma once
+#include <stdint.h>
+
+namespace moat {
+
+class Spinlock {
+public:
+    void lock() {
+        uint32_t me = __atomic_fetch_add(&next_, 1u, __ATOMIC_RELAXED);
+        while (__atomic_load_n(&owner_, __ATOMIC_ACQUIRE) != me) asm volatile("wfe");
+    }
+    void unlock() {
+        __atomic_store_n(&owner_, owner_ + 1, __ATOMIC_RELEASE);
+        asm volatile("sev");
+    }
+private:
+    uint32_t next_ = 0, owner_ = 0;
+};
+
+}  // namespace moat

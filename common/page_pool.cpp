@@ -1,0 +1,106 @@
+#include "common/page_pool.hpp"
+
+#include <string.h>
+
+namespace moat {
+
+Status PagePool::add_region(uint64_t pa, uint64_t size) {
+    if (add_overflows(pa, size)) return Status::invalid_argument;
+    uint64_t lo = align_up(pa, kPageSize), hi = align_down(pa + size, kPageSize);
+    if (hi <= lo) return Status::ok;  // nothing whole inside: not an error
+    size_t pages = static_cast<size_t>((hi - lo) >> kPageShift);
+    if (nregions_ == kMaxRegions || pages > kMaxPages - nbits_) return Status::no_space;
+    for (size_t i = 0; i < nregions_; i++) {
+        uint64_t b = regions_[i].base, e = b + (uint64_t{regions_[i].pages} << kPageShift);
+        if (lo < e && b < hi) return Status::in_use;
+    }
+    regions_[nregions_++] = Region{lo, pages, nbits_};
+    // Bits beyond nbits_ are zero; they become meaningful only now.
+    nbits_ += pages;
+    total_ += pages;
+    return Status::ok;
+}
+
+void PagePool::set_range(size_t b, size_t n, bool v) {
+    for (size_t i = b; i < b + n; i++) {
+        uint64_t m = 1ull << (i % 64);
+        if (v) bits_[i / 64] |= m; else bits_[i / 64] &= ~m;
+    }
+}
+
+bool PagePool::locate(uint64_t pa, size_t pages, size_t& bit) const {
+    if (!is_aligned(pa, kPageSize)) return false;
+    for (size_t i = 0; i < nregions_; i++) {
+        const Region& r = regions_[i];
+        if (pa < r.base) continue;
+        uint64_t idx = (pa - r.base) >> kPageShift;
+        if (idx >= r.pages || pages > r.pages - idx) continue;
+        bit = r.first_bit + static_cast<size_t>(idx);
+        return true;
+    }
+    return false;
+}
+
+bool PagePool::find_single(size_t& bit) {
+    size_t words = (nbits_ + 63) / 64;
+    for (size_t n = 0; n < words; n++) {
+        size_t w = (hint_ + n) % words;
+        uint64_t avail = ~bits_[w];
+        if (w == words - 1 && nbits_ % 64) avail &= (1ull << (nbits_ % 64)) - 1;
+        if (avail) {
+            hint_ = w;
+            bit = w * 64 + static_cast<size_t>(__builtin_ctzll(avail));
+            return true;
+        }
+    }
+    return false;
+}
+
+Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages) {
+    if (pages == 0 || !is_pow2(align_pages)) return Status::invalid_argument;
+    if (fail_after_ == 0 || pages > free_pages()) return Status::no_memory;
+    size_t bit = 0;
+    uint64_t pa = 0;
+    bool found = false;
+    if (pages == 1 && align_pages == 1) {
+        found = find_single(bit);
+    } else {
+        // First fit inside one region, honouring physical alignment. Rare (queues, concatenated
+        // stage-2 roots), so a linear scan is fine.
+        for (size_t r = 0; r < nregions_ && !found; r++) {
+            const Region& rg = regions_[r];
+            uint64_t align = uint64_t{align_pages} << kPageShift;
+            for (uint64_t p = align_up(rg.base, align); p + (uint64_t{pages} << kPageShift) <= rg.base + (uint64_t{rg.pages} << kPageShift); p += align) {
+                size_t b = rg.first_bit + static_cast<size_t>((p - rg.base) >> kPageShift), k = 0;
+                while (k < pages && !test(b + k)) k++;
+                if (k == pages) { bit = b; found = true; break; }
+            }
+        }
+    }
+    if (!found) return Status::no_memory;
+    for (size_t r = 0; r < nregions_; r++) {
+        const Region& rg = regions_[r];
+        if (bit >= rg.first_bit && bit < rg.first_bit + rg.pages) {
+            pa = rg.base + (uint64_t{bit - rg.first_bit} << kPageShift);
+            break;
+        }
+    }
+    set_range(bit, pages, true);
+    used_ += pages;
+    if (fail_after_ != SIZE_MAX) fail_after_--;
+    memset(virt(pa), 0, pages * kPageSize);
+    return pa;
+}
+
+Status PagePool::free(uint64_t pa, size_t pages) {
+    size_t bit;
+    if (pages == 0 || !locate(pa, pages, bit)) return Status::invalid_argument;
+    for (size_t k = 0; k < pages; k++)
+        if (!test(bit + k)) return Status::invalid_argument;
+    set_range(bit, pages, false);
+    used_ -= pages;
+    if (bit / 64 < hint_) hint_ = bit / 64;
+    return Status::ok;
+}
+
+}  // namespace moat

@@ -1,0 +1,62 @@
+// The only source of dynamic memory in moat: 4 KiB pages handed over at boot.
+//
+// A bitmap over at most kMaxRegions physical ranges. Pages are addressed by physical address;
+// the pool reaches them through a fixed offset (0 on targets where RAM is identity mapped, the
+// host buffer's offset in host builds). Allocation returns zeroed pages, can fail, and every
+// page in use is counted so a test can prove that teardown gave everything back.
+#pragma once
+#include "common/status.hpp"
+
+namespace moat {
+
+class PagePool {
+public:
+    static constexpr size_t kMaxPages = size_t{1} << 20;  // 4 GiB of pool at most
+    static constexpr size_t kMaxRegions = 16;
+
+    // virt_offset: the CPU address of physical address pa is pa + virt_offset.
+    explicit PagePool(uintptr_t virt_offset = 0) : virt_offset_(virt_offset) {}
+    PagePool(const PagePool&) = delete;
+    PagePool& operator=(const PagePool&) = delete;
+
+    // Adds the whole pages inside [pa, pa + size). Fails when the pool is full of regions or
+    // pages, or when the range overlaps one already added.
+    Status add_region(uint64_t pa, uint64_t size);
+
+    // `pages` contiguous zeroed pages whose physical address is aligned to `align_pages` pages.
+    Result<uint64_t> alloc(size_t pages = 1, size_t align_pages = 1);
+    // Gives back pages from alloc(). Returns invalid_argument (and changes nothing) for a page
+    // that is not in the pool or not allocated: a double free is a bug worth reporting.
+    Status free(uint64_t pa, size_t pages = 1);
+
+    void* virt(uint64_t pa) const { return reinterpret_cast<void*>(static_cast<uintptr_t>(pa) + virt_offset_); }
+    uint64_t phys(const void* p) const { return reinterpret_cast<uintptr_t>(p) - virt_offset_; }
+
+    size_t total_pages() const { return total_; }
+    size_t used_pages() const { return used_; }
+    size_t free_pages() const { return total_ - used_; }
+    size_t region_count() const { return nregions_; }
+    struct Region { uint64_t base; size_t pages; size_t first_bit; };
+    const Region& region(size_t i) const { return regions_[i]; }
+
+    // Test hook: make the next `n` allocations succeed and every one after fail (SIZE_MAX: off).
+    void fail_after(size_t n) { fail_after_ = n; }
+
+private:
+    bool test(size_t b) const { return (bits_[b / 64] >> (b % 64)) & 1; }
+    void set_range(size_t b, size_t n, bool v);
+    bool locate(uint64_t pa, size_t pages, size_t& bit) const;
+    bool find_single(size_t& bit);
+
+    uintptr_t virt_offset_;
+    Region regions_[kMaxRegions] = {};
+    size_t nregions_ = 0;
+    size_t nbits_ = 0;    // bits handed to regions so far
+    size_t total_ = 0;
+    size_t used_ = 0;
+    size_t hint_ = 0;     // word index where a free single page was last seen
+    size_t fail_after_ = SIZE_MAX;
+    uint64_t bits_[kMaxPages / 64] = {};  // 1 = allocated (or not a page of any region)
+};
+
+}  // namespace moat

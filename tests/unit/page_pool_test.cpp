@@ -1,0 +1,96 @@
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "common/page_pool.hpp"
+
+using namespace moat;
+
+namespace {
+
+// A pool over a host buffer posing as physical memory at `phys_base`.
+struct HostPool {
+    std::vector<uint8_t> mem;
+    std::unique_ptr<PagePool> pool;
+    HostPool(uint64_t phys_base, size_t pages) : mem((pages + 1) * kPageSize) {
+        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
+        pool = std::make_unique<PagePool>(host - phys_base);
+        EXPECT_EQ(pool->add_region(phys_base, pages * kPageSize), Status::ok);
+    }
+};
+
+TEST(PagePool, CountsAllocationsAndFrees) {
+    HostPool h(0x40000000, 8);
+    PagePool& p = *h.pool;
+    EXPECT_EQ(p.total_pages(), 8u);
+    auto a = p.alloc();
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(a.value, 0x40000000u);
+    EXPECT_EQ(p.used_pages(), 1u);
+    auto b = p.alloc();
+    ASSERT_TRUE(b.ok());
+    EXPECT_NE(a.value, b.value);
+    EXPECT_EQ(p.free(a.value), Status::ok);
+    EXPECT_EQ(p.free(b.value), Status::ok);
+    EXPECT_EQ(p.used_pages(), 0u);
+}
+
+TEST(PagePool, AllocatedPagesAreZeroed) {
+    HostPool h(0x80000000, 2);
+    auto a = h.pool->alloc();
+    ASSERT_TRUE(a.ok());
+    auto* bytes = static_cast<uint8_t*>(h.pool->virt(a.value));
+    bytes[100] = 0xaa;
+    ASSERT_EQ(h.pool->free(a.value), Status::ok);
+    auto again = h.pool->alloc();
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(static_cast<uint8_t*>(h.pool->virt(again.value))[100], 0);
+}
+
+TEST(PagePool, ExhaustionIsAnOrdinaryResult) {
+    HostPool h(0x1000, 3);
+    for (int i = 0; i < 3; i++) ASSERT_TRUE(h.pool->alloc().ok());
+    auto r = h.pool->alloc();
+    EXPECT_EQ(r.status, Status::no_memory);
+    EXPECT_EQ(h.pool->used_pages(), 3u);
+}
+
+TEST(PagePool, DoubleFreeAndForeignAddressesAreRefused) {
+    HostPool h(0x100000, 4);
+    auto a = h.pool->alloc();
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(h.pool->free(a.value), Status::ok);
+    EXPECT_EQ(h.pool->free(a.value), Status::invalid_argument);
+    EXPECT_EQ(h.pool->free(0x5000), Status::invalid_argument);       // below the region
+    EXPECT_EQ(h.pool->free(0x100000 + 1), Status::invalid_argument); // unaligned
+    EXPECT_EQ(h.pool->used_pages(), 0u);
+}
+
+TEST(PagePool, ContiguousAlignedRuns) {
+    HostPool h(0x40001000, 32);  // region starts 4 KiB past a 16 KiB boundary
+    auto r = h.pool->alloc(4, 4);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value % (4 * kPageSize), 0u);
+    EXPECT_EQ(h.pool->used_pages(), 4u);
+    EXPECT_EQ(h.pool->alloc(64).status, Status::no_memory);
+    EXPECT_EQ(h.pool->alloc(2, 3).status, Status::invalid_argument);  // alignment not a power of two
+    EXPECT_EQ(h.pool->free(r.value, 4), Status::ok);
+}
+
+TEST(PagePool, RegionsMustNotOverlap) {
+    HostPool h(0x200000, 16);
+    EXPECT_EQ(h.pool->add_region(0x200000 + 8 * kPageSize, kPageSize), Status::in_use);
+    EXPECT_EQ(h.pool->add_region(~0ull - 10, 100), Status::invalid_argument);
+    EXPECT_EQ(h.pool->total_pages(), 16u);
+}
+
+TEST(PagePool, FailAfterInjectsExhaustion) {
+    HostPool h(0x10000, 8);
+    h.pool->fail_after(2);
+    EXPECT_TRUE(h.pool->alloc().ok());
+    EXPECT_TRUE(h.pool->alloc().ok());
+    EXPECT_EQ(h.pool->alloc().status, Status::no_memory);
+}
+
+}  // namespace
