@@ -57,3 +57,6 @@ clean:
 	rm -rf $(BUILD)
 
 all: $(HOST_OUT)/unit_tests
+
+# Fragments owned by their folders (benchmarks, fuzzers, tools).
+-include tests/bench/bench.mk
