@@ -51,12 +51,46 @@ $(HOST_OUT)/unit_tests: $(HOST_LIB_OBJS) $(UNIT_OBJS)
 unit: $(HOST_OUT)/unit_tests
 	$(HOST_OUT)/unit_tests
 
+# ---------------------------------------------------------------- the arm64 EL2 image
+CROSS ?= aarch64-linux-gnu-
+PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu
+BOARD_SRC := arch/arm64/board_$(subst -,_,$(BOARD)).cpp
+ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) $(BOARD_SRC) $(PORTABLE_SRCS)
+ARM64_ASM := $(wildcard arch/arm64/*.S)
+ARM64_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit \
+               -nostdlib -mgeneral-regs-only -mstrict-align -fpie -fno-plt -fno-stack-protector \
+               -ffunction-sections -fdata-sections
+ARM64_CXXFLAGS := $(CXXSTD) $(WARN) -O2 -g $(ARM64_FLAGS) -DMOAT_VERSION='"$(VERSION)"' \
+                  -Iarch/arm64/include -I. -isystem $(ARM64_SYSROOT)/usr/include -isystem $(PICOLIBC)/include -MMD -MP
+ARM64_LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-T,arch/arm64/image.ld -Wl,--gc-sections \
+                 -Wl,-z,norelro -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
+ARM64_LIBS := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a $(PICOLIBC)/lib/libc.a -lgcc
+ARM64_OBJS := $(patsubst %.cpp,$(IMG_OUT)/obj/%.o,$(ARM64_SRCS)) $(patsubst %.S,$(IMG_OUT)/obj/%.o,$(ARM64_ASM))
+
+$(IMG_OUT)/obj/%.o: %.cpp $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a
+	@mkdir -p $(dir $@)
+	$(CROSS)g++ $(ARM64_CXXFLAGS) -c $< -o $@
+$(IMG_OUT)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CROSS)gcc -c $< -o $@
+$(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a:
+	tools/install-deps.sh
+
+$(IMG_OUT)/moat.elf: $(ARM64_OBJS) arch/arm64/image.ld
+	$(CROSS)g++ $(ARM64_LDFLAGS) $(ARM64_OBJS) $(ARM64_LIBS) -o $@
+	@tools/check-image.sh $@
+$(IMG_OUT)/Image: $(IMG_OUT)/moat.elf
+	$(CROSS)objcopy -O binary $< $@
+	@tools/image-size.py $< $@
+
+image: $(IMG_OUT)/Image
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
 	rm -rf $(BUILD)
 
-all: $(HOST_OUT)/unit_tests
+all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
 
 # Fragments owned by their folders (benchmarks, fuzzers, tools).
 -include tests/bench/bench.mk

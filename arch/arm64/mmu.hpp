@@ -1,0 +1,11 @@
+#pragma once
+#include <stdint.h>
+
+namespace moat::arch {
+
+// Identity-maps the first 1 TiB at EL2 with 1 GiB blocks: [ram_base, ram_end) as Normal
+// write-back memory, everything else as Device-nGnRE, and turns the MMU and caches on.
+// Normal memory is needed for exclusives (spinlocks) and for unaligned accesses in libc.
+void mmu_enable_identity(uint64_t ram_base, uint64_t ram_end);
+
+}  // namespace moat::arch

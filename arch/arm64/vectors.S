@@ -1,0 +1,58 @@
+// EL2 exception vectors. moat takes no interrupts yet and expects no exceptions: every entry
+// saves the registers into a frame on the stack and calls el2_exception(frame, vector_index),
+// which reports the syndrome and ends the run.
+
+    .macro  entry idx
+    .balign 0x80
+    sub     sp, sp, #(34 * 8)
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\idx
+    b       save_and_report
+    .endm
+
+    .section .text.vectors, "ax"
+    .balign 0x800
+    .globl  el2_vectors
+el2_vectors:
+    entry 0     // current EL, SP_EL0: sync
+    entry 1     //                     irq
+    entry 2     //                     fiq
+    entry 3     //                     serror
+    entry 4     // current EL, SP_ELx: sync
+    entry 5
+    entry 6
+    entry 7
+    entry 8     // lower EL, AArch64: sync (hypercalls arrive here)
+    entry 9
+    entry 10
+    entry 11
+    entry 12    // lower EL, AArch32
+    entry 13
+    entry 14
+    entry 15
+
+save_and_report:
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    add     x2, sp, #(34 * 8)
+    stp     x30, x2, [sp, #240]     // lr, sp before the exception
+    mrs     x2, elr_el2
+    mrs     x3, spsr_el2
+    stp     x2, x3, [sp, #256]
+    mov     x1, x0
+    mov     x0, sp
+    bl      el2_exception
+1:  wfi
+    b       1b

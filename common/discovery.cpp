@@ -1,0 +1,164 @@
+#include "common/discovery.hpp"
+
+namespace moat {
+
+int Topology::iommu_index(int node) const {
+    for (unsigned i = 0; i < niommus; i++)
+        if (iommus[i].node == node) return static_cast<int>(i);
+    return -1;
+}
+
+namespace {
+
+const char* trigger_name(uint32_t flags) {
+    switch (flags) {
+    case 1: return "edge-rising";
+    case 2: return "edge-falling";
+    case 4: return "level-high";
+    case 8: return "level-low";
+    default: return "trigger?";
+    }
+}
+
+void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
+    char path[dt::kPathMax];
+    if (topo.niommus == kMaxIommus) {
+        format(report, "dt: %s: more than %u IOMMUs, ignored\n", t.path(node, path, sizeof path), kMaxIommus);
+        topo.problems++;
+        return;
+    }
+    IommuInfo info{};
+    info.node = node;
+    info.compatible = t.first_compatible(node);
+    info.driver = find_driver(t, node);
+    info.phandle = t.phandle(node);
+    Status st = t.u32(node, "#iommu-cells", info.iommu_cells);
+    unsigned nregs = 0;
+    if (st == Status::ok) st = t.reg_count(node, nregs);
+    for (unsigned i = 0; st == Status::ok && i < nregs && i < kMaxIommuRegs; i++) st = t.reg(node, i, info.regs[info.nregs++]);
+    if (st == Status::ok) st = t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs);
+    // An IOMMU without registers is legal only for paravirtual ones (xen,grant-dma).
+    if (st == Status::not_found && !t.has(node, "reg")) st = Status::ok, info.nregs = 0;
+    if (st != Status::ok) {
+        format(report, "dt: %s; IOMMU ignored, its masters stay blocked\n", t.error());
+        topo.problems++;
+        return;
+    }
+    topo.iommus[topo.niommus++] = info;
+}
+
+Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) {
+    for (unsigned i = 0;; i++) {
+        dt::PhandleArgs a;
+        Status st = t.phandle_args(node, "iommus", "#iommu-cells", i, a);
+        if (st == Status::not_found && i > 0) return Status::ok;
+        if (st != Status::ok) return st;
+        int idx = topo.iommu_index(a.node);
+        char tp[dt::kPathMax];
+        if (idx < 0)
+            return t.fail(node, Status::bad_dt, "iommus entry %u: %s is not a usable IOMMU", i, t.path(a.node, tp, sizeof tp));
+        if (a.count == 0)
+            return t.fail(node, Status::bad_dt, "iommus entry %u: %s has #iommu-cells = 0, no stream id", i, t.path(a.node, tp, sizeof tp));
+        if (m.nstreams == kMaxStreamsPerMaster)
+            return t.fail(node, Status::no_space, "more than %u iommus entries", kMaxStreamsPerMaster);
+        StreamRef& s = m.streams[m.nstreams++];
+        s = StreamRef{static_cast<unsigned>(idx), false, a.args[0], 1, 0, min(a.count, 4u), {}};
+        for (unsigned k = 0; k < s.nargs; k++) s.args[k] = a.args[k];
+    }
+}
+
+Status add_map_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) {
+    unsigned count;
+    Status st = t.iommu_map_mask(node, m.map_mask);
+    if (st == Status::ok) st = t.iommu_map_count(node, count);
+    if (st != Status::ok) return st;
+    for (unsigned i = 0; i < count; i++) {
+        dt::IommuMapEntry e;
+        if ((st = t.iommu_map_entry(node, i, e)) != Status::ok) return st;
+        int idx = topo.iommu_index(e.iommu_node);
+        char tp[dt::kPathMax];
+        if (idx < 0)
+            return t.fail(node, Status::bad_dt, "iommu-map entry %u: %s is not a usable IOMMU", i, t.path(e.iommu_node, tp, sizeof tp));
+        if (m.nstreams == kMaxStreamsPerMaster)
+            return t.fail(node, Status::no_space, "more than %u iommu-map entries", kMaxStreamsPerMaster);
+        m.streams[m.nstreams++] = StreamRef{static_cast<unsigned>(idx), true, e.sid_base, e.length, e.rid_base, 0, {}};
+    }
+    return Status::ok;
+}
+
+void add_master(const dt::Tree& t, int node, Topology& topo, Sink& report) {
+    char path[dt::kPathMax];
+    if (topo.nmasters == kMaxMasters) {
+        format(report, "dt: %s: more than %u DMA masters, left blocked\n", t.path(node, path, sizeof path), kMaxMasters);
+        topo.problems++;
+        return;
+    }
+    MasterInfo& m = topo.masters[topo.nmasters++];
+    m = MasterInfo{};
+    m.node = node;
+    m.map_mask = 0xffffffffu;
+    Status st = Status::ok;
+    if (t.has(node, "iommus")) st = add_iommus_refs(t, node, topo, m);
+    if (st == Status::ok && t.has(node, "iommu-map")) st = add_map_refs(t, node, topo, m);
+    if (st != Status::ok) {
+        m.blocked = true;
+        m.nstreams = 0;
+        format_to(m.reason, sizeof m.reason, "%s", t.error());
+        format(report, "dt: %s; device left blocked\n", m.reason);
+        topo.problems++;
+    }
+}
+
+}  // namespace
+
+Status discover(const dt::Tree& t, Topology& topo, Sink& report) {
+    topo.niommus = topo.nmasters = topo.problems = 0;
+    if (!t.blob()) return Status::bad_dt;
+    int depth = 0;
+    for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth))
+        if (t.has(n, "#iommu-cells") && t.available(n)) add_iommu(t, n, topo, report);
+    depth = 0;
+    for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth))
+        if ((t.has(n, "iommus") || t.has(n, "iommu-map")) && t.available(n)) add_master(t, n, topo, report);
+    return Status::ok;
+}
+
+void print_topology(const dt::Tree& t, const Topology& topo, Sink& out) {
+    char path[dt::kPathMax];
+    format(out, "iommus: %u found\n", topo.niommus);
+    for (unsigned i = 0; i < topo.niommus; i++) {
+        const IommuInfo& io = topo.iommus[i];
+        format(out, "  iommu%u %s\n", i, t.path(io.node, path, sizeof path));
+        format(out, "    compatible %s, #iommu-cells %u, driver %s\n", io.compatible ? io.compatible : "(none)",
+               io.iommu_cells, io.driver ? io.driver->driver : "none");
+        for (unsigned r = 0; r < io.nregs; r++)
+            format(out, "    reg   0x%010lx size 0x%lx\n", io.regs[r].addr, io.regs[r].size);
+        for (unsigned q = 0; q < io.nirqs; q++) {
+            const dt::Irq& irq = io.irqs[q];
+            const char* kind = irq.kind == dt::IrqKind::spi ? "SPI" : irq.kind == dt::IrqKind::ppi ? "PPI" : "irq";
+            format(out, "    irq   %s %u (INTID %u) %s\n", kind, irq.number, irq.intid, trigger_name(irq.flags));
+        }
+        unsigned nm = 0;
+        for (unsigned k = 0; k < topo.nmasters; k++) {
+            const MasterInfo& m = topo.masters[k];
+            for (unsigned s = 0; s < m.nstreams; s++) {
+                const StreamRef& ref = m.streams[s];
+                if (ref.iommu != i) continue;
+                nm++;
+                t.path(m.node, path, sizeof path);
+                if (ref.from_map)
+                    format(out, "    master %s: requester ids 0x%04x-0x%04x -> stream ids 0x%04x-0x%04x (iommu-map, mask 0x%x)\n",
+                           path, ref.rid_base, ref.rid_base + ref.count - 1, ref.sid, ref.sid + ref.count - 1, m.map_mask);
+                else if (ref.nargs > 1)
+                    format(out, "    master %s: stream id 0x%x, mask 0x%x (iommus)\n", path, ref.sid, ref.args[1]);
+                else
+                    format(out, "    master %s: stream id 0x%x (iommus)\n", path, ref.sid);
+            }
+        }
+        if (nm == 0) format(out, "    no masters\n");
+    }
+    for (unsigned k = 0; k < topo.nmasters; k++)
+        if (topo.masters[k].blocked) format(out, "  blocked: %s\n", topo.masters[k].reason);
+}
+
+}  // namespace moat

@@ -1,0 +1,67 @@
+// Finds the IOMMUs in a device tree and the DMA masters behind them, with their stream ids.
+//
+// An IOMMU is a node with `#iommu-cells`. A master is a node with `iommus` (phandle +
+// #iommu-cells arguments each) or a host bridge with `iommu-map` (requester ids -> stream ids).
+// A master whose wiring is broken is recorded as blocked with the reason; nothing else is
+// affected, and discovery only fails when the tree itself is unusable.
+#pragma once
+#include "common/fdt.hpp"
+#include "common/registry.hpp"
+
+namespace moat {
+
+constexpr unsigned kMaxIommus = 32;
+constexpr unsigned kMaxMasters = 128;
+constexpr unsigned kMaxStreamsPerMaster = 8;
+constexpr unsigned kMaxIommuRegs = 2;
+constexpr unsigned kMaxIommuIrqs = 20;
+
+struct IommuInfo {
+    int node;
+    const char* compatible;
+    const DriverEntry* driver;  // nullptr: no driver knows it
+    uint32_t phandle;
+    uint32_t iommu_cells;
+    unsigned nregs;
+    dt::Reg regs[kMaxIommuRegs];
+    unsigned nirqs;
+    dt::Irq irqs[kMaxIommuIrqs];
+};
+
+// One stream reference of a master: either a fixed stream id (from `iommus`, with the extra
+// cells as `args`), or a requester-id range mapped through `iommu-map`.
+struct StreamRef {
+    unsigned iommu;        // index into Topology::iommus
+    bool from_map;
+    uint32_t sid;          // first stream id
+    uint32_t count;        // 1 for `iommus`; the range length for `iommu-map`
+    uint32_t rid_base;     // iommu-map only
+    uint32_t nargs;        // cells from `iommus`
+    uint32_t args[4];
+};
+
+struct MasterInfo {
+    int node;
+    bool blocked;               // wiring broken: left with no translation
+    unsigned nstreams;
+    StreamRef streams[kMaxStreamsPerMaster];
+    uint32_t map_mask;          // iommu-map-mask (0xffffffff if absent)
+    char reason[dt::kErrorMax]; // why blocked
+};
+
+struct Topology {
+    unsigned niommus = 0;
+    IommuInfo iommus[kMaxIommus];
+    unsigned nmasters = 0;
+    MasterInfo masters[kMaxMasters];
+    unsigned problems = 0;      // masters blocked or IOMMUs skipped, each reported
+    int iommu_index(int node) const;
+};
+
+// Reports each problem through `report` (one line each, naming the node) as it is found.
+Status discover(const dt::Tree& t, Topology& topo, Sink& report);
+
+// The human-readable summary `make run` shows.
+void print_topology(const dt::Tree& t, const Topology& topo, Sink& out);
+
+}  // namespace moat

@@ -1,0 +1,32 @@
+#include "drivers/serial/pl011.hpp"
+
+namespace moat {
+
+namespace {
+Pl011 g_pl011;
+}
+
+Serial* serial_from_dt(const dt::Tree& t) {
+    int chosen = t.find_path("/chosen");
+    if (chosen < 0) return nullptr;
+    int len;
+    const char* sp = static_cast<const char*>(t.prop(chosen, "stdout-path", &len));
+    if (!sp || len <= 1 || sp[len - 1] != 0) return nullptr;
+    char path[dt::kPathMax];
+    size_t n = 0;
+    while (sp[n] && sp[n] != ':' && n + 1 < sizeof path) {  // "path:options"
+        path[n] = sp[n];
+        n++;
+    }
+    path[n] = 0;
+    int node = t.find_path(path);  // libfdt resolves an alias name too
+    dt::Reg reg;
+    if (node < 0 || t.reg(node, 0, reg) != Status::ok) return nullptr;
+    if (t.compatible(node, "arm,pl011")) {
+        g_pl011.set_base(static_cast<uintptr_t>(reg.addr));
+        return &g_pl011;
+    }
+    return nullptr;
+}
+
+}  // namespace moat
