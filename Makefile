@@ -7,7 +7,7 @@ ARM64_SYSROOT ?= $(CURDIR)/.deps/arm64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
-.PHONY: all help deps run test unit qemu-test bench fuzz image clean
+.PHONY: all help deps run test unit bench fuzz image clean
 
 help:
 	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu) and show what it finds"
@@ -45,11 +45,31 @@ $(HOST_OUT)/%.o: %.cpp
 HOST_LIB_OBJS := $(patsubst %.cpp,$(HOST_OUT)/%.o,$(PORTABLE_SRCS) $(HOST_ARCH_SRCS) $(MODEL_SRCS))
 UNIT_OBJS := $(patsubst %.cpp,$(HOST_OUT)/%.o,$(UNIT_SRCS))
 
-$(HOST_OUT)/unit_tests: $(HOST_LIB_OBJS) $(UNIT_OBJS)
-	$(HOST_CXX) $(HOST_LDFLAGS) $^ -lfdt -lgtest -lgtest_main -pthread -o $@
+# Device trees the unit tests read, compiled from tests/unit/data/*.dts.
+TESTDATA := $(patsubst tests/unit/data/%.dts,$(HOST_OUT)/testdata/%.dtb,$(wildcard tests/unit/data/*.dts))
+$(HOST_OUT)/testdata/%.dtb: tests/unit/data/%.dts
+	@mkdir -p $(dir $@)
+	dtc -q -I dts -O dtb -o $@ $<
 
-unit: $(HOST_OUT)/unit_tests
+$(HOST_OUT)/unit_tests: $(HOST_LIB_OBJS) $(UNIT_OBJS) | $(TESTDATA)
+	$(HOST_CXX) $(HOST_LDFLAGS) $(HOST_LIB_OBJS) $(UNIT_OBJS) -lfdt -lgtest -lgtest_main -pthread -o $@
+
+unit: $(HOST_OUT)/unit_tests $(TESTDATA)
 	$(HOST_OUT)/unit_tests
+
+# Dependencies first (a no-op when all are there), then everything the tests need.
+.deps-ok: tools/install-deps.sh
+	@tools/install-deps.sh
+	@touch $@
+
+test: .deps-ok
+	@$(MAKE) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb
+	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
+
+run: .deps-ok
+	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
+	@echo "== booting $(IMG_OUT)/Image: QEMU virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
+	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
 
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
@@ -83,7 +103,25 @@ $(IMG_OUT)/Image: $(IMG_OUT)/moat.elf
 	$(CROSS)objcopy -O binary $< $@
 	@tools/image-size.py $< $@
 
-image: $(IMG_OUT)/Image
+# The board's device tree: QEMU's own for virt (dumped with the machine options `make run`
+# uses), our sources in dts/ for real boards.
+QEMU_MACHINE := virt,virtualization=on,gic-version=3,iommu=smmuv3
+QEMU_RUN := qemu-system-aarch64 -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
+ifeq ($(BOARD),qemu-virt)
+$(IMG_OUT)/board.dtb:
+	@mkdir -p $(dir $@)
+	qemu-system-aarch64 -machine $(QEMU_MACHINE),dumpdtb=$@ -cpu cortex-a57 -m 1G -nographic -nic none -device edu >/dev/null
+FIT_LOAD := 0x40400000
+else
+$(IMG_OUT)/board.dtb: dts/$(BOARD).dts
+	@mkdir -p $(dir $@)
+	dtc -q -I dts -O dtb -o $@ $<
+FIT_LOAD ?= 0x48080000
+endif
+$(IMG_OUT)/moat.itb: $(IMG_OUT)/Image $(IMG_OUT)/board.dtb tools/mkfit.sh
+	tools/mkfit.sh $(IMG_OUT)/Image $(IMG_OUT)/board.dtb $(FIT_LOAD) $@
+
+image: $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(IMG_OUT)/board.dtb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -22,7 +22,7 @@ Status Tree::open(const void* blob, size_t max_size) {
     int err = fdt_check_header(blob);
     if (err) return fail(-1, Status::bad_dt, "device tree header invalid: %s", fdt_strerror(err));
     if (fdt_totalsize(blob) > max_size)
-        return fail(-1, Status::bad_dt, "device tree truncated: header says %u bytes, %zu available",
+        return fail(-1, Status::bad_dt, "device tree too large or truncated: header says %u bytes, at most %zu available",
                     fdt_totalsize(blob), max_size);
     err = fdt_check_full(blob, fdt_totalsize(blob));
     if (err) return fail(-1, Status::bad_dt, "device tree structure invalid: %s", fdt_strerror(err));

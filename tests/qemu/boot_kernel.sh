@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The Image booted directly by QEMU (-kernel): QEMU loads it at RAM + 2 MiB, DTB in x0.
+. tests/qemu/lib.sh
+run_qemu boot_kernel 60 -- -kernel "$IMAGE"
+expect_rc 0
+expect_virt_discovery
+expect_line "image:    0x0040200000-"
+expect_line "moat: all checks passed; exit 0"
+finish

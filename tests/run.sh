@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test tier `make test` covers and ends with one line: "N passed, M failed".
+# Unit tests count one each (GoogleTest, ASan/UBSan); each QEMU boot test counts one.
+# Usage: tests/run.sh UNIT_BINARY [FUZZ_SMOKE_COMMANDS...]
+set -u
+unit=$1
+TEST_OUT=${TEST_OUT:-build/tests}
+export TEST_OUT
+mkdir -p "$TEST_OUT"
+pass=0 fail=0
+
+echo "== unit tests ($unit)"
+"$unit" --gtest_color=no > "$TEST_OUT/unit.log" 2>&1
+urc=$?
+up=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\?\..*/\1/p' "$TEST_OUT/unit.log" | tail -n 1)
+uf=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) tests\?, listed below:.*/\1/p' "$TEST_OUT/unit.log" | tail -n 1)
+up=${up:-0} uf=${uf:-0}
+grep -E '^\[  FAILED  \] [A-Za-z]' "$TEST_OUT/unit.log" | sort -u
+if [ "$urc" -ne 0 ] && [ "$uf" -eq 0 ]; then
+    echo "unit tests exited with $urc without a failure summary (crash or sanitizer report):"
+    tail -n 30 "$TEST_OUT/unit.log"
+    uf=1
+fi
+echo "unit: $up passed, $uf failed (log: $TEST_OUT/unit.log)"
+pass=$((pass + up)) fail=$((fail + uf))
+
+echo "== QEMU boot tests"
+for t in tests/qemu/*.sh; do
+    [ "$(basename "$t")" = lib.sh ] && continue
+    name=$(basename "$t" .sh)
+    start=$SECONDS
+    if out=$(bash "$t" 2>&1); then
+        echo "PASS qemu/$name ($((SECONDS - start)) s)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL qemu/$name"
+        echo "$out" | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

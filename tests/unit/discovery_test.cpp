@@ -1,0 +1,112 @@
+#include <string>
+
+#include "common/discovery.hpp"
+#include "dt_fixture.hpp"
+
+using namespace moat;
+
+namespace {
+
+class StringSink final : public Sink {
+public:
+    void write(const char* s, size_t n) override { text.append(s, n); }
+    std::string text;
+};
+
+const MasterInfo* master(const dt::Tree& t, const Topology& topo, const char* path) {
+    int n = t.find_path(path);
+    for (unsigned i = 0; i < topo.nmasters; i++)
+        if (topo.masters[i].node == n) return &topo.masters[i];
+    return nullptr;
+}
+
+TEST(Discovery, FindsIommusAndTheirMasters) {
+    auto blob = load_dtb("topology");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    ASSERT_EQ(topo.niommus, 2u) << report.text;  // the disabled one is not an IOMMU we can use
+    EXPECT_STREQ(topo.iommus[0].driver->driver, "smmu_v3");
+    EXPECT_STREQ(topo.iommus[1].driver->driver, "smmu_v2");
+    EXPECT_EQ(topo.iommus[0].nirqs, 4u);
+    EXPECT_EQ(topo.iommus[1].regs[0].addr, 0xfd800000u);
+
+    const MasterInfo* sd = master(t, topo, "/soc/sd@ee100000");
+    ASSERT_NE(sd, nullptr);
+    ASSERT_EQ(sd->nstreams, 1u);
+    EXPECT_EQ(sd->streams[0].sid, 0x20u);
+
+    const MasterInfo* gem = master(t, topo, "/soc/gem@ff0b0000");
+    ASSERT_NE(gem, nullptr);
+    EXPECT_EQ(gem->streams[0].iommu, 1u);
+    EXPECT_EQ(gem->streams[0].nargs, 2u);
+    EXPECT_EQ(gem->streams[0].args[1], 0x7f00u);
+
+    EXPECT_EQ(master(t, topo, "/soc/off@ee300000"), nullptr);  // disabled master
+
+    const MasterInfo* pcie = master(t, topo, "/pcie@10000000");
+    ASSERT_NE(pcie, nullptr);
+    ASSERT_EQ(pcie->nstreams, 2u);
+    EXPECT_TRUE(pcie->streams[1].from_map);
+    EXPECT_EQ(pcie->streams[1].rid_base, 0x100u);
+    EXPECT_EQ(pcie->streams[1].sid, 0x20000u);
+    EXPECT_EQ(pcie->map_mask, 0xfff8u);
+
+    // A master behind a disabled IOMMU is blocked and said so.
+    const MasterInfo* orphan = master(t, topo, "/soc/orphan@ee400000");
+    ASSERT_NE(orphan, nullptr);
+    EXPECT_TRUE(orphan->blocked);
+    EXPECT_EQ(topo.problems, 1u);
+    EXPECT_NE(report.text.find("/soc/orphan@ee400000: iommus entry 0: /soc/iommu@fe000000 is not a usable IOMMU; device left blocked"),
+              std::string::npos) << report.text;
+
+    StringSink out;
+    print_topology(t, topo, out);
+    EXPECT_NE(out.text.find("master /pcie@10000000: requester ids 0x0100-0x01ff -> stream ids 0x20000-0x200ff (iommu-map, mask 0xfff8)"),
+              std::string::npos) << out.text;
+    EXPECT_NE(out.text.find("master /soc/gem@ff0b0000: stream id 0x874, mask 0x7f00 (iommus)"), std::string::npos) << out.text;
+    EXPECT_NE(out.text.find("irq   SPI 79 (INTID 111) edge-rising"), std::string::npos) << out.text;
+}
+
+TEST(Discovery, BrokenWiringBlocksOnlyTheBrokenMasters) {
+    auto blob = load_dtb("broken");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    const MasterInfo* good = master(t, topo, "/good@4000");
+    ASSERT_NE(good, nullptr);
+    EXPECT_FALSE(good->blocked);
+    EXPECT_EQ(good->streams[0].sid, 7u);
+
+    struct Case { const char* path; const char* message; } cases[] = {
+        {"/nocells@5000", "/nocells@5000: iommus entry 0: /plain@2000 has no #iommu-cells"},
+        {"/dangling@6000", "/dangling@6000: iommus entry 0: phandle 0xdead points to no node"},
+        {"/short@7000", "/short@7000: iommus entry 0: #iommu-cells wants 1 cells, only 0 left"},
+        {"/badmap@8000", "/badmap@8000: iommu-map is 12 bytes, not a multiple of 4 cells"},
+        {"/zeromap@9000", "/zeromap@9000: iommu-map entry 0 has length 0"},
+        {"/wrapmap@a000", "/wrapmap@a000: iommu-map entry 0: range wraps past 2^32"},
+        {"/oddbytes@b000", "/oddbytes@b000: iommus is 5 bytes, not whole cells"},
+    };
+    for (const Case& c : cases) {
+        const MasterInfo* m = master(t, topo, c.path);
+        ASSERT_NE(m, nullptr) << c.path;
+        EXPECT_TRUE(m->blocked) << c.path;
+        EXPECT_EQ(m->nstreams, 0u) << c.path;
+        EXPECT_NE(std::string(m->reason).find(c.message), std::string::npos) << m->reason;
+        EXPECT_NE(report.text.find(c.message), std::string::npos) << report.text;
+    }
+    EXPECT_EQ(topo.problems, sizeof cases / sizeof cases[0]);
+}
+
+TEST(Discovery, UnopenedTreeIsUnusable) {
+    dt::Tree t;
+    static Topology topo;
+    StringSink report;
+    EXPECT_EQ(discover(t, topo, report), Status::bad_dt);
+}
+
+}  // namespace
