@@ -57,16 +57,12 @@ $(HOST_OUT)/unit_tests: $(HOST_LIB_OBJS) $(UNIT_OBJS) | $(TESTDATA)
 unit: $(HOST_OUT)/unit_tests $(TESTDATA)
 	$(HOST_OUT)/unit_tests
 
-# Dependencies first (a no-op when all are there), then everything the tests need.
-.deps-ok: tools/install-deps.sh
-	@tools/install-deps.sh
-	@touch $@
-
-test: .deps-ok
+# Dependencies first (quick when all are there), then everything the tests need.
+test: deps
 	@$(MAKE) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb
 	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
 
-run: .deps-ok
+run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: QEMU virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status

@@ -129,14 +129,17 @@ void print_topology(const dt::Tree& t, const Topology& topo, Sink& out) {
     for (unsigned i = 0; i < topo.niommus; i++) {
         const IommuInfo& io = topo.iommus[i];
         format(out, "  iommu%u %s\n", i, t.path(io.node, path, sizeof path));
-        format(out, "    compatible %s, #iommu-cells %u, driver %s\n", io.compatible ? io.compatible : "(none)",
-               io.iommu_cells, io.driver ? io.driver->driver : "none");
+        format(out, "    compatible %s, #iommu-cells %u, driver %s%s\n", io.compatible ? io.compatible : "(none)",
+               io.iommu_cells, io.driver ? io.driver->driver : "none",
+               io.driver && !io.driver->implemented ? " (not implemented yet)" : "");
         for (unsigned r = 0; r < io.nregs; r++)
             format(out, "    reg   0x%010lx size 0x%lx\n", io.regs[r].addr, io.regs[r].size);
         for (unsigned q = 0; q < io.nirqs; q++) {
             const dt::Irq& irq = io.irqs[q];
             const char* kind = irq.kind == dt::IrqKind::spi ? "SPI" : irq.kind == dt::IrqKind::ppi ? "PPI" : "irq";
-            format(out, "    irq   %s %u (INTID %u) %s\n", kind, irq.number, irq.intid, trigger_name(irq.flags));
+            const char* irq_name = t.string_at(io.node, "interrupt-names", q);
+            format(out, "    irq   %s %u (INTID %u) %s%s%s\n", kind, irq.number, irq.intid, trigger_name(irq.flags),
+                   irq_name ? ", " : "", irq_name ? irq_name : "");
         }
         unsigned nm = 0;
         for (unsigned k = 0; k < topo.nmasters; k++) {

@@ -81,6 +81,10 @@ const char* Tree::first_compatible(int node) const {
     return c && len > 0 && c[len - 1] == 0 ? c : nullptr;
 }
 
+const char* Tree::string_at(int node, const char* pname, unsigned index) const {
+    return fdt_stringlist_get(fdt_, node, pname, static_cast<int>(index), nullptr);
+}
+
 bool Tree::available(int node) const {
     int len;
     const char* s = static_cast<const char*>(prop(node, "status", &len));

@@ -9,6 +9,7 @@ struct DriverEntry {
     const char* compatible;
     const char* driver;   // short name printed in reports
     const char* kind;     // the hardware family
+    bool implemented;     // false: recognised, but no driver in this build yet
 };
 
 // The entry whose compatible the node carries (first match in table order), or nullptr.

@@ -1,17 +1,19 @@
 // The IOMMUs moat knows, by compatible. Order matters: the most specific string first.
+// `implemented` turns true as each driver lands; until then discovery reports the hardware
+// but leaves its masters untranslated.
 #include "common/registry.hpp"
 
 namespace moat {
 
 namespace {
 constexpr DriverEntry kDrivers[] = {
-    {"arm,smmu-v3", "smmu_v3", "Arm SMMUv3"},
-    {"arm,mmu-500", "smmu_v2", "Arm MMU-500"},
-    {"arm,smmu-v2", "smmu_v2", "Arm SMMUv2"},
-    {"renesas,ipmmu-r8a7795", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car H3)"},
-    {"renesas,ipmmu-r8a7796", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W)"},
-    {"renesas,ipmmu-r8a77961", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W+)"},
-    {"renesas,ipmmu-r8a77965", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-N)"},
+    {"arm,smmu-v3", "smmu_v3", "Arm SMMUv3", false},
+    {"arm,mmu-500", "smmu_v2", "Arm MMU-500", false},
+    {"arm,smmu-v2", "smmu_v2", "Arm SMMUv2", false},
+    {"renesas,ipmmu-r8a7795", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car H3)", false},
+    {"renesas,ipmmu-r8a7796", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W)", false},
+    {"renesas,ipmmu-r8a77961", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W+)", false},
+    {"renesas,ipmmu-r8a77965", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-N)", false},
 };
 }  // namespace
 

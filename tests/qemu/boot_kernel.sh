@@ -6,4 +6,10 @@ expect_rc 0
 expect_virt_discovery
 expect_line "image:    0x0040200000-"
 expect_line "moat: all checks passed; exit 0"
+
+# The RAM comes from the tree, not from a constant: boot again with 1.5 GiB.
+QEMU=("${QEMU[@]/1G/1536M}")
+run_qemu boot_kernel_1536m 60 -- -kernel "$IMAGE"
+expect_rc 0
+expect_line "ram:      0x0040000000-0x009fffffff (1536 MiB)"
 finish

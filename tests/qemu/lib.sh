@@ -51,8 +51,8 @@ expect_virt_discovery() {
     expect_line "iommu0 /smmuv3@9050000"
     expect_line "compatible arm,smmu-v3, #iommu-cells 1, driver smmu_v3"
     expect_line "reg   0x0009050000 size 0x20000"
-    expect_line "irq   SPI 74 (INTID 106) edge-rising"
-    expect_line "irq   SPI 77 (INTID 109) edge-rising"
+    expect_line "irq   SPI 74 (INTID 106) edge-rising, eventq"
+    expect_line "irq   SPI 77 (INTID 109) edge-rising, gerror"
     expect_line "master /pcie@10000000: requester ids 0x0000-0xffff -> stream ids 0x0000-0xffff (iommu-map, mask 0xffffffff)"
     expect_line "pool:     "
 }

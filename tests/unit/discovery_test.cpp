@@ -67,7 +67,7 @@ TEST(Discovery, FindsIommusAndTheirMasters) {
     EXPECT_NE(out.text.find("master /pcie@10000000: requester ids 0x0100-0x01ff -> stream ids 0x20000-0x200ff (iommu-map, mask 0xfff8)"),
               std::string::npos) << out.text;
     EXPECT_NE(out.text.find("master /soc/gem@ff0b0000: stream id 0x874, mask 0x7f00 (iommus)"), std::string::npos) << out.text;
-    EXPECT_NE(out.text.find("irq   SPI 79 (INTID 111) edge-rising"), std::string::npos) << out.text;
+    EXPECT_NE(out.text.find("irq   SPI 79 (INTID 111) edge-rising, gerror"), std::string::npos) << out.text;
 }
 
 TEST(Discovery, BrokenWiringBlocksOnlyTheBrokenMasters) {
