@@ -128,3 +128,4 @@ all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
 
 # Fragments owned by their folders (benchmarks, fuzzers, tools).
 -include tests/bench/bench.mk
+-include tools/dt/dt.mk

@@ -39,5 +39,23 @@ for t in tests/qemu/*.sh; do
     fi
 done
 
+# Further suites: each tests/<suite>/run.sh ends with its own "N passed, M failed" line.
+for suite in tests/*/run.sh; do
+    [ -f "$suite" ] || continue
+    name=$(basename "$(dirname "$suite")")
+    echo "== $name ($suite)"
+    out=$(bash "$suite" 2>&1)
+    src=$?
+    echo "$out" | grep -E '^(FAIL|not ok)' || true
+    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "$name: no summary line (exit $src)"; echo "$out" | tail -n 20; fail=$((fail + 1)); continue
+    fi
+    sp=${line%% passed*} sf=${line#*, }; sf=${sf%% failed*}
+    [ "$src" -ne 0 ] && [ "$sf" -eq 0 ] && sf=1
+    echo "$name: $sp passed, $sf failed"
+    pass=$((pass + sp)) fail=$((fail + sf))
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
