@@ -59,7 +59,7 @@ unit: $(HOST_OUT)/unit_tests $(TESTDATA)
 
 # Dependencies first (quick when all are there), then everything the tests need.
 test: deps
-	@$(MAKE) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb
+	@$(MAKE) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(TEST_DEPS)
 	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
 
 run: deps
@@ -126,6 +126,8 @@ clean:
 
 all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
 
-# Fragments owned by their folders (benchmarks, fuzzers, tools).
+# Fragments owned by their folders (benchmarks, fuzzers, tools). A fragment adds what
+# `make test` must build first to TEST_DEPS.
+TEST_DEPS :=
 -include tests/bench/bench.mk
 -include tools/dt/dt.mk
