@@ -1,0 +1,92 @@
+// What a page-table operation changed, so that a driver issues the fewest invalidations, plus the
+// table pages that may only go back to the pool once those invalidations have completed.
+//
+// Driver flow:   Gather g(hook);  pt.unmap(iova, size, g);  flush(g);  pt.release(g);
+//
+// Why table pages wait in the Gather: after an unmap unlinks a table, a walker may still hold the
+// old pointer in its walk cache until the invalidation completes. Freeing the page at once would
+// let the pool hand it out again while a device can still read it as a table. So unlinked pages are
+// chained (through their first word, which then reads as an invalid descriptor to any late walker)
+// and freed by PageTable::release() after the caller's flush. Nothing bounds how many pages one
+// unmap frees, so the chain lives in the pages themselves, not in a fixed array here.
+#pragma once
+#include "common/types.hpp"
+
+namespace moat::iopt {
+
+template <class Format, class Memory> class PageTable;
+
+// Invalidate [iova, iova + size) (leaf entries of 2^granule_shift bytes) in every TLB that may hold
+// it and WAIT for completion. The engine calls it between the "break" and the "make" of a
+// break-before-make update (splitting a block), where a later, gathered invalidation is too late.
+struct InvalidateHook {
+    void (*fn)(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) = nullptr;
+    void* ctx = nullptr;
+};
+
+class Gather {
+public:
+    static constexpr unsigned kMaxRanges = 8;
+    struct Range {
+        uint64_t iova;
+        uint64_t size;
+        constexpr uint64_t end() const { return iova + size; }
+    };
+
+    Gather() = default;
+    explicit Gather(InvalidateHook hook) : hook_(hook) {}
+    Gather(const Gather&) = delete;
+    Gather& operator=(const Gather&) = delete;
+
+    // Ranges whose entries changed, merged when contiguous or overlapping. Past kMaxRanges disjoint
+    // ranges they collapse into one covering range and overflowed() is set: a driver then picks
+    // between a range invalidation of the cover and invalidating the whole context.
+    unsigned range_count() const { return nranges_; }
+    const Range& range(unsigned i) const { return ranges_[i]; }
+    bool empty() const { return nranges_ == 0; }
+    bool overflowed() const { return overflowed_; }
+    // Smallest leaf size changed (12, 21 or 30): the stride / TTL hint of a range invalidation.
+    unsigned granule_shift() const { return granule_shift_; }
+    // Live entries were removed: the ranges must be invalidated. When only new entries were written
+    // (a map), walkers that never cache invalid entries (the Arm SMMUs, IPMMU) need nothing.
+    bool removed() const { return removed_; }
+    // Table entries were removed: walk caches must be invalidated too (non-leaf invalidation).
+    bool tables_freed() const { return tables_freed_; }
+    // Table pages waiting for PageTable::release().
+    size_t pending_pages() const { return free_count_; }
+    // Break-before-make invalidations issued through the hook during the operations gathered.
+    unsigned immediate_invalidations() const { return immediate_; }
+    bool has_hook() const { return hook_.fn != nullptr; }
+
+    // Forget the ranges (after the driver invalidated them); pending pages stay until release().
+    void clear_ranges() {
+        nranges_ = 0;
+        overflowed_ = removed_ = tables_freed_ = false;
+        granule_shift_ = 63;
+        immediate_ = 0;
+    }
+
+    // Record a change of [iova, iova + size). Used by the engine; public for drivers' own tests.
+    void add(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed);
+
+private:
+    template <class F, class M> friend class PageTable;
+
+    void invalidate_now(uint64_t iova, uint64_t size, unsigned granule_shift) {
+        hook_.fn(hook_.ctx, iova, size, granule_shift);
+        immediate_++;
+    }
+
+    InvalidateHook hook_;
+    Range ranges_[kMaxRanges] = {};
+    unsigned nranges_ = 0;
+    unsigned granule_shift_ = 63;
+    unsigned immediate_ = 0;
+    bool overflowed_ = false;
+    bool removed_ = false;
+    bool tables_freed_ = false;
+    uint64_t free_head_ = 0;   // physical address of the first pending page (valid if free_count_)
+    size_t free_count_ = 0;
+};
+
+}  // namespace moat::iopt

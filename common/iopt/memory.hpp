@@ -1,0 +1,56 @@
+// The memory policy of the page-table engine on targets: tables are PagePool pages, and when the
+// walker does not snoop the CPU caches (SMMUv2 ID0.CTTW clear, SMMUv3 IDR0.COHACC clear, IPMMU)
+// every written range is cleaned to the point of coherency before anything that points at it.
+//
+// A policy provides (the host test memory in tests/unit implements the same and checks the rules):
+//   alloc(pages, align_pages) -> Result<uint64_t>   zeroed pages by physical address
+//   free(pa, pages)                                  give pages back
+//   table(pa) -> uint64_t*                           CPU pointer to a table
+//   store(p, v)                                      ONE single-copy-atomic 64-bit store (live tables)
+//   fill(p, n, first, step)                          p[i] = first + i * step in a table no walker can reach
+//   sync(p, n)                                       entries [p, p + n) must become visible to the walker
+//   order()                                          earlier table writes before the next store
+//   barrier()                                        earlier stores complete before an invalidation
+#pragma once
+#include "arch/barrier.hpp"
+#include "arch/cache.hpp"
+#include "common/page_pool.hpp"
+
+namespace moat::iopt {
+
+class PoolMemory {
+public:
+    PoolMemory(PagePool& pool, bool walker_coherent) : pool_(pool), coherent_(walker_coherent) {}
+
+    bool coherent() const { return coherent_; }
+    PagePool& pool() const { return pool_; }
+
+    Result<uint64_t> alloc(size_t pages, size_t align_pages) { return pool_.alloc(pages, align_pages); }
+    void free(uint64_t pa, size_t pages) { (void)pool_.free(pa, pages); }
+    uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
+
+    // Relaxed atomic: the compiler may neither tear nor merge it, and it costs a plain str/mov.
+    static void store(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+    // Only for tables nothing points at yet: plain stores the compiler may pair or vectorise.
+    static void fill(uint64_t* p, size_t n, uint64_t first, uint64_t step) {
+        for (size_t i = 0; i < n; i++) p[i] = first + i * step;
+    }
+
+    void sync(const uint64_t* p, size_t n) const {
+        if (!coherent_) cache::clean_range(p, n * sizeof(uint64_t));
+    }
+    // A coherent walker observes our stores in order only after a barrier (Linux's dma_wmb). For a
+    // non-coherent one, the clean in sync() already ended with dsb sy.
+    void order() const {
+        if (coherent_) barrier::dmb_oshst();
+    }
+    // An invalidation (TLBI, an IOMMU command) must not overtake the table stores before it.
+    static void barrier() { barrier::dsb_sy(); }
+
+private:
+    PagePool& pool_;
+    bool coherent_;
+};
+
+}  // namespace moat::iopt

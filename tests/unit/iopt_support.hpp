@@ -1,0 +1,353 @@
+// Test support for the page-table engine: a pool over host memory, a memory policy that records
+// and checks every store, an independent walker, and a reference model of 4 KiB pages.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <bitset>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "arch/cache.hpp"
+#include "common/iopt/page_table.hpp"
+#include "common/page_pool.hpp"
+
+namespace iopt_test {
+
+using namespace moat;
+using namespace moat::iopt;
+
+constexpr uint64_t kPhysBase = 0x80000000;  // fake physical address of the pool: fits a 40-bit OAS
+
+// A pool over a host buffer posing as physical memory at kPhysBase.
+struct HostPool {
+    std::vector<uint8_t> mem;
+    std::unique_ptr<PagePool> pool;
+    explicit HostPool(size_t pages) : mem((pages + 1) * kPageSize) {
+        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
+        pool = std::make_unique<PagePool>(host - kPhysBase);
+        EXPECT_EQ(pool->add_region(kPhysBase, pages * kPageSize), Status::ok);
+    }
+};
+
+// The host "fake memory": a memory policy that records every store (address, old, new, order) and
+// checks, as each store happens, the rules a concurrent walker depends on:
+//  - only allocated pages are written, only unreachable pages are freed;
+//  - a valid live entry is never replaced by another valid one, and an entry that was broken
+//    (valid -> invalid) is made valid again only after an invalidation;
+//  - a table becomes reachable only when everything in its subtree was written before the last
+//    order() (coherent walker) or cleaned (non-coherent walker: the pool's zeroes included);
+//  - at the end of an operation no reachable entry is left uncleaned (non-coherent; check_clean()).
+class RecordingMemory {
+public:
+    struct Event {
+        enum Kind : uint8_t { store, clean, order, barrier, invalidate, alloc, free } kind;
+        uint64_t seq;
+        uint64_t pa;   // store/clean/alloc/free: physical address; invalidate: IOVA
+        uint64_t a;    // store: old value; clean: bytes; invalidate: size; alloc/free: pages
+        uint64_t b;    // store: new value
+    };
+
+    RecordingMemory(PagePool& pool, bool coherent) : pool_(pool), coherent_(coherent) {}
+
+    // ---- the memory policy
+    Result<uint64_t> alloc(size_t pages, size_t align) {
+        Result<uint64_t> r = pool_.alloc(pages, align);
+        if (!r.ok()) return r;
+        for (size_t k = 0; k < pages; k++) {
+            Page& p = pages_[r.value + k * kPageSize];
+            p = Page{};
+            p.allocated = true;
+            if (!coherent_) {  // the pool's memset left the zeroes in the cache
+                p.dirty.set();
+                dirty_pages_.insert(r.value + k * kPageSize);
+            }
+        }
+        note(Event::alloc, r.value, pages, 0);
+        return r;
+    }
+    void free(uint64_t pa, size_t pages) {
+        for (size_t k = 0; k < pages; k++) {
+            Page& p = pages_[pa + k * kPageSize];
+            if (!p.allocated) violation("free of a page not allocated", pa);
+            if (p.live) violation("free of a page a walker can reach", pa);
+            p.allocated = false;
+            dirty_pages_.erase(pa + k * kPageSize);
+        }
+        note(Event::free, pa, pages, 0);
+        EXPECT_EQ(pool_.free(pa, pages), Status::ok);
+    }
+    uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
+
+    void store(uint64_t* ptr, uint64_t v) {
+        const uint64_t pa = pool_.phys(ptr), page = align_down(pa, kPageSize);
+        const size_t idx = (pa - page) / 8;
+        Page& p = pages_[page];
+        const uint64_t old = *ptr;
+        const uint64_t seq = ++seq_;
+        if (!p.allocated) violation("store to a page not allocated", pa);
+        if (p.live) check_live_store(p, pa, old, v, seq);
+        __atomic_store_n(ptr, v, __ATOMIC_RELAXED);
+        p.last_store = seq;
+        if (!coherent_) {
+            p.dirty.set(idx);
+            dirty_pages_.insert(page);
+        }
+        stores++;
+        if (keep_log) log.push_back(Event{Event::store, seq, pa, old, v});
+        if (p.live && after_store) after_store();
+    }
+    void fill(uint64_t* ptr, size_t n, uint64_t first, uint64_t step) {
+        for (size_t i = 0; i < n; i++) store(ptr + i, first + i * step);
+    }
+    void sync(const uint64_t* ptr, size_t n) {
+        if (coherent_) return;
+        cache::clean_range(ptr, n * 8);
+        uint64_t pa = pool_.phys(ptr);
+        for (size_t i = 0; i < n; i++, pa += 8) {
+            auto it = pages_.find(align_down(pa, kPageSize));
+            if (it == pages_.end()) continue;
+            it->second.dirty.reset((pa & (kPageSize - 1)) / 8);
+            if (it->second.dirty.none()) dirty_pages_.erase(it->first);
+        }
+        note(Event::clean, pool_.phys(ptr), n * 8, 0);
+    }
+    void order() { last_order_ = note(Event::order, 0, 0, 0); }
+    void barrier() { note(Event::barrier, 0, 0, 0); }
+
+    // ---- for tests
+    // After an operation, before the caller's invalidation: nothing reachable is left uncleaned.
+    void check_clean() {
+        for (uint64_t page : dirty_pages_)
+            if (pages_[page].live) violation("a reachable entry was left uncleaned at the end of an operation", page);
+    }
+    void set_root(uint64_t pa, unsigned tables, unsigned level) {
+        for (unsigned k = 0; k < tables; k++) {
+            Page& p = pages_[pa + k * kPageSize];
+            p.live = true;
+            p.level = static_cast<int>(level);
+        }
+    }
+    // An invalidation completed (the hook, or the caller's flush after an operation).
+    void invalidated(uint64_t iova, uint64_t size) { last_invalidate_ = note(Event::invalidate, iova, size, 0); }
+    bool live(uint64_t page) const {
+        auto it = pages_.find(page);
+        return it != pages_.end() && it->second.live;
+    }
+    bool coherent() const { return coherent_; }
+    void clear_log() { log.clear(); }
+
+    bool keep_log = true;
+    std::vector<Event> log;
+    std::vector<std::string> violations;
+    std::function<void()> after_store;  // called after every store to a reachable table
+    uint64_t stores = 0;
+
+private:
+    struct Page {
+        bool allocated = false;
+        bool live = false;
+        int level = -1;
+        uint64_t last_store = 0;
+        std::bitset<512> dirty;
+    };
+
+    uint64_t note(Event::Kind k, uint64_t pa, uint64_t a, uint64_t b) {
+        uint64_t seq = ++seq_;
+        if (keep_log) log.push_back(Event{k, seq, pa, a, b});
+        return seq;
+    }
+    void violation(const char* what, uint64_t pa) {
+        char buf[64];
+        snprintf(buf, sizeof buf, " at pa %#llx (seq %llu)", static_cast<unsigned long long>(pa),
+                 static_cast<unsigned long long>(seq_));
+        violations.push_back(std::string(what) + buf);
+    }
+
+    void check_live_store(Page& p, uint64_t pa, uint64_t old, uint64_t v, uint64_t seq) {
+        const unsigned level = static_cast<unsigned>(p.level);
+        const bool was = desc::valid(old), is = desc::valid(v);
+        if (was && is) violation("a valid live entry replaced by another valid one (no break-before-make)", pa);
+        if (was && !is) {
+            breaks_[pa] = seq;
+            if (desc::is_table(old, level)) set_live(old & desc::kOa, level + 1, false);
+        }
+        if (!was && is) {
+            auto b = breaks_.find(pa);
+            if (b != breaks_.end()) {
+                if (last_invalidate_ < b->second) violation("entry made valid again before the break was invalidated", pa);
+                breaks_.erase(b);
+            }
+            if (desc::is_table(v, level)) {
+                check_subtree_ready(v & desc::kOa, level + 1);
+                set_live(v & desc::kOa, level + 1, true);
+            }
+        }
+    }
+    void check_subtree_ready(uint64_t page, unsigned level) {
+        auto it = pages_.find(page);
+        if (it == pages_.end() || !it->second.allocated) return violation("link to a page not allocated", page);
+        const Page& p = it->second;
+        if (p.live) violation("link to a table that is already reachable", page);
+        if (coherent_ && p.last_store > last_order_) violation("table written after the last barrier before its link", page);
+        if (!coherent_ && p.dirty.any()) violation("table linked before all of it was cleaned", page);
+        const uint64_t* t = table(page);
+        if (level < kLastLevel)
+            for (size_t i = 0; i < kEntries; i++)
+                if (desc::is_table(t[i], level)) check_subtree_ready(t[i] & desc::kOa, level + 1);
+    }
+    void set_live(uint64_t page, unsigned level, bool live) {
+        Page& p = pages_[page];
+        p.live = live;
+        p.level = static_cast<int>(level);
+        const uint64_t* t = table(page);
+        if (level < kLastLevel)
+            for (size_t i = 0; i < kEntries; i++)
+                if (desc::is_table(t[i], level)) set_live(t[i] & desc::kOa, level + 1, live);
+    }
+
+    PagePool& pool_;
+    bool coherent_;
+    uint64_t seq_ = 0, last_order_ = 0, last_invalidate_ = 0;
+    std::unordered_map<uint64_t, Page> pages_;
+    std::unordered_set<uint64_t> dirty_pages_;
+    std::unordered_map<uint64_t, uint64_t> breaks_;  // entry address -> seq of its break
+};
+
+// The hook tests hand to a Gather: records the invalidation in the memory's log.
+inline void record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsigned) {
+    static_cast<RecordingMemory*>(ctx)->invalidated(iova, size);
+}
+inline InvalidateHook hook_for(RecordingMemory& m) { return InvalidateHook{record_invalidation, &m}; }
+
+// An independent walker: decodes the raw descriptors as the hardware would, without the engine.
+struct Leaf {
+    uint64_t iova, size, pa, raw;
+    unsigned level;
+};
+struct Walk {
+    std::vector<Leaf> leaves;  // in IOVA order
+    size_t tables = 0;         // table pages below the root
+    size_t empty_tables = 0;   // of which with no valid entry
+    std::vector<std::string> errors;
+};
+inline void walk_table(const PagePool& pool, const Geometry& g, uint64_t pa, unsigned level, uint64_t base, Walk& w) {
+    const uint64_t* t = static_cast<const uint64_t*>(pool.virt(pa));
+    const size_t n = level == g.start_level ? g.root_entries() : 512;
+    const unsigned shift = 12 + 9 * (3 - level);
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t e = t[i];
+        if (!(e & 1)) continue;
+        any = true;
+        uint64_t iova = base + (uint64_t{i} << shift);
+        if (level < 3 && (e & 3) == 3) {
+            w.tables++;
+            walk_table(pool, g, e & 0x0000fffffffff000ull, level + 1, iova, w);
+        } else if ((level == 3 && (e & 3) != 3) || level == 0) {
+            w.errors.push_back("reserved descriptor at level " + std::to_string(level));
+        } else {
+            uint64_t size = uint64_t{1} << shift;
+            w.leaves.push_back(Leaf{iova, size, e & 0x0000fffffffff000ull & ~(size - 1), e, level});
+        }
+    }
+    if (!any && level != g.start_level) w.empty_tables++;
+}
+inline void walk_into(const PagePool& pool, const Geometry& g, uint64_t root, Walk& w) {
+    w.leaves.clear();
+    w.errors.clear();
+    w.tables = w.empty_tables = 0;
+    walk_table(pool, g, root, g.start_level, 0, w);
+}
+inline Walk walk(const PagePool& pool, const Geometry& g, uint64_t root) {
+    Walk w;
+    walk_into(pool, g, root, w);
+    return w;
+}
+
+// The reference model: disjoint extents, one per successful piece of a map call, never merged, so
+// that a leaf spanning two extents proves that separate calls were folded.
+struct Extent {
+    uint64_t size, pa;
+    Prot prot;
+    uint64_t pgsize;  // 0: largest policy
+    uint64_t call;
+};
+class Model {
+public:
+    std::map<uint64_t, Extent> m;
+
+    // The extent holding a, or nullptr.
+    const Extent* find(uint64_t a, uint64_t* start) const {
+        auto it = m.upper_bound(a);
+        if (it == m.begin()) return nullptr;
+        --it;
+        if (a >= it->first + it->second.size) return nullptr;
+        *start = it->first;
+        return &it->second;
+    }
+    uint64_t first_mapped(uint64_t lo, uint64_t hi) const {
+        uint64_t s;
+        if (find(lo, &s)) return lo;
+        auto it = m.lower_bound(lo);
+        return it == m.end() || it->first >= hi ? hi : it->first;
+    }
+    uint64_t first_unmapped(uint64_t lo, uint64_t hi) const {
+        uint64_t a = lo, s;
+        while (a < hi) {
+            const Extent* e = find(a, &s);
+            if (!e) return a;
+            a = s + e->size;
+        }
+        return hi;
+    }
+    void insert(uint64_t iova, uint64_t size, uint64_t pa, const Prot& p, uint64_t pgsize, uint64_t call) {
+        if (size) m[iova] = Extent{size, pa, p, pgsize, call};
+    }
+    void erase(uint64_t lo, uint64_t hi) {
+        if (lo >= hi) return;
+        auto it = m.upper_bound(lo);
+        if (it != m.begin()) --it;
+        while (it != m.end() && it->first < hi) {
+            uint64_t s = it->first, e = s + it->second.size;
+            if (e <= lo) {
+                ++it;
+                continue;
+            }
+            Extent x = it->second;
+            it = m.erase(it);
+            if (s < lo) keep(x, s, s, lo, lo);
+            if (e > hi) keep(x, s, hi, e, hi);
+        }
+    }
+    // Keeps [a, b) of extent x (which started at s) after a cut at `cut`: the leaves of an exact-size
+    // mapping that the cut split are smaller now, the others keep their size.
+    void keep(const Extent& x, uint64_t s, uint64_t a, uint64_t b, uint64_t cut) {
+        auto put = [&](uint64_t lo, uint64_t hi, uint64_t pgsize) {
+            if (hi > lo) m[lo] = Extent{hi - lo, x.pa + (lo - s), x.prot, pgsize, x.call};
+        };
+        if (!x.pgsize || cut % x.pgsize == 0) return put(a, b, x.pgsize);
+        const uint64_t blo = align_down(cut, x.pgsize), bhi = blo + x.pgsize;  // the split leaf
+        put(a, max(a, min(b, blo)), x.pgsize);
+        put(max(a, blo), min(b, bhi), 0);
+        put(max(a, bhi), b, x.pgsize);
+    }
+    uint64_t bytes() const {
+        uint64_t b = 0;
+        for (auto& [k, e] : m) b += e.size;
+        return b;
+    }
+};
+
+// What lookup should read back for what was mapped (stage 1 has no write-only permission).
+template <class F>
+Prot effective(Prot p) {
+    if (F::kStage == Stage::s1 && (p.perm & kWrite)) p.perm |= kRead;
+    return p;
+}
+
+}  // namespace iopt_test
