@@ -23,7 +23,7 @@ deps:
 
 # ---------------------------------------------------------------- sources
 # Portable code: common, drivers and xen-compat are built both for the host and for the image.
-PORTABLE_SRCS := $(wildcard common/*.cpp common/*/*.cpp drivers/*/*.cpp xen-compat/*.cpp)
+PORTABLE_SRCS := $(wildcard common/*.cpp common/*/*.cpp drivers/*/*.cpp xen-compat/*.cpp hyp/*.cpp)
 HOST_ARCH_SRCS := $(wildcard arch/host/*.cpp)
 MODEL_SRCS := $(wildcard tests/models/*.cpp)
 UNIT_SRCS := $(wildcard tests/unit/*.cpp)
@@ -74,19 +74,29 @@ BOARD_SRC := arch/arm64/board_$(subst -,_,$(BOARD)).cpp
 ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) $(BOARD_SRC) $(PORTABLE_SRCS)
 ARM64_ASM := $(wildcard arch/arm64/*.S)
 ARM64_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit \
-               -nostdlib -mgeneral-regs-only -mstrict-align -fpie -fno-plt -fno-stack-protector \
+               -nostdlib -mgeneral-regs-only -mstrict-align -mno-outline-atomics -fpie -fno-plt -fno-stack-protector \
                -ffunction-sections -fdata-sections
-ARM64_CXXFLAGS := $(CXXSTD) $(WARN) -O2 -g $(ARM64_FLAGS) -DMOAT_VERSION='"$(VERSION)"' \
+ARM64_CXXFLAGS := $(CXXSTD) $(WARN) -O2 -g $(ARM64_FLAGS) -I$(IMG_OUT) \
                   -Iarch/arm64/include -I. -isystem $(ARM64_SYSROOT)/usr/include -isystem $(PICOLIBC)/include -MMD -MP
 ARM64_LDFLAGS := -nostdlib -static-pie -Wl,--no-dynamic-linker -Wl,-T,arch/arm64/image.ld -Wl,--gc-sections \
                  -Wl,-z,norelro -Wl,--build-id=none -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 ARM64_LIBS := $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a $(PICOLIBC)/lib/libc.a -lgcc
 ARM64_OBJS := $(patsubst %.cpp,$(IMG_OUT)/obj/%.o,$(ARM64_SRCS)) $(patsubst %.S,$(IMG_OUT)/obj/%.o,$(ARM64_ASM))
 
-$(IMG_OUT)/obj/%.o: %.cpp $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a
+# Objects are rebuilt when the flags change; the version lives in a header only main.cpp reads.
+.PHONY: FORCE
+$(IMG_OUT)/flags.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(ARM64_CXXFLAGS)' | cmp -s - $@ || echo '$(ARM64_CXXFLAGS)' > $@
+$(IMG_OUT)/version.h: FORCE
+	@mkdir -p $(dir $@)
+	@echo '#define MOAT_VERSION "$(VERSION)"' | cmp -s - $@ || echo '#define MOAT_VERSION "$(VERSION)"' > $@
+$(IMG_OUT)/obj/arch/arm64/main.o: $(IMG_OUT)/version.h
+
+$(IMG_OUT)/obj/%.o: %.cpp $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a $(IMG_OUT)/flags.txt
 	@mkdir -p $(dir $@)
 	$(CROSS)g++ $(ARM64_CXXFLAGS) -c $< -o $@
-$(IMG_OUT)/obj/%.o: %.S
+$(IMG_OUT)/obj/%.o: %.S $(IMG_OUT)/flags.txt
 	@mkdir -p $(dir $@)
 	$(CROSS)gcc -c $< -o $@
 $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a:

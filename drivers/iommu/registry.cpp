@@ -7,7 +7,7 @@ namespace moat {
 
 namespace {
 constexpr DriverEntry kDrivers[] = {
-    {"arm,smmu-v3", "smmu_v3", "Arm SMMUv3", false},
+    {"arm,smmu-v3", "smmu_v3", "Arm SMMUv3", true},
     {"arm,mmu-500", "smmu_v2", "Arm MMU-500", false},
     {"arm,smmu-v2", "smmu_v2", "Arm SMMUv2", false},
     {"renesas,ipmmu-r8a7795", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car H3)", false},

@@ -19,4 +19,12 @@ inline void clean_range(const void* p, size_t n) {
     asm volatile("dsb sy" ::: "memory");
 }
 
+// Clean and invalidate [p, p + n): before the CPU reads what a non-coherent device wrote.
+inline void clean_invalidate_range(const void* p, size_t n) {
+    size_t line = dcache_line();
+    uintptr_t a = reinterpret_cast<uintptr_t>(p) & ~(line - 1), end = reinterpret_cast<uintptr_t>(p) + n;
+    for (; a < end; a += line) asm volatile("dc civac, %0" : : "r"(a) : "memory");
+    asm volatile("dsb sy" ::: "memory");
+}
+
 }  // namespace moat::cache

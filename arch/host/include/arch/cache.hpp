@@ -17,4 +17,9 @@ inline void clean_range(const void*, size_t n) {
     clean_log().bytes += n;
 }
 
+inline void clean_invalidate_range(const void*, size_t n) {
+    clean_log().calls++;
+    clean_log().bytes += n;
+}
+
 }  // namespace moat::cache

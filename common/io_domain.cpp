@@ -1,0 +1,185 @@
+#include "common/io_domain.hpp"
+
+#include <new>
+
+#include "common/lock.hpp"
+
+namespace moat {
+
+namespace {
+
+constexpr unsigned kMaxDomains = 255;     // tags 1..255: fits an 8-bit VMID as well as a 16-bit ASID
+constexpr unsigned kMaxStreams = 256;     // attached (iommu, stream) pairs in the whole system
+
+struct StreamOwner {
+    const Iommu* iommu;
+    StreamId sid;
+    IoDomain* domain;
+};
+
+Spinlock g_lock;
+bool g_tag_used[kMaxDomains + 1];
+StreamOwner g_owners[kMaxStreams];
+
+StreamOwner* find_owner(const Iommu& iommu, StreamId sid) {
+    for (StreamOwner& o : g_owners)
+        if (o.domain && o.iommu == &iommu && o.sid == sid) return &o;
+    return nullptr;
+}
+
+}  // namespace
+
+IoDomain::IoDomain(PagePool& pool, iopt::Stage stage, unsigned ias, unsigned oas, bool coherent_walk)
+    : stage_(stage), coherent_(coherent_walk), mem_(pool, coherent_walk) {
+    if (stage == iopt::Stage::s1) s1_ = new (table_) S1(mem_, ias, oas);
+    else s2_ = new (table_) S2(mem_, ias, oas);
+}
+
+IoDomain::~IoDomain() {
+    (void)destroy();
+    if (s1_) s1_->~S1();
+    if (s2_) s2_->~S2();
+}
+
+const iopt::Geometry& IoDomain::geometry() const { return s1_ ? s1_->geometry() : s2_->geometry(); }
+uint64_t IoDomain::root_pa() const { return s1_ ? s1_->root_pa() : s2_->root_pa(); }
+
+Status IoDomain::init() {
+    if (tag_) return Status::in_use;
+    {
+        LockGuard g(g_lock);
+        for (unsigned t = 1; t <= kMaxDomains && !tag_; t++)
+            if (!g_tag_used[t]) {
+                g_tag_used[t] = true;
+                tag_ = static_cast<uint16_t>(t);
+            }
+    }
+    if (!tag_) return Status::no_space;
+    Status st = s1_ ? s1_->init() : s2_->init();
+    if (st != Status::ok) {
+        LockGuard g(g_lock);
+        g_tag_used[tag_] = false;
+        tag_ = 0;
+    }
+    return st;
+}
+
+Status IoDomain::destroy() {
+    if (!tag_) return Status::ok;
+    Status first = Status::ok;
+    while (nattached_) {
+        Attachment a = attached_[nattached_ - 1];
+        Status st = detach(*a.iommu, a.sid);
+        if (st != Status::ok) {
+            // The stream could not be set to abort: keep the tables, a device may still walk them.
+            return st;
+        }
+    }
+    if (s1_) s1_->destroy();
+    else s2_->destroy();
+    LockGuard g(g_lock);
+    g_tag_used[tag_] = false;
+    tag_ = 0;
+    return first;
+}
+
+void IoDomain::invalidate_hook(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) {
+    auto* d = static_cast<IoDomain*>(ctx);
+    for (unsigned i = 0; i < d->nattached_; i++)
+        (void)d->attached_[i].iommu->invalidate_range(*d, iova, size, granule_shift);
+}
+
+// One flush per distinct IOMMU the domain is attached through.
+Status IoDomain::flush_all(iopt::Gather& g) {
+    Status first = Status::ok;
+    if (!g.empty()) {
+        for (unsigned i = 0; i < nattached_; i++) {
+            bool seen = false;
+            for (unsigned k = 0; k < i; k++) seen = seen || attached_[k].iommu == attached_[i].iommu;
+            if (seen) continue;
+            Status st = attached_[i].iommu->flush(*this, g);
+            flushes_++;
+            if (st != Status::ok && first == Status::ok) first = st;
+        }
+    }
+    if (s1_) s1_->release(g);
+    else s2_->release(g);
+    return first;
+}
+
+Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
+    if (!tag_) return {0, Status::invalid_argument};
+    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_hook, this});
+    // Stage-1 entries are tagged with the domain's ASID, so that invalidating the ASID covers them.
+    iopt::Prot tagged = prot;
+    tagged.not_global = true;
+    Progress p = s1_ ? s1_->map(iova, pa, size, tagged, g, pgsize) : s2_->map(iova, pa, size, prot, g, pgsize);
+    // A map only writes entries that were invalid; walkers of the Arm IOMMUs do not cache invalid
+    // entries, so nothing needs invalidating unless the engine says something was removed.
+    if (!g.removed() && !g.tables_freed()) g.clear_ranges();
+    Status st = flush_all(g);
+    if (p.status == Status::ok && st != Status::ok) p.status = st;
+    return p;
+}
+
+Progress IoDomain::unmap(uint64_t iova, uint64_t size) {
+    if (!tag_) return {0, Status::invalid_argument};
+    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_hook, this});
+    Progress p = s1_ ? s1_->unmap(iova, size, g) : s2_->unmap(iova, size, g);
+    Status st = flush_all(g);
+    if (p.status == Status::ok && st != Status::ok) p.status = st;
+    return p;
+}
+
+Result<iopt::Translation> IoDomain::lookup(uint64_t iova) const { return s1_ ? s1_->lookup(iova) : s2_->lookup(iova); }
+
+Status IoDomain::attach(Iommu& iommu, StreamId sid) {
+    if (!tag_) return Status::invalid_argument;
+    {
+        LockGuard g(g_lock);
+        if (find_owner(iommu, sid)) return Status::in_use;
+        if (nattached_ == kMaxAttached) return Status::no_space;
+        StreamOwner* slot = nullptr;
+        for (StreamOwner& o : g_owners)
+            if (!o.domain) {
+                slot = &o;
+                break;
+            }
+        if (!slot) return Status::no_space;
+        *slot = StreamOwner{&iommu, sid, this};  // claimed before the hardware sees it
+    }
+    Status st = iommu.attach(*this, sid);
+    LockGuard g(g_lock);
+    if (st != Status::ok) {
+        if (StreamOwner* o = find_owner(iommu, sid)) *o = StreamOwner{};
+        return st;
+    }
+    attached_[nattached_++] = Attachment{&iommu, sid};
+    return Status::ok;
+}
+
+Status IoDomain::detach(Iommu& iommu, StreamId sid) {
+    unsigned i = 0;
+    while (i < nattached_ && !(attached_[i].iommu == &iommu && attached_[i].sid == sid)) i++;
+    if (i == nattached_) return Status::not_found;
+    Status st = iommu.detach(*this, sid);
+    if (st != Status::ok) return st;
+    attached_[i] = attached_[--nattached_];
+    LockGuard g(g_lock);
+    if (StreamOwner* o = find_owner(iommu, sid)) *o = StreamOwner{};
+    return Status::ok;
+}
+
+bool IoDomain::attached(const Iommu& iommu, StreamId sid) const {
+    for (unsigned i = 0; i < nattached_; i++)
+        if (attached_[i].iommu == &iommu && attached_[i].sid == sid) return true;
+    return false;
+}
+
+IoDomain* IoDomain::owner(const Iommu& iommu, StreamId sid) {
+    LockGuard g(g_lock);
+    StreamOwner* o = find_owner(iommu, sid);
+    return o ? o->domain : nullptr;
+}
+
+}  // namespace moat

@@ -1,0 +1,50 @@
+// The contract between the portable core and an IOMMU driver. A driver never owns page tables:
+// it points its hardware at an IoDomain's root and invalidates what the domain's Gather says.
+#pragma once
+#include "common/fault_log.hpp"
+#include "common/iopt/gather.hpp"
+#include "common/iopt/geometry.hpp"
+#include "common/status.hpp"
+
+namespace moat {
+
+using StreamId = uint32_t;
+class IoDomain;
+
+struct IommuCaps {
+    bool stage1 = false;
+    bool stage2 = false;
+    unsigned ias = 0;             // largest input size a context can use, bits
+    unsigned oas = 0;             // output size, bits (already capped by the CPU's PARange)
+    bool coherent_walk = false;   // the walker snoops CPU caches; otherwise tables are cleaned
+    bool range_invalidation = false;
+    uint32_t max_stream = 0;      // largest stream id the instance accepts
+};
+
+// Work an instance has asked of its hardware, for tests and benchmarks.
+struct IommuStats {
+    uint64_t commands = 0;  // every command or invalidation register write, syncs included
+    uint64_t syncs = 0;     // completion waits
+};
+
+class Iommu {
+public:
+    virtual IommuStats stats() const = 0;
+    virtual const char* name() const = 0;
+    virtual const IommuCaps& caps() const = 0;
+    // Points the stream at the domain's tables. The domain has checked that the stream is not
+    // attached elsewhere; the driver checks its own limits (stream range, contexts, tags).
+    virtual Status attach(IoDomain& d, StreamId sid) = 0;
+    // Back to blocked: afterwards the stream's DMA faults.
+    virtual Status detach(IoDomain& d, StreamId sid) = 0;
+    // Invalidates what `g` gathered for `d` and waits for completion.
+    virtual Status flush(IoDomain& d, const iopt::Gather& g) = 0;
+    // Invalidate one range now and wait (break-before-make inside the page-table engine).
+    virtual Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) = 0;
+    // Moves pending fault reports into `log`; returns how many.
+    virtual unsigned poll_faults(FaultLog& log) = 0;
+protected:
+    ~Iommu() = default;
+};
+
+}  // namespace moat

@@ -1,0 +1,503 @@
+#include "drivers/iommu/smmu_v3.hpp"
+
+#include <string.h>
+
+#include "arch/cache.hpp"
+#include "arch/mmio.hpp"
+#include "common/wait.hpp"
+
+namespace moat {
+
+using namespace smmuv3;
+
+namespace {
+
+constexpr uint64_t kRegPages = 0x20000;  // page 0 and page 1
+constexpr unsigned kCmdDwords = 2, kEvtDwords = 4;
+
+unsigned oas_bits(uint64_t enc) {
+    static constexpr unsigned kBits[] = {32, 36, 40, 42, 44, 48, 52};
+    return enc < 7 ? kBits[enc] : 48;
+}
+
+FaultKind kind_of(uint64_t type) {
+    switch (type) {
+    case evt::F_TRANSLATION: return FaultKind::translation;
+    case evt::F_PERMISSION: return FaultKind::permission;
+    case evt::F_ACCESS: return FaultKind::access_flag;
+    case evt::F_ADDR_SIZE: return FaultKind::address_size;
+    case evt::F_WALK_EABT:
+    case evt::F_STE_FETCH:
+    case evt::F_CD_FETCH: return FaultKind::walk_abort;
+    case evt::C_BAD_STREAMID: return FaultKind::bad_stream;
+    case evt::C_BAD_STE:
+    case evt::C_BAD_CD:
+    case evt::C_BAD_SUBSTREAMID: return FaultKind::bad_config;
+    case evt::F_STREAM_DISABLED:
+    case evt::F_TRANSL_FORBIDDEN: return FaultKind::stream_disabled;
+    case evt::F_TLB_CONFLICT: return FaultKind::tlb_conflict;
+    default: return FaultKind::other;
+    }
+}
+
+const char* event_name(uint64_t type) {
+    switch (type) {
+    case evt::F_UUT: return "F_UUT";
+    case evt::C_BAD_STREAMID: return "C_BAD_STREAMID";
+    case evt::F_STE_FETCH: return "F_STE_FETCH";
+    case evt::C_BAD_STE: return "C_BAD_STE";
+    case evt::F_BAD_ATS_TREQ: return "F_BAD_ATS_TREQ";
+    case evt::F_STREAM_DISABLED: return "F_STREAM_DISABLED";
+    case evt::F_TRANSL_FORBIDDEN: return "F_TRANSL_FORBIDDEN";
+    case evt::C_BAD_SUBSTREAMID: return "C_BAD_SUBSTREAMID";
+    case evt::F_CD_FETCH: return "F_CD_FETCH";
+    case evt::C_BAD_CD: return "C_BAD_CD";
+    case evt::F_WALK_EABT: return "F_WALK_EABT";
+    case evt::F_TRANSLATION: return "F_TRANSLATION";
+    case evt::F_ADDR_SIZE: return "F_ADDR_SIZE";
+    case evt::F_ACCESS: return "F_ACCESS";
+    case evt::F_PERMISSION: return "F_PERMISSION";
+    case evt::F_TLB_CONFLICT: return "F_TLB_CONFLICT";
+    case evt::F_CFG_CONFLICT: return "F_CFG_CONFLICT";
+    default: return "unknown event";
+    }
+}
+
+// Queue pointers: index in the low log2 bits, wrap flag just above.
+uint32_t q_idx(uint32_t p, unsigned log2) { return p & ((1u << log2) - 1); }
+uint32_t q_wrap(uint32_t p, unsigned log2) { return p & (1u << log2); }
+uint32_t q_inc(uint32_t p, unsigned log2) { return (p + 1) & ((2u << log2) - 1); }
+bool q_full(uint32_t prod, uint32_t cons, unsigned log2) {
+    return q_idx(prod, log2) == q_idx(cons, log2) && q_wrap(prod, log2) != q_wrap(cons, log2);
+}
+
+}  // namespace
+
+uint32_t SmmuV3::rd32(Reg32 r) const { return mmio::read32(cfg_.base + static_cast<uint32_t>(r)); }
+void SmmuV3::wr32(Reg32 r, uint32_t v) const { mmio::write32(cfg_.base + static_cast<uint32_t>(r), v); }
+void SmmuV3::wr64(Reg64 r, uint64_t v) const { mmio::write64(cfg_.base + static_cast<uint32_t>(r), v); }
+
+void SmmuV3::clean(const void* p, size_t n) const {
+    if (!coherent_) cache::clean_range(p, n);
+}
+
+Result<uint64_t> SmmuV3::alloc(size_t pages) {
+    if (nallocs_ == sizeof allocs_ / sizeof allocs_[0]) return Status::no_space;
+    // Queues and tables must be aligned to their size.
+    size_t align = 1;
+    while (align < pages) align <<= 1;
+    Result<uint64_t> r = pool_.alloc(pages, align);
+    if (!r.ok()) return r;
+    allocs_[nallocs_++] = Alloc{r.value, pages};
+    pages_ += pages;
+    clean(pool_.virt(r.value), pages * kPageSize);  // the pool's zeroes must reach memory
+    return r;
+}
+
+void SmmuV3::free_all() {
+    for (unsigned i = 0; i < nallocs_; i++) (void)pool_.free(allocs_[i].pa, allocs_[i].pages);
+    nallocs_ = 0;
+    pages_ = 0;
+    strtab_pa_ = cmdq_pa_ = evtq_pa_ = 0;
+    memset(l2_pa_, 0, sizeof l2_pa_);
+    memset(ctx_, 0, sizeof ctx_);
+}
+
+Status SmmuV3::write_cr0(uint32_t v) {
+    wr32(Reg32::CR0, v);
+    return wait_until(kTimeoutNs, [&] { return rd32(Reg32::CR0ACK) == v; });
+}
+
+Status SmmuV3::probe(const Config& cfg) {
+    if (ready_) return Status::in_use;
+    cfg_ = cfg;
+    if (cfg.size < kRegPages) return Status::invalid_argument;  // page 1 holds the event queue pointers
+    uint32_t idr0 = rd32(Reg32::IDR0), idr1 = rd32(Reg32::IDR1), idr3 = rd32(Reg32::IDR3), idr5 = rd32(Reg32::IDR5);
+    if (!(idr0 & (idr0::kS1P | idr0::kS2P))) return Status::unsupported;   // no translation stage at all
+    if (!(idr0::kTtf.get(idr0) & 2)) return Status::unsupported;            // no AArch64 tables
+    if (!(idr5 & idr5::kGran4k)) return Status::unsupported;                 // no 4 KiB granule
+    coherent_ = (idr0 & idr0::kCohacc) != 0;
+    ril_ = (idr3 & idr3::kRil) != 0;
+    sid_bits_ = static_cast<unsigned>(idr1::kSidSize.get(idr1));
+    caps_ = IommuCaps{};
+    caps_.stage1 = (idr0 & idr0::kS1P) != 0;
+    caps_.stage2 = (idr0 & idr0::kS2P) != 0;
+    caps_.oas = min(oas_bits(idr5::kOas.get(idr5)), cfg.cpu_pa_bits);
+    caps_.ias = 48;
+    caps_.coherent_walk = coherent_;
+    caps_.range_invalidation = ril_;
+    if (cfg.max_sid >> sid_bits_) return Status::out_of_range;
+    caps_.max_stream = cfg.max_sid;
+
+    // Off while we build: tables and queues are only read once enabled.
+    if (write_cr0(0) != Status::ok) return Status::timeout;
+
+    // Stream table: linear when small, two-level when the ids are many (and the SMMU has it).
+    unsigned need = 1;
+    while ((1u << need) <= cfg.max_sid) need++;
+    bool can_2l = idr1::kSidSize.get(idr1) > kSplit && idr0::kStLevel.get(idr0) == 1;
+    two_level_ = can_2l && (cfg.force_two_level || need > 10);
+    st_log2_ = two_level_ ? max(need, kSplit + 1) : need;
+    if (st_log2_ > 16 && two_level_) return Status::unsupported;  // l2_pa_ covers 16 stream-id bits
+    Result<uint64_t> r = Status::no_memory;
+    if (two_level_) {
+        size_t l1_bytes = (size_t{1} << (st_log2_ - kSplit)) * 8;
+        r = alloc((l1_bytes + kPageSize - 1) / kPageSize);  // every L1 descriptor invalid: streams abort
+    } else {
+        size_t bytes = (size_t{1} << st_log2_) * ste::kDwords * 8;
+        r = alloc((bytes + kPageSize - 1) / kPageSize);
+        if (r.ok()) {
+            auto* st = static_cast<uint64_t*>(pool_.virt(r.value));
+            for (size_t i = 0; i < (size_t{1} << st_log2_); i++) st[i * ste::kDwords] = ste::kValid;  // abort
+            clean(st, bytes);
+        }
+    }
+    if (!r.ok()) return free_all(), r.status;
+    strtab_pa_ = r.value;
+
+    cmdq_log2_ = min(static_cast<unsigned>(idr1::kCmdqs.get(idr1)), 8u);  // 256 commands: one page
+    evtq_log2_ = min(static_cast<unsigned>(idr1::kEventqs.get(idr1)), 7u); // 128 events: one page
+    Result<uint64_t> cq = alloc(1), eq = alloc(1);
+    if (!cq.ok() || !eq.ok()) return free_all(), Status::no_memory;
+    cmdq_pa_ = cq.value;
+    evtq_pa_ = eq.value;
+
+    wr32(Reg32::CR1, cr1::kWbInnerShareable);
+    wr32(Reg32::CR2, cr2::kRecInvSid);
+    wr64(Reg64::STRTAB_BASE, strtab::kRa | strtab::kAddr.make(strtab_pa_ >> 6));
+    wr32(Reg32::STRTAB_BASE_CFG, static_cast<uint32_t>(strtab::kLog2Size.make(st_log2_) |
+                                                       strtab::kSplit.make(two_level_ ? kSplit : 0) |
+                                                       strtab::kFmt.make(two_level_ ? strtab::kFmt2Level : strtab::kFmtLinear)));
+    wr64(Reg64::CMDQ_BASE, queue::kRwa | queue::kAddr.make(cmdq_pa_ >> 5) | queue::kLog2Size.make(cmdq_log2_));
+    wr32(Reg32::CMDQ_PROD, 0);
+    wr32(Reg32::CMDQ_CONS, 0);
+    cmdq_prod_ = 0;
+    wr64(Reg64::EVENTQ_BASE, queue::kRwa | queue::kAddr.make(evtq_pa_ >> 5) | queue::kLog2Size.make(evtq_log2_));
+    wr32(Reg32::EVENTQ_PROD, 0);
+    wr32(Reg32::EVENTQ_CONS, 0);
+    evtq_ack_ = 0;
+    wr32(Reg32::IRQ_CTRL, 0);  // polled
+    // Acknowledge whatever global error an earlier user left behind.
+    wr32(Reg32::GERRORN, rd32(Reg32::GERROR));
+
+    ready_ = true;
+    Status st = write_cr0(cr0::kCmdqEn);
+    // Forget every cached configuration and translation from before us.
+    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSteRange), cmd::kRange.make(31));
+    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kTlbiNsnhAll), 0);
+    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kTlbiEl2All), 0);
+    if (st == Status::ok) st = sync();
+    if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn);
+    if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn | cr0::kSmmuEn);
+    if (st != Status::ok) {
+        (void)write_cr0(0);
+        ready_ = false;
+        free_all();
+    }
+    return st;
+}
+
+void SmmuV3::shutdown() {
+    if (!ready_) return;
+    (void)write_cr0(0);
+    ready_ = false;
+    free_all();
+}
+
+// ---------------------------------------------------------------- command queue
+
+Status SmmuV3::queue_cmd(uint64_t dw0, uint64_t dw1) {
+    if (!ready_) return Status::invalid_argument;
+    Status st = wait_until(kTimeoutNs, [&] { return !q_full(cmdq_prod_, rd32(Reg32::CMDQ_CONS), cmdq_log2_); });
+    if (st != Status::ok) return st;
+    auto* q = static_cast<uint64_t*>(pool_.virt(cmdq_pa_));
+    uint64_t* e = q + q_idx(cmdq_prod_, cmdq_log2_) * kCmdDwords;
+    e[0] = dw0;
+    e[1] = dw1;
+    clean(e, kCmdDwords * 8);
+    barrier::dsb_ishst();  // the command in memory before the SMMU sees the new PROD
+    cmdq_prod_ = q_inc(cmdq_prod_, cmdq_log2_);
+    wr32(Reg32::CMDQ_PROD, cmdq_prod_);
+    commands_++;
+    return Status::ok;
+}
+
+// A command the SMMU refused sits at CONS: replace it with a CMD_SYNC (harmless), then
+// acknowledge the error so that the SMMU resumes from there.
+Status SmmuV3::handle_cmdq_error() {
+    uint32_t cons = rd32(Reg32::CMDQ_CONS);
+    cmd_errors_++;
+    auto* q = static_cast<uint64_t*>(pool_.virt(cmdq_pa_));
+    uint64_t* e = q + q_idx(cons, cmdq_log2_) * kCmdDwords;
+    e[0] = cmd::kOpcode.make(cmd::kSync);
+    e[1] = 0;
+    clean(e, kCmdDwords * 8);
+    barrier::dsb_ishst();
+    uint32_t gerr = rd32(Reg32::GERROR), gerrn = rd32(Reg32::GERRORN);
+    wr32(Reg32::GERRORN, (gerrn & ~gerror::kCmdqErr) | (gerr & gerror::kCmdqErr));
+    return Status::hw_error;
+}
+
+Status SmmuV3::sync() {
+    Status st = queue_cmd(cmd::kOpcode.make(cmd::kSync), 0);
+    if (st != Status::ok) return st;
+    syncs_++;
+    Status result = Status::ok;
+    uint32_t mask = (2u << cmdq_log2_) - 1;
+    st = wait_until(kTimeoutNs, [&] {
+        if ((rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN)) & gerror::kCmdqErr) result = handle_cmdq_error();
+        return (rd32(Reg32::CMDQ_CONS) & mask) == cmdq_prod_;
+    });
+    return st != Status::ok ? st : result;
+}
+
+Status SmmuV3::submit_raw(uint64_t dw0, uint64_t dw1) {
+    Status st = queue_cmd(dw0, dw1);
+    return st == Status::ok ? sync() : st;
+}
+
+// ---------------------------------------------------------------- stream table
+
+uint64_t* SmmuV3::ste(StreamId sid, bool allocate, Status& st) {
+    st = Status::ok;
+    if (sid > cfg_.max_sid || (sid >> st_log2_)) {
+        st = Status::out_of_range;
+        return nullptr;
+    }
+    if (!two_level_) return static_cast<uint64_t*>(pool_.virt(strtab_pa_)) + size_t{sid} * ste::kDwords;
+    unsigned l1 = sid >> kSplit;
+    auto* l1t = static_cast<uint64_t*>(pool_.virt(strtab_pa_));
+    if (!l2_pa_[l1]) {
+        if (!allocate) {
+            st = Status::not_found;
+            return nullptr;
+        }
+        size_t bytes = (size_t{1} << kSplit) * ste::kDwords * 8;
+        Result<uint64_t> r = alloc(bytes / kPageSize);
+        if (!r.ok()) {
+            st = r.status;
+            return nullptr;
+        }
+        auto* l2 = static_cast<uint64_t*>(pool_.virt(r.value));
+        for (size_t i = 0; i < (size_t{1} << kSplit); i++) l2[i * ste::kDwords] = ste::kValid;  // abort
+        clean(l2, bytes);
+        barrier::dsb_ishst();
+        l2_pa_[l1] = r.value;
+        __atomic_store_n(&l1t[l1], strtab::kL1Span.make(kSplit + 1) | strtab::kL1L2Ptr.make(r.value >> 6), __ATOMIC_RELAXED);
+        clean(&l1t[l1], 8);
+        // The SMMU may cache the invalid level-1 descriptor: make it read the new one.
+        Status s = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), 0);
+        if (s == Status::ok) s = sync();
+        if (s != Status::ok) {
+            st = s;
+            return nullptr;
+        }
+    }
+    return static_cast<uint64_t*>(pool_.virt(l2_pa_[l1])) + size_t{sid & ((1u << kSplit) - 1)} * ste::kDwords;
+}
+
+// Dwords 1..7 first, then dword 0 (valid + config) in one store: the SMMU never sees a
+// valid STE with half-written fields.
+void SmmuV3::write_ste(uint64_t* e, const uint64_t (&v)[ste::kDwords]) {
+    __atomic_store_n(&e[0], ste::kValid, __ATOMIC_RELAXED);  // abort while we rewrite
+    clean(e, 8);
+    for (unsigned i = 1; i < ste::kDwords; i++) e[i] = v[i];
+    clean(e, ste::kDwords * 8);
+    barrier::dsb_ishst();
+    __atomic_store_n(&e[0], v[0], __ATOMIC_RELAXED);
+    clean(e, 8);
+}
+
+SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
+    st = Status::ok;
+    Context* free_slot = nullptr;
+    for (Context& c : ctx_) {
+        if (c.domain == &d) return &c;
+        if (!c.domain && !free_slot) free_slot = &c;
+    }
+    if (!create) {
+        st = Status::not_found;
+        return nullptr;
+    }
+    if (!free_slot) {
+        st = Status::no_space;
+        return nullptr;
+    }
+    *free_slot = Context{&d, 0, 0};
+    return free_slot;
+}
+
+Status SmmuV3::attach(IoDomain& d, StreamId sid) {
+    if (!ready_) return Status::invalid_argument;
+    const iopt::Geometry& g = d.geometry();
+    bool s1 = d.stage() == iopt::Stage::s1;
+    if ((s1 && !caps_.stage1) || (!s1 && !caps_.stage2)) return Status::unsupported;
+    if (g.oas > caps_.oas || g.ias > caps_.ias || (s1 && g.ias < 25)) return Status::out_of_range;
+    if (d.coherent_walk() && !coherent_) return Status::invalid_argument;  // tables would not be cleaned
+    Status st;
+    uint64_t* e = ste(sid, true, st);
+    if (!e) return st;
+    Context* c = context(d, true, st);
+    if (!c) return st;
+
+    uint64_t v[ste::kDwords] = {};
+    if (s1) {
+        if (!c->cd_pa) {
+            Result<uint64_t> r = alloc(1);
+            if (!r.ok()) {
+                if (!c->refs) *c = Context{};
+                return r.status;
+            }
+            c->cd_pa = r.value;
+            auto* cdp = static_cast<uint64_t*>(pool_.virt(c->cd_pa));
+            cdp[1] = cd::kTtb0.make(d.root_pa() >> 4);
+            cdp[3] = iopt::Stage1::kMair;
+            cdp[0] = cd::kT0sz.make(g.t0sz()) | cd::kTg0.make(0) | cd::kIr0.make(1) | cd::kOr0.make(1) | cd::kSh0.make(3) |
+                     cd::kEpd1 | cd::kValid | cd::kIps.make(g.ps()) | cd::kAa64 | cd::kR | cd::kA | cd::kAsid.make(d.tag());
+            clean(cdp, cd::kDwords * 8);
+        }
+        v[0] = ste::kValid | ste::kConfig.make(ste::kCfgS1) | ste::kS1Fmt.make(0) | ste::kS1ContextPtr.make(c->cd_pa >> 6) |
+               ste::kS1CDMax.make(0);
+        v[1] = ste::kS1Cir.make(1) | ste::kS1Cor.make(1) | ste::kS1Csh.make(3) | ste::kShcfg.make(ste::kShcfgIncoming);
+    } else {
+        v[0] = ste::kValid | ste::kConfig.make(ste::kCfgS2);
+        v[1] = ste::kShcfg.make(ste::kShcfgIncoming);
+        v[2] = ste::kS2Vmid.make(d.tag()) | ste::kS2T0sz.make(g.t0sz()) | ste::kS2Sl0.make(g.sl0()) | ste::kS2Ir0.make(1) |
+               ste::kS2Or0.make(1) | ste::kS2Sh0.make(3) | ste::kS2Tg.make(0) | ste::kS2Ps.make(g.ps()) | ste::kS2Aa64 |
+               ste::kS2Ptw | ste::kS2R;
+        v[3] = ste::kS2Ttb.make(d.root_pa() >> 4);
+    }
+    c->refs++;
+    write_ste(e, v);
+    st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
+    if (st == Status::ok) st = sync();
+    return st;
+}
+
+Status SmmuV3::detach(IoDomain& d, StreamId sid) {
+    Status st;
+    uint64_t* e = ste(sid, false, st);
+    if (!e) return st;
+    Context* c = context(d, false, st);
+    if (!c) return st;
+    uint64_t v[ste::kDwords] = {ste::kValid};  // abort
+    write_ste(e, v);
+    st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
+    if (st == Status::ok) st = sync();
+    if (st != Status::ok) return st;
+    if (--c->refs == 0) {
+        // The last stream left: nothing can walk the domain through us; drop its TLB entries
+        // so a later domain with the same tag starts clean.
+        st = invalidate_domain(d);
+        if (c->cd_pa) {
+            for (unsigned i = 0; i < nallocs_; i++)
+                if (allocs_[i].pa == c->cd_pa) {
+                    (void)pool_.free(c->cd_pa, 1);
+                    pages_--;
+                    allocs_[i] = allocs_[--nallocs_];
+                    break;
+                }
+        }
+        *c = Context{};
+    }
+    return st;
+}
+
+// ---------------------------------------------------------------- invalidation
+
+Status SmmuV3::invalidate_domain(IoDomain& d) {
+    Status st = d.stage() == iopt::Stage::s1
+                    ? queue_cmd(cmd::kOpcode.make(cmd::kTlbiNhAsid) | cmd::kAsid.make(d.tag()), 0)
+                    : queue_cmd(cmd::kOpcode.make(cmd::kTlbiS12Vmall) | cmd::kVmid.make(d.tag()), 0);
+    return st == Status::ok ? sync() : st;
+}
+
+// Queues the invalidation of [iova, iova + size) without the sync: with range invalidation,
+// one command per power-of-two-aligned run (usually one); without, one per leaf.
+Status SmmuV3::inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf) {
+    bool s1 = d.stage() == iopt::Stage::s1;
+    uint64_t dw0 = s1 ? cmd::kOpcode.make(cmd::kTlbiNhVa) | cmd::kAsid.make(d.tag())
+                      : cmd::kOpcode.make(cmd::kTlbiS2Ipa) | cmd::kVmid.make(d.tag());
+    uint64_t leaf_bit = leaf ? cmd::kLeaf : 0;
+    if (ril_) {
+        uint64_t pages = size >> kPageShift;
+        while (pages) {
+            unsigned scale = static_cast<unsigned>(__builtin_ctzll(pages));
+            if (scale > 31) scale = 31;
+            uint64_t num = (pages >> scale) & 31;
+            if (num == 0) num = 1;  // only when scale was capped
+            Status st = queue_cmd(dw0 | cmd::kNum.make(num - 1) | cmd::kScale.make(scale),
+                                  leaf_bit | cmd::kTg.make(cmd::kTg4k) | cmd::kAddr.make(iova >> 12));
+            if (st != Status::ok) return st;
+            pages -= num << scale;
+            iova += (num << scale) << kPageShift;
+        }
+        return Status::ok;
+    }
+    uint64_t step = uint64_t{1} << (granule_shift < 63 ? granule_shift : kPageShift);
+    for (uint64_t a = iova; a < iova + size; a += step) {
+        Status st = queue_cmd(dw0, leaf_bit | cmd::kAddr.make(a >> 12));
+        if (st != Status::ok) return st;
+    }
+    return Status::ok;
+}
+
+Status SmmuV3::flush(IoDomain& d, const iopt::Gather& g) {
+    if (!ready_) return Status::invalid_argument;
+    if (g.empty()) return Status::ok;
+    if (g.overflowed()) return invalidate_domain(d);
+    bool leaf = !g.tables_freed();  // freed tables: walk caches must go too
+    for (unsigned i = 0; i < g.range_count(); i++) {
+        Status st = inval_range_cmds(d, g.range(i).iova, g.range(i).size, g.granule_shift(), leaf);
+        if (st != Status::ok) return st;
+    }
+    return sync();
+}
+
+Status SmmuV3::invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) {
+    Status st = inval_range_cmds(d, iova, size, granule_shift, false);
+    return st == Status::ok ? sync() : st;
+}
+
+// ---------------------------------------------------------------- events and global errors
+
+unsigned SmmuV3::poll_faults(FaultLog& log) {
+    if (!ready_) return 0;
+    unsigned n = 0;
+    uint32_t gerr = rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN);
+    if (gerr & gerror::kCmdqErr) (void)handle_cmdq_error();
+    if (gerr & ~gerror::kCmdqErr) {
+        gerrors_++;
+        // Acknowledge: GERRORN takes GERROR's value for the bits we handled.
+        wr32(Reg32::GERRORN, rd32(Reg32::GERRORN) ^ (gerr & ~gerror::kCmdqErr));
+    }
+    uint32_t prod = rd32(Reg32::EVENTQ_PROD), cons = rd32(Reg32::EVENTQ_CONS);
+    uint32_t mask = (2u << evtq_log2_) - 1;
+    if ((prod & queue::kOvflg) != evtq_ack_) {
+        // Events were lost while the queue was full: count it and acknowledge.
+        evt_overflows_++;
+        evtq_ack_ = prod & queue::kOvflg;
+    }
+    auto* q = static_cast<uint64_t*>(pool_.virt(evtq_pa_));
+    cons &= mask;
+    for (unsigned guard = 0; (cons & mask) != (prod & mask) && guard < (2u << evtq_log2_); guard++) {
+        const uint64_t* e = q + q_idx(cons, evtq_log2_) * kEvtDwords;
+        if (!coherent_) cache::clean_range(e, kEvtDwords * 8);  // (clean+invalidate on real hardware)
+        uint64_t type = evt::kType.get(e[0]);
+        FaultRecord r{};
+        r.iommu = cfg_.name;
+        r.stream = static_cast<uint32_t>(evt::kSid.get(e[0]));
+        r.address = e[2];
+        r.kind = kind_of(type);
+        r.write = !(e[1] & evt::kRnW);
+        r.raw = static_cast<uint32_t>(type);
+        r.detail = event_name(type);
+        log.record(r);
+        n++;
+        cons = q_inc(cons, evtq_log2_);
+    }
+    wr32(Reg32::EVENTQ_CONS, cons | evtq_ack_);
+    return n;
+}
+
+}  // namespace moat

@@ -1,0 +1,106 @@
+// Arm SMMUv3. Streams not attached to a domain have an abort STE (never bypass). Stage-1
+// domains get one context descriptor each (ASID = the domain's tag), stage-2 domains a
+// stage-2 STE (VMID = the tag). The command queue is polled (CMD_SYNC completes when CONS
+// passes it) and the event queue is drained by poll_faults(); no interrupts are needed.
+#pragma once
+#include "common/io_domain.hpp"
+#include "common/page_pool.hpp"
+#include "drivers/iommu/smmu_v3_regs.hpp"
+
+namespace moat {
+
+class SmmuV3 final : public Iommu {
+public:
+    static constexpr unsigned kMaxContexts = 32;
+    static constexpr uint64_t kTimeoutNs = 100 * 1000 * 1000;
+
+    struct Config {
+        uintptr_t base = 0;
+        uint64_t size = 0;          // from the DT reg; must cover both 64 KiB register pages
+        const char* name = "smmuv3";
+        uint32_t max_sid = 0;       // largest stream id the platform will use: sizes the stream table
+        unsigned cpu_pa_bits = 48;  // caps the output size
+        bool force_two_level = false;
+    };
+
+    explicit SmmuV3(PagePool& pool) : pool_(pool) {}
+
+    // Checks the ID registers, builds the stream table and queues, and enables the SMMU with
+    // every stream aborting. On failure the SMMU is left disabled and every page given back.
+    Status probe(const Config& cfg);
+    // Disables the SMMU (DMA then bypasses on hardware without GBPA abort: call only at teardown).
+    void shutdown();
+
+    const char* name() const override { return cfg_.name; }
+    const IommuCaps& caps() const override { return caps_; }
+    Status attach(IoDomain& d, StreamId sid) override;
+    Status detach(IoDomain& d, StreamId sid) override;
+    Status flush(IoDomain& d, const iopt::Gather& g) override;
+    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
+    unsigned poll_faults(FaultLog& log) override;
+
+    IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
+    // Counters a test or benchmark reads.
+    uint64_t commands_issued() const { return commands_; }
+    uint64_t syncs_issued() const { return syncs_; }
+    uint64_t command_errors() const { return cmd_errors_; }
+    uint64_t event_overflows() const { return evt_overflows_; }
+    uint64_t gerrors() const { return gerrors_; }
+    bool two_level() const { return two_level_; }
+    unsigned strtab_log2size() const { return st_log2_; }
+    uint64_t pages_used() const { return pages_; }
+
+    // Queues one raw command and waits for it with a CMD_SYNC. For tests that need a command
+    // the driver would never send (an illegal opcode, to exercise error recovery).
+    Status submit_raw(uint64_t dw0, uint64_t dw1);
+
+private:
+    struct Context {
+        IoDomain* domain;
+        uint64_t cd_pa;  // stage 1 only
+        unsigned refs;
+    };
+
+    uint32_t rd32(smmuv3::Reg32 r) const;
+    void wr32(smmuv3::Reg32 r, uint32_t v) const;
+    void wr64(smmuv3::Reg64 r, uint64_t v) const;
+    Status write_cr0(uint32_t v);
+    Result<uint64_t> alloc(size_t pages);
+    void free_all();
+    void clean(const void* p, size_t n) const;
+
+    Status queue_cmd(uint64_t dw0, uint64_t dw1);
+    Status sync();
+    Status handle_cmdq_error();
+    uint64_t* ste(StreamId sid, bool allocate, Status& st);
+    void write_ste(uint64_t* e, const uint64_t (&v)[smmuv3::ste::kDwords]);
+    Context* context(IoDomain& d, bool create, Status& st);
+    Status invalidate_domain(IoDomain& d);
+    Status inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf);
+
+    PagePool& pool_;
+    Config cfg_;
+    IommuCaps caps_;
+    bool ready_ = false;
+    bool coherent_ = false;
+    bool ril_ = false;
+    bool two_level_ = false;
+    unsigned sid_bits_ = 0;
+    unsigned st_log2_ = 0;        // stream table covers 2^st_log2_ stream ids
+    static constexpr unsigned kSplit = 8;  // 2-level: 256 STEs (16 KiB) per level-2 table
+    uint64_t strtab_pa_ = 0;
+    uint64_t l2_pa_[256] = {};    // level-2 tables, by level-1 index (2-level up to 16 sid bits)
+    uint64_t cmdq_pa_ = 0, evtq_pa_ = 0;
+    unsigned cmdq_log2_ = 0, evtq_log2_ = 0;
+    uint32_t cmdq_prod_ = 0;      // index + wrap bit
+    uint32_t evtq_ack_ = 0;       // the OVACKFLG we last wrote
+    Context ctx_[kMaxContexts] = {};
+    // Pages this instance allocated, so a failed probe or shutdown gives every one back.
+    struct Alloc { uint64_t pa; size_t pages; };
+    Alloc allocs_[300] = {};
+    unsigned nallocs_ = 0;
+    uint64_t pages_ = 0;
+    uint64_t commands_ = 0, syncs_ = 0, cmd_errors_ = 0, evt_overflows_ = 0, gerrors_ = 0;
+};
+
+}  // namespace moat
