@@ -1,0 +1,107 @@
+// The PV-IOMMU hypercall served to guests: each guest drives its own DMA contexts, never
+// anyone else's memory or devices. One small decoder per sub-op: the struct is copied in from
+// the caller's RAM (through its P2M), every field is validated before anything changes, the
+// action goes through IoDomain and the page-table engine, and progress is written back.
+// Checks run in a fixed order: caller rights, object (context, device), range, then act.
+#pragma once
+#include "common/io_domain.hpp"
+#include "xen-compat/errno.hpp"
+#include "xen-compat/pv_iommu_abi.hpp"
+
+namespace moat::xen {
+
+// A guest's memory as the hypervisor sees it.
+class GuestMemory {
+public:
+    // Copy to/from guest physical addresses; false unless every byte is the guest's own RAM.
+    virtual bool read(uint64_t gpa, void* dst, size_t n) = 0;
+    virtual bool write(uint64_t gpa, const void* src, size_t n) = 0;
+    // Machine frame behind a guest frame: ok for the guest's own RAM; not_found for a frame
+    // with nothing behind it; denied for anything else (MMIO, another owner, the hypervisor).
+    virtual Status ram_frame(uint64_t gfn, uint64_t& mfn) = 0;
+protected:
+    ~GuestMemory() = default;
+};
+
+struct PvIommuConfig {
+    unsigned ias = 39;              // DMA address bits of every context
+    unsigned oas = 44;
+    bool coherent_walk = true;      // the IOMMU snoops: entries may be cacheable (cap `cache`)
+    uint64_t budget_pages = 2048;   // 4 KiB pages of work per call before a continuation
+};
+
+struct PvDevice {
+    uint16_t seg;
+    uint8_t bus, devfn;
+    Iommu* iommu;
+    StreamId sid;
+    uint16_t ctx;  // context the device is attached to
+};
+
+class PvIommuGuest {
+public:
+    static constexpr unsigned kMaxContexts = 8;  // context 0 (default) + 7 the guest may allocate
+    static constexpr unsigned kMaxDevices = 8;
+
+    PvIommuGuest(uint16_t domid, bool privileged, GuestMemory& mem, PagePool& pool, const PvIommuConfig& cfg);
+    ~PvIommuGuest();
+    PvIommuGuest(const PvIommuGuest&) = delete;
+    PvIommuGuest& operator=(const PvIommuGuest&) = delete;
+
+    // Context 0: the guest's own view of its RAM, DMA address == guest address, for `pages`
+    // frames from `first_gfn` (identity for a direct-mapped dom0 as well).
+    Status init_default(uint64_t first_gfn, uint64_t pages);
+    // Assigns a device to this guest, attached to context 0.
+    Status assign(uint16_t seg, uint8_t bus, uint8_t devfn, Iommu& iommu, StreamId sid);
+
+    uint16_t domid() const { return domid_; }
+    bool privileged() const { return privileged_; }
+    GuestMemory& memory() const { return mem_; }
+    const PvIommuConfig& config() const { return cfg_; }
+    IoDomain* context(unsigned ctx);          // nullptr when not allocated
+    PvDevice* device(uint16_t seg, uint8_t bus, uint8_t devfn);
+    unsigned device_count() const { return ndev_; }
+    PvDevice& device_at(unsigned i) { return dev_[i]; }
+    unsigned contexts_in_use() const;
+
+    // For the dispatcher.
+    bool initialised = false;
+    unsigned max_ctx = 0;
+    Result<unsigned> create_context(bool identity);
+    Status destroy_context(unsigned ctx);
+    Status map_identity(IoDomain& d);
+
+private:
+    uint16_t domid_;
+    bool privileged_;
+    GuestMemory& mem_;
+    PagePool& pool_;
+    PvIommuConfig cfg_;
+    uint64_t ram_first_gfn_ = 0, ram_pages_ = 0;
+    alignas(IoDomain) unsigned char storage_[kMaxContexts][sizeof(IoDomain)];
+    IoDomain* ctx_[kMaxContexts] = {};
+    PvDevice dev_[kMaxDevices] = {};
+    unsigned ndev_ = 0;
+};
+
+// The guests a privileged caller may reach with remote_cmd.
+class PvIommuHost {
+public:
+    static constexpr unsigned kMaxGuests = 8;
+    Status add(PvIommuGuest& g);
+    PvIommuGuest* find(uint16_t domid);
+private:
+    PvIommuGuest* guests_[kMaxGuests] = {};
+};
+
+struct CallResult {
+    long ret;        // 0 or a negative Xen errno
+    bool preempted;  // the struct was updated; issue the same call again to continue
+};
+
+// __HYPERVISOR_iommu_op(subop, arg): arg is the guest physical address of the sub-op's struct.
+CallResult iommu_op(PvIommuHost& host, PvIommuGuest& caller, uint64_t subop, uint64_t arg);
+
+const char* subop_name(uint64_t subop);
+
+}  // namespace moat::xen
