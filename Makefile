@@ -98,7 +98,18 @@ $(IMG_OUT)/obj/%.o: %.cpp $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a $(
 	$(CROSS)g++ $(ARM64_CXXFLAGS) -c $< -o $@
 $(IMG_OUT)/obj/%.o: %.S $(IMG_OUT)/flags.txt
 	@mkdir -p $(dir $@)
-	$(CROSS)gcc -c $< -o $@
+	$(CROSS)gcc -I$(IMG_OUT) -c $< -o $@
+
+# The PV-IOMMU test guest: an EL1 program linked at guest RAM, built from the same portable
+# objects as the image, then carried inside it (arch/arm64/guest_blob.S).
+GUEST_OBJS := $(patsubst %,$(IMG_OUT)/obj/%.o,tests/qemu/guest/start tests/qemu/guest/guest common/fdt common/format \
+              common/status drivers/serial/pl011 drivers/serial/select drivers/pci/edu)
+$(IMG_OUT)/guest.elf: $(GUEST_OBJS) tests/qemu/guest/guest.ld
+	$(CROSS)g++ -nostdlib -static -no-pie -Wl,-T,tests/qemu/guest/guest.ld -Wl,--gc-sections -Wl,--build-id=none -Wl,--no-warn-rwx-segments \
+	    $(GUEST_OBJS) $(ARM64_LIBS) -o $@
+$(IMG_OUT)/guest.bin: $(IMG_OUT)/guest.elf
+	$(CROSS)objcopy -O binary $< $@
+$(IMG_OUT)/obj/arch/arm64/guest_blob.o: $(IMG_OUT)/guest.bin
 $(ARM64_SYSROOT)/usr/lib/aarch64-linux-gnu/libfdt.a:
 	tools/install-deps.sh
 
@@ -136,8 +147,30 @@ clean:
 
 all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
 
+# ---------------------------------------------------------------- host tools
+# moat-pv-replay: PV-IOMMU traces against the dispatcher, the SMMUv3 driver and its model.
+$(HOST_OUT)/moat-pv-replay: $(HOST_OUT)/tools/pv-replay/replay.o $(HOST_LIB_OBJS)
+	$(HOST_CXX) $(HOST_LDFLAGS) $^ -lfdt -o $@
+
+# ---------------------------------------------------------------- fuzzing (clang, libFuzzer)
+FUZZ_OUT := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CXXFLAGS := $(CXXSTD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -Iarch/host/include -I. -MMD -MP
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,$(FUZZ_OUT)/%,$(wildcard tests/fuzz/*_fuzz.cpp))
+FUZZ_LIB_OBJS := $(patsubst %.cpp,$(FUZZ_OUT)/obj/%.o,$(PORTABLE_SRCS) $(HOST_ARCH_SRCS) $(MODEL_SRCS))
+$(FUZZ_OUT)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	clang++ $(FUZZ_CXXFLAGS) -c $< -o $@
+$(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
+	clang++ -fsanitize=fuzzer,address,undefined $^ -lfdt -o $@
+
+# `make fuzz` explores for FUZZ_SECONDS per target; `make test` runs a short smoke of each.
+fuzz: $(FUZZ_TARGETS)
+	@for f in $(FUZZ_TARGETS); do mkdir -p $(FUZZ_OUT)/corpus/$$(basename $$f); \
+	  echo "== $$f for $(FUZZ_SECONDS) s"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_OUT)/corpus/$$(basename $$f) || exit 1; done
+
 # Fragments owned by their folders (benchmarks, fuzzers, tools). A fragment adds what
 # `make test` must build first to TEST_DEPS.
-TEST_DEPS :=
+TEST_DEPS := $(HOST_OUT)/moat-pv-replay $(FUZZ_TARGETS)
 -include tests/bench/bench.mk
 -include tools/dt/dt.mk

@@ -28,13 +28,13 @@ const FaultRecord& FaultLog::at(unsigned i) const {
     return ring_[(first + i) % kCapacity];
 }
 
-void FaultLog::print(Sink& out, unsigned from, unsigned max) const {
+void FaultLog::print(Sink& out, unsigned from, unsigned max, const char* prefix) const {
     for (unsigned i = from; i < size() && i - from < max; i++) {
         const FaultRecord& r = at(i);
-        format(out, "fault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", r.iommu ? r.iommu : "?", r.stream,
+        format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", prefix, r.iommu ? r.iommu : "?", r.stream,
                r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "-", r.raw);
     }
-    if (dropped()) format(out, "fault: %lu older records dropped\n", dropped());
+    if (dropped()) format(out, "%sfault: %lu older records dropped\n", prefix, dropped());
 }
 
 }  // namespace moat

@@ -41,7 +41,7 @@ public:
     // i = 0 is the oldest record still held.
     const FaultRecord& at(unsigned i) const;
     void clear() { total_ = 0; }
-    void print(Sink& out, unsigned from = 0, unsigned max = kCapacity) const;
+    void print(Sink& out, unsigned from = 0, unsigned max = kCapacity, const char* prefix = "") const;
 private:
     FaultRecord ring_[kCapacity] = {};
     uint64_t total_ = 0;

@@ -1,5 +1,6 @@
 // Unexpected exceptions at EL2: report the syndrome and end the run with a non-zero status.
 #include "arch/arm64/esr.hpp"
+#include "arch/arm64/trap.hpp"
 #include "arch/cpu.hpp"
 #include "common/format.hpp"
 
@@ -8,15 +9,16 @@ bool halting();
 [[noreturn]] void power_off();
 }
 
+namespace moat::arch {
+namespace {
+GuestTrapHandler g_guest_handler;
+}
+void set_guest_trap_handler(GuestTrapHandler h) { g_guest_handler = h; }
+}  // namespace moat::arch
+
 namespace {
 
-struct Frame {
-    uint64_t x[31];
-    uint64_t sp;
-    uint64_t elr;
-    uint64_t spsr;
-};
-static_assert(sizeof(Frame) == 34 * 8, "vectors.S lays out 34 words");
+using Frame = moat::arch::TrapFrame;
 
 const char* const kVectorNames[16] = {
     "sync (SP_EL0)",      "irq (SP_EL0)",      "fiq (SP_EL0)",      "serror (SP_EL0)",
@@ -25,12 +27,9 @@ const char* const kVectorNames[16] = {
     "sync from EL1 (A32)", "irq from EL1 (A32)", "fiq from EL1 (A32)", "serror from EL1 (A32)",
 };
 
-}  // namespace
-
-extern "C" [[noreturn]] void el2_exception(Frame* f, uint64_t vector) {
+[[noreturn]] void unexpected(Frame* f, uint64_t vector, uint64_t esr) {
     using namespace moat;
-    uint64_t esr, far;
-    asm volatile("mrs %0, esr_el2" : "=r"(esr));
+    uint64_t far;
     asm volatile("mrs %0, far_el2" : "=r"(far));
     if (arch::halting()) {
         // The semihosting exit trapped (QEMU without -semihosting): power off instead.
@@ -48,4 +47,13 @@ extern "C" [[noreturn]] void el2_exception(Frame* f, uint64_t vector) {
     }
     print("moat: exit 4 (unexpected exception)\n");
     arch::halt(4);
+}
+
+}  // namespace
+
+extern "C" void el2_trap(Frame* f, uint64_t vector) {
+    uint64_t esr;
+    asm volatile("mrs %0, esr_el2" : "=r"(esr));
+    if (vector == 8 && moat::arch::g_guest_handler) return moat::arch::g_guest_handler(*f, esr);
+    unexpected(f, vector, esr);
 }

@@ -1,13 +1,14 @@
-// EL2 exception vectors. moat takes no interrupts yet and expects no exceptions: every entry
-// saves the registers into a frame on the stack and calls el2_exception(frame, vector_index),
-// which reports the syndrome and ends the run.
+// EL2 exception vectors. Every entry saves the interrupted context into a frame on the EL2
+// stack and calls el2_trap(frame, vector_index). Traps from the guest (hypercalls) return:
+// the frame, possibly changed (x0 = result, ELR), is restored and the guest resumed with eret.
+// Exceptions moat does not expect never return from el2_trap: they are reported and end the run.
 
     .macro  entry idx
     .balign 0x80
     sub     sp, sp, #(34 * 8)
     stp     x0, x1, [sp, #0]
     mov     x0, #\idx
-    b       save_and_report
+    b       save_and_trap
     .endm
 
     .section .text.vectors, "ax"
@@ -31,7 +32,7 @@ el2_vectors:
     entry 14
     entry 15
 
-save_and_report:
+save_and_trap:
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -53,6 +54,26 @@ save_and_report:
     stp     x2, x3, [sp, #256]
     mov     x1, x0
     mov     x0, sp
-    bl      el2_exception
-1:  wfi
-    b       1b
+    bl      el2_trap
+    // Resume what trapped, with whatever the handler changed in the frame.
+    ldp     x2, x3, [sp, #256]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x0, x1, [sp, #0]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldp     x18, x19, [sp, #144]
+    ldp     x20, x21, [sp, #160]
+    ldp     x22, x23, [sp, #176]
+    ldp     x24, x25, [sp, #192]
+    ldp     x26, x27, [sp, #208]
+    ldp     x28, x29, [sp, #224]
+    ldr     x30, [sp, #240]
+    add     sp, sp, #(34 * 8)
+    eret

@@ -185,7 +185,10 @@ Status SmmuV3::probe(const Config& cfg) {
     // Forget every cached configuration and translation from before us.
     if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSteRange), cmd::kRange.make(31));
     if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kTlbiNsnhAll), 0);
-    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kTlbiEl2All), 0);
+    // EL2 entries only exist (and the command is only legal) on an SMMU with IDR0.HYP; sent
+    // unconditionally it stopped the queue with CERROR_ILL and failed every probe on such an SMMU
+    // (QEMU 7.2 ignores the command, so only the register model showed it).
+    if (st == Status::ok && (idr0 & idr0::kHyp)) st = queue_cmd(cmd::kOpcode.make(cmd::kTlbiEl2All), 0);
     if (st == Status::ok) st = sync();
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn);
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn | cr0::kSmmuEn);
@@ -296,16 +299,26 @@ uint64_t* SmmuV3::ste(StreamId sid, bool allocate, Status& st) {
     return static_cast<uint64_t*>(pool_.virt(l2_pa_[l1])) + size_t{sid & ((1u << kSplit) - 1)} * ste::kDwords;
 }
 
-// Dwords 1..7 first, then dword 0 (valid + config) in one store: the SMMU never sees a
-// valid STE with half-written fields.
-void SmmuV3::write_ste(uint64_t* e, const uint64_t (&v)[ste::kDwords]) {
-    __atomic_store_n(&e[0], ste::kValid, __ATOMIC_RELAXED);  // abort while we rewrite
+// The SMMU may read an STE's doublewords in any order and at any time it holds no copy. So:
+// dword 0 to abort and make the SMMU drop what it cached; then dwords 1..7, made visible the
+// same way; then dword 0 (valid + config) in one store. The caller's CFGI makes that last step
+// visible. At no point can a half-written STE translate.
+Status SmmuV3::write_ste(StreamId sid, uint64_t* e, const uint64_t (&v)[ste::kDwords]) {
+    auto cfgi = [&] {
+        Status st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
+        return st == Status::ok ? sync() : st;
+    };
+    bool was_abort = e[0] == ste::kValid;
+    __atomic_store_n(&e[0], ste::kValid, __ATOMIC_RELAXED);
     clean(e, 8);
+    Status st = was_abort ? Status::ok : cfgi();
     for (unsigned i = 1; i < ste::kDwords; i++) e[i] = v[i];
     clean(e, ste::kDwords * 8);
     barrier::dsb_ishst();
+    if (st == Status::ok && v[0] != ste::kValid) st = cfgi();
     __atomic_store_n(&e[0], v[0], __ATOMIC_RELAXED);
     clean(e, 8);
+    return st;
 }
 
 SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
@@ -368,9 +381,38 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
         v[3] = ste::kS2Ttb.make(d.root_pa() >> 4);
     }
     c->refs++;
-    write_ste(e, v);
-    st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
+    st = write_ste(sid, e, v);
+    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
     if (st == Status::ok) st = sync();
+    if (st != Status::ok) {
+        // Unconfirmed (a queue that timed out or reported an error): the caller now treats the
+        // stream as unattached and may free the domain's tables, but the SMMU fetches an STE from
+        // memory whenever it holds no copy, so it must not keep pointing at them. Back to abort,
+        // best effort, and let go of the context (the model test showed DMA going through).
+        uint64_t abort[ste::kDwords] = {ste::kValid};
+        (void)write_ste(sid, e, abort);
+        if (queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf) == Status::ok) (void)sync();
+        (void)put_context(d, *c);
+    }
+    return st;
+}
+
+// Drops a stream's reference to its domain's context. The last one leaves: nothing can walk the
+// domain through us any more, so its TLB entries go (a later domain with the same tag starts
+// clean) and so does its CD.
+Status SmmuV3::put_context(IoDomain& d, Context& c) {
+    if (--c.refs != 0) return Status::ok;
+    Status st = invalidate_domain(d);
+    if (c.cd_pa) {
+        for (unsigned i = 0; i < nallocs_; i++)
+            if (allocs_[i].pa == c.cd_pa) {
+                (void)pool_.free(c.cd_pa, 1);
+                pages_--;
+                allocs_[i] = allocs_[--nallocs_];
+                break;
+            }
+    }
+    c = Context{};
     return st;
 }
 
@@ -381,26 +423,11 @@ Status SmmuV3::detach(IoDomain& d, StreamId sid) {
     Context* c = context(d, false, st);
     if (!c) return st;
     uint64_t v[ste::kDwords] = {ste::kValid};  // abort
-    write_ste(e, v);
-    st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
+    st = write_ste(sid, e, v);
+    if (st == Status::ok) st = queue_cmd(cmd::kOpcode.make(cmd::kCfgiSte) | cmd::kSid.make(sid), cmd::kLeaf);
     if (st == Status::ok) st = sync();
     if (st != Status::ok) return st;
-    if (--c->refs == 0) {
-        // The last stream left: nothing can walk the domain through us; drop its TLB entries
-        // so a later domain with the same tag starts clean.
-        st = invalidate_domain(d);
-        if (c->cd_pa) {
-            for (unsigned i = 0; i < nallocs_; i++)
-                if (allocs_[i].pa == c->cd_pa) {
-                    (void)pool_.free(c->cd_pa, 1);
-                    pages_--;
-                    allocs_[i] = allocs_[--nallocs_];
-                    break;
-                }
-        }
-        *c = Context{};
-    }
-    return st;
+    return put_context(d, *c);
 }
 
 // ---------------------------------------------------------------- invalidation

@@ -73,8 +73,9 @@ private:
     Status sync();
     Status handle_cmdq_error();
     uint64_t* ste(StreamId sid, bool allocate, Status& st);
-    void write_ste(uint64_t* e, const uint64_t (&v)[smmuv3::ste::kDwords]);
+    Status write_ste(StreamId sid, uint64_t* e, const uint64_t (&v)[smmuv3::ste::kDwords]);
     Context* context(IoDomain& d, bool create, Status& st);
+    Status put_context(IoDomain& d, Context& c);
     Status invalidate_domain(IoDomain& d);
     Status inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf);
 

@@ -34,6 +34,7 @@ enum class Reg64 : uint32_t {
 
 namespace idr0 {
 constexpr uint64_t kS2P = bit(0), kS1P = bit(1), kCohacc = bit(4), kAsid16 = bit(12), kVmid16 = bit(18);
+constexpr uint64_t kHyp = bit(9);  // EL2 regime: without it CMD_TLBI_EL2_* is illegal
 constexpr Field kTtf{3, 2};          // bit 1 of the field: AArch64 tables
 constexpr Field kStLevel{28, 27};    // 0 linear only, 1 two-level too
 }  // namespace idr0

@@ -6,7 +6,7 @@ namespace moat {
 
 class Pl011 final : public Serial {
 public:
-    explicit Pl011(uintptr_t base = 0) : base_(base) {}
+    constexpr explicit Pl011(uintptr_t base = 0) : base_(base) {}
     void set_base(uintptr_t base) { base_ = base; }
     void write(const char* s, size_t n) override;
     const char* name() const override { return "pl011"; }

@@ -22,7 +22,8 @@ Serial* serial_from_dt(const dt::Tree& t) {
     int node = t.find_path(path);  // libfdt resolves an alias name too
     dt::Reg reg;
     if (node < 0 || t.reg(node, 0, reg) != Status::ok) return nullptr;
-    if (t.compatible(node, "arm,pl011")) {
+    // Xen's vPL011 is an SBSA UART: the PL011 subset moat uses (DR, FR).
+    if (t.compatible(node, "arm,pl011") || t.compatible(node, "arm,sbsa-uart")) {
         g_pl011.set_base(static_cast<uintptr_t>(reg.addr));
         return &g_pl011;
     }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "tests/models/fake_guest.hpp"
 #include "xen-compat/pv_iommu.hpp"
 
 using namespace moat;
@@ -31,45 +32,12 @@ private:
     IommuStats stats_;
 };
 
-// Guest RAM: gfns [kGfn0, kGfn0 + pages) backed by consecutive pool pages (mfns). Anything else,
-// including every frame of the hypervisor, is not the guest's.
-class FakeGuest final : public GuestMemory {
-public:
-    static constexpr uint64_t kGfn0 = 0x40000;  // guest RAM at 1 GiB
-    FakeGuest(PagePool& pool, uint64_t pages) : pool_(pool), pages_(pages) {
-        Result<uint64_t> r = pool.alloc(pages, 512);
-        EXPECT_TRUE(r.ok());
-        base_pa_ = r.value;
-    }
-    bool read(uint64_t gpa, void* dst, size_t n) override {
-        void* p = host(gpa, n);
-        if (!p) return false;
-        memcpy(dst, p, n);
-        return true;
-    }
-    bool write(uint64_t gpa, const void* src, size_t n) override {
-        void* p = host(gpa, n);
-        if (!p) return false;
-        memcpy(p, src, n);
-        return true;
-    }
-    Status ram_frame(uint64_t gfn, uint64_t& mfn) override {
-        if (gfn < kGfn0 || gfn - kGfn0 >= pages_) return gfn == kHole ? Status::not_found : Status::denied;
-        mfn = (base_pa_ >> kPageShift) + (gfn - kGfn0);
-        return Status::ok;
-    }
-    uint64_t mfn_of(uint64_t gfn) const { return (base_pa_ >> kPageShift) + (gfn - kGfn0); }
-    static constexpr uint64_t kHole = 0x3ffff;  // just below RAM: a frame with nothing behind it
+// Guest RAM at gfn 0x40000 (FakeGuest::kGfn0 below), backed by pool pages.
+struct FakeGuest : model::FakeGuest {
+    static constexpr uint64_t kGfn0 = kRamGfn;
+    static constexpr uint64_t kHole = kHoleGfn;
     static constexpr uint64_t kArgs = (kGfn0 << kPageShift) + 0x100;  // where tests put structs
-private:
-    void* host(uint64_t gpa, size_t n) {
-        uint64_t lo = kGfn0 << kPageShift, hi = lo + (pages_ << kPageShift);
-        if (gpa < lo || gpa > hi || n > hi - gpa) return nullptr;
-        return static_cast<uint8_t*>(pool_.virt(base_pa_)) + (gpa - lo);
-    }
-    PagePool& pool_;
-    uint64_t pages_;
-    uint64_t base_pa_ = 0;
+    FakeGuest(PagePool& pool, uint64_t pages) : model::FakeGuest(pool, pages) { EXPECT_TRUE(ok()); }
 };
 
 struct Rig {

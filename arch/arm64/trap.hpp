@@ -1,0 +1,19 @@
+// The register frame vectors.S saves on every trap into EL2.
+#pragma once
+#include <stdint.h>
+
+namespace moat::arch {
+
+struct TrapFrame {
+    uint64_t x[31];
+    uint64_t sp;
+    uint64_t elr;
+    uint64_t spsr;
+};
+static_assert(sizeof(TrapFrame) == 34 * 8, "vectors.S lays out 34 words");
+
+// Handler for synchronous traps from the guest (vector 8); set by whoever runs a guest.
+using GuestTrapHandler = void (*)(TrapFrame& f, uint64_t esr);
+void set_guest_trap_handler(GuestTrapHandler h);
+
+}  // namespace moat::arch

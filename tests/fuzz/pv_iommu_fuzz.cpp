@@ -1,0 +1,100 @@
+// libFuzzer target: arbitrary sequences of PV-IOMMU sub-ops with arbitrary struct bytes, from an
+// unprivileged guest, against the real dispatcher, IoDomain and page-table engine. Besides the
+// sanitizers' checks it asserts what a guest must never achieve: an errno outside the ABI's set,
+// a context table page leaked, or a frame that is not its own RAM mapped into any context.
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "tests/models/fake_guest.hpp"
+
+using namespace moat;
+using namespace moat::xen;
+
+namespace {
+
+class NullIommu final : public Iommu {
+public:
+    const char* name() const override { return "null"; }
+    const IommuCaps& caps() const override { return caps_; }
+    IommuStats stats() const override { return {}; }
+    Status attach(IoDomain&, StreamId) override { return Status::ok; }
+    Status detach(IoDomain&, StreamId) override { return Status::ok; }
+    Status flush(IoDomain&, const iopt::Gather&) override { return Status::ok; }
+    Status invalidate_range(IoDomain&, uint64_t, uint64_t, unsigned) override { return Status::ok; }
+    unsigned poll_faults(FaultLog&) override { return 0; }
+private:
+    IommuCaps caps_{true, false, 48, 44, true, true, 0xffff};
+};
+
+bool allowed(long r) {
+    switch (r) {
+    case 0: case -1: case -2: case -7: case -12: case -13: case -14: case -16: case -19: case -22: case -28: case -34:
+    case -95: case -98: case -99:
+        return true;
+    default:
+        return false;
+    }
+}
+
+struct Env {
+    std::vector<uint8_t> backing = std::vector<uint8_t>((1024 + 512) * kPageSize);
+    std::unique_ptr<PagePool> pool;
+    Env() {
+        uintptr_t base = align_up(reinterpret_cast<uintptr_t>(backing.data()), 2 * MiB);
+        pool = std::make_unique<PagePool>(base - 0x80000000ull);
+        (void)pool->add_region(0x80000000ull, 1024 * kPageSize);
+    }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    static Env env;
+    PagePool& pool = *env.pool;
+    size_t baseline = pool.used_pages();
+    {
+        model::FakeGuest mem(pool, 64);  // 256 KiB of guest RAM at gfn 0x40000
+        NullIommu iommu;
+        PvIommuConfig cfg;
+        cfg.budget_pages = 64;
+        PvIommuHost host;
+        PvIommuGuest guest(1, false, mem, pool, cfg);
+        if (guest.init_default(mem.first_gfn(), mem.pages()) != Status::ok) abort();
+        (void)guest.assign(0, 0, 8, iommu, 8);
+        (void)host.add(guest);
+        uint64_t args = (mem.first_gfn() << kPageShift) + 0x800;
+        size_t pos = 0;
+        for (int calls = 0; pos < size && calls < 64; calls++) {
+            uint8_t op = data[pos++];
+            size_t n = size - pos < 56 ? size - pos : 56;
+            uint8_t buf[56] = {};
+            memcpy(buf, data + pos, n);
+            pos += n;
+            // Mostly valid sub-ops, sometimes anything; the struct lives in RAM unless the top bit says otherwise.
+            uint64_t subop = (op & 0x40) ? op : op % 13;
+            uint64_t where = (op & 0x80) ? (uint64_t{buf[0]} << 24) : args;
+            (void)mem.write(args, buf, sizeof buf);
+            CallResult r{0, true};
+            for (int k = 0; r.preempted && k < 64; k++) r = iommu_op(host, guest, subop, where);
+            if (!allowed(r.ret)) abort();
+        }
+        // Nothing outside the guest's RAM is reachable through any context.
+        for (unsigned c = 0; c < PvIommuGuest::kMaxContexts; c++) {
+            IoDomain* d = guest.context(c);
+            if (!d) continue;
+            for (uint64_t dfn = 0; dfn < 0x100; dfn++) {
+                for (uint64_t base : {uint64_t{0}, mem.first_gfn()}) {
+                    auto t = d->lookup((base + dfn) << kPageShift);
+                    if (!t.ok()) continue;
+                    uint64_t mfn = t.value.pa >> kPageShift;
+                    if (mfn < mem.mfn_of(mem.first_gfn()) || mfn >= mem.mfn_of(mem.first_gfn()) + mem.pages()) abort();
+                }
+            }
+        }
+    }
+    if (pool.used_pages() != baseline) abort();  // every context page, and the guest's RAM, came back
+    return 0;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# A smoke run of every libFuzzer target (`make fuzz` explores for longer): a fixed number of
+# inputs each, seeded with the trees the unit tests use, so a crash introduced by a change
+# shows up in `make test`. Ends with "N passed, M failed".
+set -u
+OUT=${FUZZ_OUT:-build/fuzz}
+RUNS=${FUZZ_SMOKE_RUNS:-20000}
+T=${TEST_OUT:-build/tests}/fuzz
+pass=0 fail=0
+for f in "$OUT"/*_fuzz; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f")
+    corpus=$T/$name
+    mkdir -p "$corpus"
+    [ "$name" = dtb_fuzz ] && cp build/host/testdata/*.dtb "$corpus"/ 2>/dev/null
+    if "$f" -runs="$RUNS" -seed=1 "$corpus" > "$T/$name.log" 2>&1; then
+        echo "PASS $name ($RUNS inputs)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $name (log: $T/$name.log)"
+        tail -n 20 "$T/$name.log" | sed 's/^/    /'
+        fail=$((fail + 1))
+    fi
+done
+[ $((pass + fail)) -gt 0 ] || { echo "no fuzz targets built in $OUT"; fail=1; }
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
