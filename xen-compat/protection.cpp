@@ -1,0 +1,331 @@
+#include "xen-compat/protection.hpp"
+
+#include <string.h>
+
+namespace moat::xen {
+
+namespace {
+
+// Compatible prefixes of DMA engines (rule 4).
+constexpr const char* kDmaEngines[] = {
+    "arm,pl330", "arm,pl080", "arm,pl081", "arm,dma-350", "renesas,rcar-dmac", "renesas,dmac-",
+    "xlnx,zynqmp-dma-", "xlnx,zynqmp-dpdma", "xlnx,axi-dma", "snps,axi-dma-", "snps,dma-spear1340",
+    "ti,edma3-tpcc", "qcom,bam-v", "brcm,bcm2835-dma", "fsl,imx-sdma",
+};
+
+// Compatible prefixes of devices known to master the bus themselves (rule 6).
+constexpr const char* kMasters[] = {
+    "virtio,mmio", "qemu,fw-cfg-mmio", "cdns,gem", "cdns,macb", "xlnx,zynqmp-gem", "renesas,etheravb-",
+    "snps,dwmac", "snps,dwc3", "generic-xhci", "renesas,xhci-", "renesas,rcar-gen3-xhci", "generic-ehci",
+    "generic-ohci", "generic-ahci", "ceva,ahci-", "renesas,sdhi-", "renesas,rcar-gen3-sdhi", "arasan,sdhci-",
+    "xlnx,zynqmp-8.9a", "arasan,nfc-", "xlnx,zynqmp-nand-controller", "xlnx,zynqmp-qspi-", "arm,mali-",
+    "renesas,fcpv", "renesas,vsp2",
+};
+
+// Generic node names (DT spec 2.2.2) that denote bus masters (rule 6).
+constexpr const char* kMasterNames[] = {
+    "ethernet", "usb", "sata", "mmc", "dma-controller", "dma", "gpu", "nvme", "display-controller", "video-codec",
+};
+
+// Compatible prefixes of devices that never master the bus (rule 2).
+constexpr const char* kNonMasters[] = {
+    "arm,pl011", "arm,sbsa-uart", "renesas,scif", "renesas,hscif", "renesas,rcar-gen3-scif", "cdns,uart-",
+    "xlnx,xuartps", "xlnx,zynqmp-uart", "ns16550", "ns8250", "snps,dw-apb-uart", "arm,armv8-timer",
+    "arm,armv7-timer", "arm,sp804", "arm,pl031", "arm,pl061", "renesas,gpio-", "xlnx,zynqmp-gpio-",
+    "cfi-flash", "jedec,spi-nor", "arm,psci", "arm,armv8-pmuv3", "arm,cortex-a", "fixed-clock", "syscon",
+    "gpio-keys", "arm,sbsa-gwdt", "renesas,rcar-gen3-wdt", "renesas,wdt-", "regulator-", "xen,xen",
+};
+
+// Properties that mark a node as a controller of something other than memory (rule 2).
+constexpr const char* kNonMasterProps[] = {
+    "#iommu-cells", "interrupt-controller", "msi-controller", "gpio-controller", "#clock-cells",
+    "#reset-cells", "#power-domain-cells", "#pwm-cells", "#thermal-sensor-cells", "#mbox-cells",
+    "#phy-cells",
+};
+
+// Generic node names of non-masters (rule 2, weakest evidence: checked after the master rules).
+constexpr const char* kNonMasterNames[] = {
+    "serial", "timer", "gpio", "rtc", "watchdog", "pinctrl", "pin-controller", "clock-controller",
+    "interrupt-controller", "psci", "firmware", "pmu", "flash", "hypervisor", "power-controller",
+    "reset-controller", "system-controller", "syscon", "i2c", "spi", "mailbox", "thermal-sensor",
+};
+
+// Subtrees that describe no devices.
+constexpr const char* kSkipSubtrees[] = {
+    "cpus", "reserved-memory", "chosen", "aliases", "__symbols__", "__fixups__", "__local_fixups__", "thermal-zones",
+};
+
+template <size_t N>
+bool compatible_in(const dt::Tree& t, int node, const char* const (&table)[N]) {
+    for (unsigned i = 0;; i++) {
+        const char* c = t.string_at(node, "compatible", i);
+        if (!c) return false;
+        for (const char* p : table)
+            if (strncmp(c, p, strlen(p)) == 0) return true;
+    }
+}
+
+// The node name without its unit address.
+bool name_in(const char* name, const char* const* table, size_t n) {
+    size_t len = strcspn(name, "@");
+    for (size_t i = 0; i < n; i++)
+        if (strlen(table[i]) == len && strncmp(name, table[i], len) == 0) return true;
+    return false;
+}
+template <size_t N>
+bool name_in(const dt::Tree& t, int node, const char* const (&table)[N]) {
+    return name_in(t.name(node), table, N);
+}
+
+bool prop_is(const dt::Tree& t, int node, const char* prop, const char* value) {
+    int len;
+    const char* v = static_cast<const char*>(t.prop(node, prop, &len));
+    return v && len > 0 && v[len - 1] == 0 && strcmp(v, value) == 0;
+}
+
+bool is_pci_bridge(const dt::Tree& t, int node) { return prop_is(t, node, "device_type", "pci"); }
+
+// Whether the node is a device we look at at all: enabled along its whole path, not inside a
+// PCI bridge or a subtree that describes no devices.
+bool in_scope(const dt::Tree& t, int node) {
+    if (!t.available(node)) return false;
+    for (int p = t.parent(node); p > 0; p = t.parent(p)) {
+        if (!t.available(p) || is_pci_bridge(t, p)) return false;
+        if (t.parent(p) == 0 && name_in(t, p, kSkipSubtrees)) return false;
+    }
+    return !(t.parent(node) == 0 && name_in(t, node, kSkipSubtrees));
+}
+
+bool has_mmio_reg(const dt::Tree& t, int node) {
+    dt::Reg r;
+    unsigned sc;
+    int bus = t.parent(node);
+    if (bus < 0 || !t.has(node, "reg") || t.size_cells(bus, sc) != Status::ok || sc == 0) return false;
+    return t.reg(node, 0, r) == Status::ok;
+}
+
+bool is_container(const dt::Tree& t, int node) {
+    static constexpr const char* kBuses[] = {"simple-bus", "simple-mfd", "qemu,platform", "arm,amba-bus"};
+    return compatible_in(t, node, kBuses) || (t.has(node, "ranges") && t.first_subnode(node) >= 0);
+}
+
+// Applies rules 1-8 of the header; false when the node is not listed.
+bool master_basis(const dt::Tree& t, int node, Basis& basis) {
+    if (t.has(node, "iommus")) return basis = Basis::iommus, true;
+    if (t.has(node, "iommu-map")) return basis = Basis::iommu_map, true;
+    if (prop_is(t, node, "device_type", "memory") || prop_is(t, node, "device_type", "cpu")) return false;
+    for (const char* p : kNonMasterProps)
+        if (t.has(node, p)) return false;
+    if (compatible_in(t, node, kNonMasters)) return false;
+    if (is_pci_bridge(t, node)) return basis = Basis::pci_host, true;
+    if (t.has(node, "#dma-cells") || compatible_in(t, node, kDmaEngines)) return basis = Basis::dma_engine, true;
+    if (t.has(node, "dma-coherent")) return basis = Basis::dma_coherent, true;
+    if (compatible_in(t, node, kMasters) || name_in(t, node, kMasterNames)) return basis = Basis::known_master, true;
+    if (name_in(t, node, kNonMasterNames) || is_container(t, node)) return false;
+    if (has_mmio_reg(t, node)) return basis = Basis::registers, true;
+    return false;
+}
+
+bool is_grant_dma(const dt::Tree& t, const Topology& topo, unsigned iommu) {
+    return t.compatible(topo.iommus[iommu].node, "xen,grant-dma");
+}
+
+uint32_t be32(const uint8_t* p) {
+    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+int master_index(const Topology& topo, int node) {
+    for (unsigned i = 0; i < topo.nmasters; i++)
+        if (topo.masters[i].node == node) return static_cast<int>(i);
+    return -1;
+}
+
+// The first requester id of the bridge's bus range that its iommu-map (after the mask) does
+// not translate; false when every one is translated.
+bool first_gap(const dt::Tree& t, const MasterInfo& m, uint32_t& rid) {
+    uint32_t lo = 0, hi = 0xffff;
+    int len;
+    const auto* br = static_cast<const uint8_t*>(t.prop(m.node, "bus-range", &len));
+    if (br && len == 8 && be32(br) <= be32(br + 4) && be32(br + 4) <= 0xff) {
+        lo = be32(br) << 8;
+        hi = (be32(br + 4) << 8) | 0xff;
+    }
+    for (uint32_t r = lo; r <= hi; r++) {
+        uint32_t masked = r & m.map_mask;
+        bool hit = false;
+        for (unsigned s = 0; s < m.nstreams && !hit; s++) {
+            const StreamRef& ref = m.streams[s];
+            hit = ref.from_map && masked >= ref.rid_base && masked - ref.rid_base < ref.count;
+        }
+        if (!hit) return rid = r, true;
+    }
+    return false;
+}
+
+DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, int node, Basis basis) {
+    DeviceEntry e{node, Dma::unknown, basis, Why::wiring_broken, master_index(topo, node), -1, 0};
+    if (e.master < 0) return e;
+    const MasterInfo& m = topo.masters[e.master];
+    if (m.blocked) return e;
+    bool all_grants = true;
+    for (unsigned s = 0; s < m.nstreams; s++) {
+        unsigned io = m.streams[s].iommu;
+        if (e.iommu < 0) e.iommu = static_cast<int>(io);
+        if (is_grant_dma(t, topo, io)) continue;
+        all_grants = false;
+        if (!driven.has(io)) {
+            e.dma = Dma::unprotected, e.why = Why::iommu_not_driven, e.iommu = static_cast<int>(io);
+            return e;
+        }
+    }
+    uint32_t rid;
+    if (t.has(node, "iommu-map") && first_gap(t, m, rid)) {
+        e.dma = Dma::unprotected, e.why = Why::map_gap, e.detail = rid;
+        return e;
+    }
+    e.dma = Dma::protected_dma;
+    e.why = all_grants && m.nstreams ? Why::grant_dma : Why::driven_iommu;
+    return e;
+}
+
+}  // namespace
+
+DrivenSet registry_driven(const Topology& topo) {
+    DrivenSet d;
+    for (unsigned i = 0; i < topo.niommus && i < kMaxIommus; i++) d.driven[i] = topo.iommus[i].driver != nullptr;
+    return d;
+}
+
+const DeviceEntry* ProtectionReport::find(int node) const {
+    for (unsigned i = 0; i < count; i++)
+        if (devices[i].node == node) return &devices[i];
+    return nullptr;
+}
+
+Status classify(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, ProtectionReport& out) {
+    out.count = out.dropped = 0;
+    out.totals[0] = out.totals[1] = out.totals[2] = 0;
+    if (!t.blob()) return Status::bad_dt;
+    int depth = 0;
+    for (int n = t.next_node(0, &depth); n >= 0 && depth > 0; n = t.next_node(n, &depth)) {
+        Basis basis;
+        if (!in_scope(t, n) || !master_basis(t, n, basis)) continue;
+        DeviceEntry e{n, Dma::unprotected, basis, Why::no_iommu, -1, -1, 0};
+        if (basis == Basis::iommus || basis == Basis::iommu_map) e = classify_wired(t, topo, driven, n, basis);
+        else if (basis == Basis::registers) e.dma = Dma::unknown, e.why = Why::no_heuristic;
+        if (out.count == kMaxReportDevices) {
+            out.dropped++;
+            out.totals[static_cast<unsigned>(Dma::unknown)]++;
+            continue;
+        }
+        out.devices[out.count++] = e;
+        out.totals[static_cast<unsigned>(e.dma)]++;
+    }
+    return Status::ok;
+}
+
+const char* to_string(Dma d) {
+    switch (d) {
+    case Dma::protected_dma: return "protected";
+    case Dma::unprotected: return "unprotected";
+    case Dma::unknown: return "unknown";
+    }
+    return "?";
+}
+
+const char* to_string(Basis b) {
+    switch (b) {
+    case Basis::iommus: return "iommus";
+    case Basis::iommu_map: return "iommu-map";
+    case Basis::pci_host: return "pci-host-bridge";
+    case Basis::dma_engine: return "dma-engine";
+    case Basis::dma_coherent: return "dma-coherent";
+    case Basis::known_master: return "known-master";
+    case Basis::registers: return "registers";
+    }
+    return "?";
+}
+
+void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry& e, Sink& out) {
+    char p[dt::kPathMax];
+    const char* compat = t.first_compatible(e.node);
+    const IommuInfo* io = e.iommu >= 0 ? &topo.iommus[e.iommu] : nullptr;
+    switch (e.why) {
+    case Why::driven_iommu: {
+        unsigned others = 0;
+        const MasterInfo& m = topo.masters[e.master];
+        for (unsigned s = 0; s < m.nstreams; s++) {
+            bool seen = m.streams[s].iommu == static_cast<unsigned>(e.iommu);
+            for (unsigned k = 0; k < s && !seen; k++) seen = m.streams[k].iommu == m.streams[s].iommu;
+            others += !seen;
+        }
+        format(out, "every stream goes through %s, which moat drives (%s)", t.path(io->node, p, sizeof p),
+               io->driver ? io->driver->driver : "by request");
+        if (others) format(out, ", and %u more driven IOMMU%s", others, others > 1 ? "s" : "");
+        return;
+    }
+    case Why::grant_dma:
+        format(out, "Xen grant DMA through %s: backend domain %u only reaches pages granted to it",
+               t.path(io->node, p, sizeof p), topo.masters[e.master].streams[0].sid);
+        return;
+    case Why::iommu_not_driven:
+        format(out, "behind %s (%s), which moat does not drive: its DMA is whatever that IOMMU's owner allows",
+               t.path(io->node, p, sizeof p), io->compatible ? io->compatible : "no compatible");
+        return;
+    case Why::wiring_broken:
+        if (e.master >= 0) format(out, "IOMMU wiring broken, left blocked: %s", topo.masters[e.master].reason);
+        else format(out, "more than %u wired masters: not examined", kMaxMasters);
+        return;
+    case Why::map_gap:
+        format(out, "iommu-map does not translate requester id 0x%04x (%02x:%02x.%u): such devices bypass the IOMMU",
+               e.detail, e.detail >> 8, (e.detail >> 3) & 0x1f, e.detail & 7);
+        return;
+    case Why::no_iommu:
+        switch (e.basis) {
+        case Basis::pci_host: format(out, "PCI host bridge without iommu-map: every device behind it reaches memory untranslated"); return;
+        case Basis::dma_engine: format(out, "DMA engine (%s) without iommus: it reaches memory untranslated",
+                                       t.has(e.node, "#dma-cells") ? "#dma-cells" : compat); return;
+        case Basis::dma_coherent: format(out, "marked dma-coherent, so it does DMA, and has no iommus: it reaches memory untranslated"); return;
+        default: format(out, "known bus master (%s) without iommus: it reaches memory untranslated", compat ? compat : t.name(e.node)); return;
+        }
+    case Why::no_heuristic: {
+        dt::Reg r{};
+        (void)t.reg(e.node, 0, r);
+        format(out, "registers at 0x%lx but no evidence either way (compatible %s%s%s)", r.addr, compat ? "'" : "",
+               compat ? compat : "none", compat ? "'" : "");
+        return;
+    }
+    }
+}
+
+void describe_streams(const Topology& topo, const DeviceEntry& e, Sink& out) {
+    if (e.master < 0 || topo.masters[e.master].blocked || topo.masters[e.master].nstreams == 0) {
+        format(out, "-");
+        return;
+    }
+    const MasterInfo& m = topo.masters[e.master];
+    bool several = false;
+    for (unsigned s = 1; s < m.nstreams; s++) several |= m.streams[s].iommu != m.streams[0].iommu;
+    for (unsigned s = 0; s < m.nstreams;) {
+        const StreamRef& ref = m.streams[s];
+        if (s) format(out, ",");
+        if (several) format(out, "iommu%u:", ref.iommu);
+        if (ref.from_map) {
+            if (ref.count == 1) format(out, "rid 0x%x->0x%x", ref.rid_base, ref.sid);
+            else format(out, "rid 0x%x-0x%x->0x%x-0x%x", ref.rid_base, ref.rid_base + ref.count - 1, ref.sid, ref.sid + ref.count - 1);
+            s++;
+            continue;
+        }
+        // Merge consecutive single ids on the same IOMMU with no mask.
+        unsigned end = s + 1;
+        while (end < m.nstreams && !m.streams[end].from_map && m.streams[end].iommu == ref.iommu && m.streams[end].nargs < 2 &&
+               ref.nargs < 2 && m.streams[end].sid == m.streams[end - 1].sid + 1)
+            end++;
+        if (end - s > 1) format(out, "0x%x-0x%x", ref.sid, m.streams[end - 1].sid);
+        else if (ref.nargs > 1) format(out, "0x%x/0x%x", ref.sid, ref.args[1]);
+        else format(out, "0x%x", ref.sid);
+        s = end;
+    }
+}
+
+}  // namespace moat::xen

@@ -1,0 +1,91 @@
+// Which devices of a device tree can master DMA, and whether an IOMMU moat drives stands
+// between each of them and memory.
+//
+// The device tree does not say which devices are bus masters (that is why Xen's 2021 "all DMA
+// is IOMMU-protected" flag was rejected), so this is a heuristic, and every listed device says
+// which rule listed it. The rules, first match wins (protection.cpp has the tables):
+//   1. `iommus` or `iommu-map`: wired to an IOMMU, so a master by the binding's own word.
+//   2. Known non-masters are not listed: IOMMUs themselves (`#iommu-cells`: their walkers are
+//      the hypervisor's), interrupt/MSI/GPIO/clock/reset/power/PHY/mailbox controllers, CPUs,
+//      memory, and compatibles of UARTs, timers, RTCs, watchdogs, flash, PSCI, PMU, `xen,xen`.
+//   3. PCI host bridges (`device_type = "pci"`): every device behind them can master.
+//   4. DMA engines: `#dma-cells` (the dmaengine provider mark) or a known DMA-engine
+//      compatible. A node that only *uses* an engine (`dmas`) is not listed for that: the
+//      engine does the memory accesses and is listed in its own right.
+//   5. `dma-coherent`: only meaningful on a device that accesses memory.
+//   6. Known bus masters by compatible (virtio-mmio, fw-cfg, GEM, AHCI, SDHI/SDHCI, xHCI, ...)
+//      or by generic node name (ethernet, usb, sata, mmc, dma-controller, gpu, ...).
+//   7. Not listed either: generic names of non-masters (serial, timer, gpio, i2c, spi, ...:
+//      the weakest evidence, so it comes after the master rules) and bus containers
+//      (simple-bus and other nodes with `ranges` and children).
+//   8. Anything else with CPU-addressable `reg` is listed as unknown, with the reason.
+// Disabled nodes (or under a disabled bus), children of PCI bridges, /cpus, /reserved-memory,
+// /chosen, /aliases, and nodes whose `reg` is not memory-mapped (children of I2C/SPI/MDIO
+// buses: #size-cells 0) are never listed.
+#pragma once
+#include "common/discovery.hpp"
+
+namespace moat::xen {
+
+// The IOMMUs (indices into Topology::iommus) whose translation moat owns.
+struct DrivenSet {
+    bool driven[kMaxIommus] = {};
+    bool has(unsigned iommu) const { return iommu < kMaxIommus && driven[iommu]; }
+};
+
+// Every IOMMU whose compatible a driver in the registry knows: the default for dom0.
+DrivenSet registry_driven(const Topology& topo);
+
+enum class Dma : uint8_t {
+    protected_dma,  // every stream goes through an IOMMU moat drives (or Xen grants)
+    unprotected,    // can reach memory without an IOMMU moat drives
+    unknown,        // cannot tell (broken wiring, or registers but no DMA evidence)
+};
+
+// The rule that listed the device (see the header comment).
+enum class Basis : uint8_t { iommus, iommu_map, pci_host, dma_engine, dma_coherent, known_master, registers };
+
+enum class Why : uint8_t {
+    driven_iommu,      // all streams through driven IOMMUs
+    grant_dma,         // behind xen,grant-dma: the backend only reaches pages granted to it
+    iommu_not_driven,  // `iommu` names an IOMMU moat does not drive
+    wiring_broken,     // discovery blocked it; the master's reason says why
+    map_gap,           // iommu-map leaves requester id `detail` (and maybe more) untranslated
+    no_iommu,          // a DMA master with neither `iommus` nor `iommu-map`
+    no_heuristic,      // has registers, and no rule says either way
+};
+
+struct DeviceEntry {
+    int node;
+    Dma dma;
+    Basis basis;
+    Why why;
+    int master;       // index into Topology::masters, -1 when not a wired master
+    int iommu;        // the IOMMU the reason names (index into Topology::iommus), -1 if none
+    uint32_t detail;  // Why::map_gap: the first requester id left out
+};
+
+constexpr unsigned kMaxReportDevices = 256;
+
+struct ProtectionReport {
+    unsigned count = 0;
+    DeviceEntry devices[kMaxReportDevices];
+    unsigned totals[3] = {};  // by Dma
+    unsigned dropped = 0;     // listed devices past kMaxReportDevices (also counted as unknown)
+    const DeviceEntry* find(int node) const;
+};
+
+// Walks the whole tree (in document order) and classifies every possible DMA master.
+// `topo` must come from discover() on the same tree.
+Status classify(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, ProtectionReport& out);
+
+const char* to_string(Dma d);
+const char* to_string(Basis b);
+
+// One line, no newline: why the device is in its class ("behind /soc/iommu@... (arm,smmu-v3)").
+void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry& e, Sink& out);
+// The device's stream ids, compressed into ranges ("0x4c0-0x4c3", "rid 0x0-0xffff -> 0x0-0xffff"),
+// or "-" when it has none.
+void describe_streams(const Topology& topo, const DeviceEntry& e, Sink& out);
+
+}  // namespace moat::xen
