@@ -8,6 +8,7 @@
 #include "arch/arm64/board.hpp"
 #include "arch/arm64/console_select.hpp"
 #include "arch/arm64/mmu.hpp"
+#include "arch/arm64/pv_guest.hpp"
 #include "arch/cpu.hpp"
 #include "common/boot_memory.hpp"
 #include "common/discovery.hpp"
@@ -123,6 +124,7 @@ unsigned smmu_story(const dt::Tree& t) {
     SelftestResult r = dma_selftest(g_pool, g_smmu, edu_sid, edu, g_faults, console());
     print("dma selftest: %u passed, %u failed; smmu issued %lu commands (%lu syncs), %lu command errors\n", r.passed,
           r.failed, g_smmu.commands_issued(), g_smmu.syncs_issued(), g_smmu.command_errors());
+    if (r.failed == 0 && g_topo.problems == 0) run_pv_guest(t, g_pool, g_smmu, *edu_dev, edu_sid);
     return r.failed;
 }
 

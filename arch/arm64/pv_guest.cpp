@@ -1,0 +1,178 @@
+#include "arch/arm64/pv_guest.hpp"
+
+#include <libfdt.h>
+#include <string.h>
+
+#include <new>
+
+#include "arch/arm64/esr.hpp"
+#include "arch/arm64/trap.hpp"
+#include "arch/arm64/vm.hpp"
+#include "arch/cpu.hpp"
+#include "xen-compat/guest_dt.hpp"
+
+extern "C" const char test_guest_start[], test_guest_end[];
+
+namespace moat {
+
+namespace {
+
+constexpr uint64_t kGuestRam = 16 * MiB;
+constexpr uint64_t kDtbOffset = kGuestRam - 64 * KiB;   // the guest's tree at the top of its RAM
+constexpr unsigned kMaxFaultLinesPerCall = 4;           // a guest cannot flood the console
+
+struct State {
+    xen::PvIommuHost host;
+    xen::PvIommuGuest* guest = nullptr;
+    SmmuV3* smmu = nullptr;
+    PagePool* pool = nullptr;
+    FaultLog faults;
+    uint64_t calls = 0, preemptions = 0;
+    size_t pool_before = 0;
+};
+State g;
+alignas(8) uint8_t g_host_copy[128 * KiB];  // the host tree plus the edu node the guest is given
+alignas(8) uint8_t g_guest_dtb[64 * KiB];
+xen::GuestDesc g_desc;
+
+void report_faults() {
+    uint64_t before = g.faults.total();
+    g.smmu->poll_faults(g.faults);
+    uint64_t n = g.faults.total() - before;
+    if (!n) return;
+    unsigned show = static_cast<unsigned>(min<uint64_t>(n, kMaxFaultLinesPerCall));
+    g.faults.print(console(), g.faults.size() - static_cast<unsigned>(min<uint64_t>(n, g.faults.size())), show, "moat: ");
+    if (n > show) print("moat: ... and %lu more faults\n", n - show);
+}
+
+void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
+    unsigned ec = arch::esr::ec(esr);
+    if (ec == 0x16 && (esr & 0xffff) == xen::kHvcXen) {
+        uint64_t nr = f.x[16];
+        if (nr == xen::kHypercallIommuOp) {
+            g.calls++;
+            xen::CallResult r = xen::iommu_op(g.host, *g.guest, f.x[0], f.x[1]);
+            if (r.preempted) {
+                g.preemptions++;
+                f.elr -= 4;  // the guest issues the same call again, with the struct it was given back
+            } else {
+                f.x[0] = static_cast<uint64_t>(r.ret);
+            }
+            report_faults();
+            return;
+        }
+        if (nr == xen::kHypercallMoatExit) {
+            report_faults();
+            uint64_t status = f.x[0];
+            g.guest->~PvIommuGuest();  // tears the contexts down: streams detached, tables freed
+            print("moat: guest exited with status %lu after %lu iommu_op calls (%lu continued); "
+                  "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
+                  status, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
+            bool clean = g.pool->used_pages() == g.pool_before;
+            if (!clean) print("moat: the guest's IOMMU contexts leaked pages\n");
+            if (status == 0 && clean) {
+                print("moat: all checks passed; exit 0\n");
+                arch::halt(0);
+            }
+            print("moat: the guest's checks failed; exit 1\n");
+            arch::halt(1);
+        }
+        f.x[0] = static_cast<uint64_t>(-38);  // -ENOSYS
+        return;
+    }
+    uint64_t far, hpfar;
+    asm volatile("mrs %0, far_el2" : "=r"(far));
+    asm volatile("mrs %0, hpfar_el2" : "=r"(hpfar));
+    print("moat: guest stopped: %s at ELR 0x%lx, FAR 0x%lx, IPA 0x%lx (ESR 0x%lx)\n", arch::esr::class_name(esr), f.elr,
+          far, (hpfar >> 4) << 12, esr);
+    arch::halt(6);
+}
+
+}  // namespace
+
+[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, SmmuV3& smmu, const pci::Device& edu, StreamId sid) {
+    static arch::Vm vm(pool);
+    g.smmu = &smmu;
+    g.pool = &pool;
+    uint64_t guest_bytes = static_cast<uint64_t>(test_guest_end - test_guest_start);
+    Status st = vm.create(xen::layout::kRam0Base, kGuestRam);
+    uint64_t bar = edu.bars[0].addr, bar_size = edu.bars[0].size;
+    if (st == Status::ok) st = vm.map_mmio(bar, bar, bar_size);  // edu's BAR at the same address
+    // The console: the host's PL011 where the guest's tree puts its vPL011.
+    int chosen = host.find_path("/chosen");
+    int len;
+    const char* sp = chosen >= 0 ? static_cast<const char*>(host.prop(chosen, "stdout-path", &len)) : nullptr;
+    dt::Reg uart{0x09000000, 0x1000};
+    if (sp) {
+        char path[dt::kPathMax];
+        size_t n = 0;
+        while (sp[n] && sp[n] != ':' && n + 1 < sizeof path) path[n] = sp[n], n++;
+        path[n] = 0;
+        (void)host.reg(host.find_path(path), 0, uart);
+    }
+    if (st == Status::ok) st = vm.map_mmio(xen::layout::kPl011Base, uart.addr, xen::layout::kPl011Size);
+    if (st != Status::ok) {
+        print("moat: guest: %s\n", to_string(st));
+        arch::halt(1);
+    }
+    memcpy(vm.ram(xen::layout::kRam0Base, guest_bytes), test_guest_start, guest_bytes);
+
+    // The guest's tree: built by the same code as moat-dt's `guest`, with edu passed through.
+    // edu is a PCI function, not a DT node: give the host tree a node for it first.
+    // Only the blocks in use are copied: QEMU pads its tree to 1 MiB, which fdt_open_into would move whole.
+    const void* hb = host.blob();
+    size_t used = max<size_t>(fdt_off_dt_struct(hb) + fdt_size_dt_struct(hb), fdt_off_dt_strings(hb) + fdt_size_dt_strings(hb));
+    int err = used <= sizeof g_host_copy ? 0 : -FDT_ERR_NOSPACE;
+    if (!err) {
+        memcpy(g_host_copy, hb, used);
+        fdt_set_totalsize(g_host_copy, static_cast<uint32_t>(used));
+        err = fdt_open_into(g_host_copy, g_host_copy, sizeof g_host_copy);
+    }
+    int node = err ? err : fdt_add_subnode(g_host_copy, 0, "edu@10000000");
+    const char compat[] = "qemu,edu\0pci1234,11e8";
+    fdt32_t reg[4] = {cpu_to_fdt32(static_cast<uint32_t>(bar >> 32)), cpu_to_fdt32(static_cast<uint32_t>(bar)),
+                      cpu_to_fdt32(static_cast<uint32_t>(bar_size >> 32)), cpu_to_fdt32(static_cast<uint32_t>(bar_size))};
+    fdt32_t sbdf[3] = {cpu_to_fdt32(0), cpu_to_fdt32(edu.bus), cpu_to_fdt32(static_cast<uint32_t>(edu.dev << 3 | edu.fn))};
+    if (node >= 0) err = fdt_setprop(g_host_copy, node, "compatible", compat, sizeof compat);
+    if (node >= 0 && !err) err = fdt_setprop(g_host_copy, node, "reg", reg, sizeof reg);
+    if (node >= 0 && !err) err = fdt_setprop(g_host_copy, node, "moat,pci-sbdf", sbdf, sizeof sbdf);
+    dt::Tree host_copy;
+    if (node < 0 || err || host_copy.open(g_host_copy, sizeof g_host_copy) != Status::ok) {
+        print("moat: guest: cannot describe edu in the host tree (%s)\n", fdt_strerror(node < 0 ? node : err));
+        arch::halt(1);
+    }
+    format_to(g_desc.name, sizeof g_desc.name, "pv-iommu-test");
+    g_desc.console = xen::Console::pl011;
+    (void)xen::set_guest_memory(g_desc, kGuestRam);
+    g_desc.npassthrough = 1;
+    format_to(g_desc.passthrough[0].host_path, dt::kPathMax, "/edu@10000000");
+    size_t dtb_size = 0;
+    if (xen::build_guest_dt(g_desc, &host_copy, g_guest_dtb, sizeof g_guest_dtb, dtb_size, console()) != Status::ok) {
+        print("moat: guest: device tree not built\n");
+        arch::halt(1);
+    }
+    memcpy(vm.ram(xen::layout::kRam0Base + kDtbOffset, dtb_size), g_guest_dtb, dtb_size);
+
+    xen::PvIommuConfig cfg;
+    cfg.ias = 39;
+    cfg.oas = smmu.caps().oas;
+    cfg.coherent_walk = smmu.caps().coherent_walk;
+    alignas(xen::PvIommuGuest) static unsigned char storage[sizeof(xen::PvIommuGuest)];
+    g.pool_before = pool.used_pages();
+    g.guest = new (storage) xen::PvIommuGuest(1, false, vm, pool, cfg);
+    st = g.guest->init_default(xen::layout::kRam0Base >> kPageShift, kGuestRam >> kPageShift);
+    if (st == Status::ok) st = g.guest->assign(0, edu.bus, static_cast<uint8_t>(edu.dev << 3 | edu.fn), smmu, sid);
+    if (st == Status::ok) st = g.host.add(*g.guest);
+    if (st != Status::ok) {
+        print("moat: guest: PV-IOMMU setup: %s\n", to_string(st));
+        arch::halt(1);
+    }
+    print("guest:    domain 1, %lu MiB RAM at 0x%lx (PA 0x%lx), edu BAR 0x%lx passed through, stream 0x%x attached to "
+          "its default DMA context (%zu table pages); device tree %zu bytes at 0x%lx; entering EL1\n",
+          kGuestRam / MiB, vm.ram_ipa(), vm.ram_pa(), bar, sid, pool.used_pages() - g.pool_before, dtb_size,
+          vm.ram_ipa() + kDtbOffset);
+    arch::set_guest_trap_handler(on_guest_trap);
+    vm.enter(xen::layout::kRam0Base, xen::layout::kRam0Base + kDtbOffset);
+}
+
+}  // namespace moat

@@ -1,0 +1,117 @@
+#include "arch/arm64/vm.hpp"
+
+#include <string.h>
+
+#include "arch/cpu.hpp"
+
+namespace moat::arch {
+
+namespace {
+constexpr uint64_t kHcrVm = 1ull << 0;      // stage 2 on
+constexpr uint64_t kHcrSwio = 1ull << 1;    // set/way invalidation by clean+invalidate
+constexpr uint64_t kHcrFmo = 1ull << 3, kHcrImo = 1ull << 4, kHcrAmo = 1ull << 5;  // interrupts stay with EL2
+constexpr uint64_t kHcrTsc = 1ull << 19;    // SMC traps
+constexpr uint64_t kHcrRw = 1ull << 31;     // EL1 is AArch64
+constexpr uint64_t kSpsrEl1h = 0x5;
+constexpr uint64_t kSpsrDaif = 0xfull << 6;
+constexpr uint64_t kSctlrEl1Res1 = (1ull << 11) | (1ull << 20) | (3ull << 22) | (3ull << 28);
+}  // namespace
+
+Vm::Vm(PagePool& pool) : mem_(pool, true), p2m_(mem_, kIpaBits, pa_bits() < 48 ? pa_bits() : 48) {}
+
+Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
+    if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, 2 * MiB) || ram_size == 0) return Status::invalid_argument;
+    Status st = p2m_.init();
+    if (st != Status::ok) return st;
+    Result<uint64_t> r = mem_.pool().alloc(ram_size >> kPageShift, 512);
+    if (!r.ok()) return r.status;
+    ram_ipa_ = ram_ipa;
+    ram_pa_ = r.value;
+    ram_size_ = ram_size;
+    iopt::Prot prot;
+    prot.perm = iopt::kRead | iopt::kWrite | iopt::kExec;
+    iopt::Gather g;
+    Progress p = p2m_.map(ram_ipa, ram_pa_, ram_size, prot, g);
+    p2m_.release(g);
+    return p.status;
+}
+
+Status Vm::map_mmio(uint64_t ipa, uint64_t pa, uint64_t size) {
+    iopt::Prot prot;
+    prot.perm = iopt::kRead | iopt::kWrite;
+    prot.type = iopt::MemType::device;
+    prot.share = iopt::Share::none;
+    iopt::Gather g;
+    Progress p = p2m_.map(ipa, pa, align_up(size, kPageSize), prot, g);
+    p2m_.release(g);
+    return p.status;
+}
+
+void* Vm::ram(uint64_t ipa, uint64_t size) const {
+    if (ipa < ram_ipa_ || ipa - ram_ipa_ > ram_size_ || size > ram_size_ - (ipa - ram_ipa_)) return nullptr;
+    return mem_.pool().virt(ram_pa_ + (ipa - ram_ipa_));
+}
+
+Status Vm::ram_frame(uint64_t gfn, uint64_t& mfn) {
+    if (gfn >> (kIpaBits - kPageShift)) return Status::not_found;
+    Result<iopt::Translation> t = p2m_.lookup(gfn << kPageShift);
+    if (!t.ok()) return Status::not_found;
+    if (t.value.prot.type != iopt::MemType::normal_wb) return Status::denied;  // MMIO is not RAM to map
+    mfn = t.value.pa >> kPageShift;
+    return Status::ok;
+}
+
+// Page by page through the guest's own stage 2, so a struct straddling into something that
+// is not its RAM fails as a whole.
+bool Vm::copy(uint64_t gpa, void* buf, size_t n, bool to_guest) {
+    if (add_overflows(gpa, n)) return false;
+    for (uint64_t a = align_down(gpa, kPageSize); a < gpa + n; a += kPageSize) {
+        uint64_t mfn;
+        if (ram_frame(a >> kPageShift, mfn) != Status::ok) return false;
+    }
+    auto* b = static_cast<uint8_t*>(buf);
+    while (n) {
+        uint64_t mfn;
+        (void)ram_frame(gpa >> kPageShift, mfn);
+        size_t chunk = static_cast<size_t>(min<uint64_t>(n, kPageSize - (gpa & (kPageSize - 1))));
+        auto* host = static_cast<uint8_t*>(mem_.pool().virt((mfn << kPageShift) | (gpa & (kPageSize - 1))));
+        if (to_guest) memcpy(host, b, chunk);
+        else memcpy(b, host, chunk);
+        gpa += chunk;
+        b += chunk;
+        n -= chunk;
+    }
+    return true;
+}
+
+bool Vm::read(uint64_t gpa, void* dst, size_t n) { return copy(gpa, dst, n, false); }
+bool Vm::write(uint64_t gpa, const void* src, size_t n) { return copy(gpa, const_cast<void*>(src), n, true); }
+
+[[noreturn]] void Vm::enter(uint64_t entry, uint64_t arg) {
+    const iopt::Geometry& g = p2m_.geometry();
+    uint64_t vtcr = g.t0sz() | (uint64_t{g.sl0()} << 6) | (1ull << 8) | (1ull << 10) | (3ull << 12) | (0ull << 14) |
+                    (uint64_t{g.ps()} << 16) | (1ull << 31);
+    uint64_t vttbr = p2m_.root_pa() | (uint64_t{kVmid} << 48);
+    uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTsc | kHcrRw;
+    uint64_t midr, mpidr;
+    asm volatile("mrs %0, midr_el1" : "=r"(midr));
+    asm volatile("mrs %0, mpidr_el1" : "=r"(mpidr));
+    asm volatile("msr vpidr_el2, %0" : : "r"(midr));
+    asm volatile("msr vmpidr_el2, %0" : : "r"(mpidr));
+    asm volatile("msr vtcr_el2, %0" : : "r"(vtcr));
+    asm volatile("msr vttbr_el2, %0" : : "r"(vttbr));
+    asm volatile("msr hcr_el2, %0" : : "r"(hcr));
+    asm volatile("msr cnthctl_el2, %0" : : "r"(uint64_t{3}));     // EL1 may read the counter
+    asm volatile("msr cntvoff_el2, xzr");
+    asm volatile("msr sctlr_el1, %0" : : "r"(kSctlrEl1Res1));     // guest MMU and caches off
+    asm volatile("msr cpacr_el1, %0" : : "r"(uint64_t{3} << 20)); // FP/SIMD usable at EL1
+    asm volatile("msr mdcr_el2, xzr");
+    asm volatile("isb; tlbi vmalls12e1is; dsb ish; isb" ::: "memory");
+    asm volatile("msr elr_el2, %0" : : "r"(entry));
+    asm volatile("msr spsr_el2, %0" : : "r"(kSpsrEl1h | kSpsrDaif));
+    register uint64_t x0 asm("x0") = arg;
+    asm volatile("eret" : : "r"(x0) : "memory");
+    __builtin_unreachable();
+}
+
+}  // namespace moat::arch
