@@ -12,7 +12,7 @@ namespace moat {
 
 constexpr unsigned kMaxIommus = 32;
 constexpr unsigned kMaxMasters = 128;
-constexpr unsigned kMaxStreamsPerMaster = 8;
+constexpr unsigned kMaxStreamsPerMaster = 16;  // R-Car DMACs list 16 uTLBs
 constexpr unsigned kMaxIommuRegs = 2;
 constexpr unsigned kMaxIommuIrqs = 20;
 
