@@ -59,7 +59,7 @@ unit: $(HOST_OUT)/unit_tests $(TESTDATA)
 
 # Dependencies first (quick when all are there), then everything the tests need.
 test: deps
-	@$(MAKE) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(TEST_DEPS)
+	@$(MAKE) -j$$(nproc) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(TEST_DEPS)
 	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
 
 run: deps

@@ -9,6 +9,7 @@
 #include "arch/arm64/trap.hpp"
 #include "arch/arm64/vm.hpp"
 #include "arch/cpu.hpp"
+#include "drivers/serial/serial.hpp"
 #include "xen-compat/guest_dt.hpp"
 
 extern "C" const char test_guest_start[], test_guest_end[];
@@ -99,17 +100,9 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
     uint64_t bar = edu.bars[0].addr, bar_size = edu.bars[0].size;
     if (st == Status::ok) st = vm.map_mmio(bar, bar, bar_size);  // edu's BAR at the same address
     // The console: the host's PL011 where the guest's tree puts its vPL011.
-    int chosen = host.find_path("/chosen");
-    int len;
-    const char* sp = chosen >= 0 ? static_cast<const char*>(host.prop(chosen, "stdout-path", &len)) : nullptr;
     dt::Reg uart{0x09000000, 0x1000};
-    if (sp) {
-        char path[dt::kPathMax];
-        size_t n = 0;
-        while (sp[n] && sp[n] != ':' && n + 1 < sizeof path) path[n] = sp[n], n++;
-        path[n] = 0;
-        (void)host.reg(host.find_path(path), 0, uart);
-    }
+    int con = stdout_node(host);
+    if (con >= 0) (void)host.reg(con, 0, uart);
     if (st == Status::ok) st = vm.map_mmio(xen::layout::kPl011Base, uart.addr, xen::layout::kPl011Size);
     if (st != Status::ok) {
         print("moat: guest: %s\n", to_string(st));

@@ -6,12 +6,12 @@ namespace {
 Pl011 g_pl011;
 }
 
-Serial* serial_from_dt(const dt::Tree& t) {
+int stdout_node(const dt::Tree& t) {
     int chosen = t.find_path("/chosen");
-    if (chosen < 0) return nullptr;
+    if (chosen < 0) return -1;
     int len;
     const char* sp = static_cast<const char*>(t.prop(chosen, "stdout-path", &len));
-    if (!sp || len <= 1 || sp[len - 1] != 0) return nullptr;
+    if (!sp || len <= 1 || sp[len - 1] != 0) return -1;
     char path[dt::kPathMax];
     size_t n = 0;
     while (sp[n] && sp[n] != ':' && n + 1 < sizeof path) {  // "path:options"
@@ -19,7 +19,11 @@ Serial* serial_from_dt(const dt::Tree& t) {
         n++;
     }
     path[n] = 0;
-    int node = t.find_path(path);  // libfdt resolves an alias name too
+    return t.find_path(path);  // libfdt resolves an alias name too
+}
+
+Serial* serial_from_dt(const dt::Tree& t) {
+    int node = stdout_node(t);
     dt::Reg reg;
     if (node < 0 || t.reg(node, 0, reg) != Status::ok) return nullptr;
     // Xen's vPL011 is an SBSA UART: the PL011 subset moat uses (DR, FR).

@@ -12,6 +12,8 @@ protected:
     ~Serial() = default;
 };
 
+// The node /chosen/stdout-path names ("path:options" or an alias), or < 0.
+int stdout_node(const dt::Tree& t);
 // The UART /chosen/stdout-path names, if a driver here knows it; nullptr otherwise.
 Serial* serial_from_dt(const dt::Tree& t);
 
