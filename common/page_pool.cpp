@@ -56,7 +56,7 @@ bool PagePool::find_single(size_t& bit) {
     return false;
 }
 
-Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages) {
+Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages, bool zero) {
     if (pages == 0 || !is_pow2(align_pages)) return Status::invalid_argument;
     if (fail_after_ == 0 || pages > free_pages()) return Status::no_memory;
     size_t bit = 0;
@@ -88,7 +88,10 @@ Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages) {
     set_range(bit, pages, true);
     used_ += pages;
     if (fail_after_ != SIZE_MAX) fail_after_--;
-    memset(virt(pa), 0, pages * kPageSize);
+    if (zero) {
+        memset(virt(pa), 0, pages * kPageSize);
+        zeroed_ += pages;
+    }
     return pa;
 }
 

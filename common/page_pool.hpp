@@ -23,8 +23,9 @@ public:
     // pages, or when the range overlaps one already added.
     Status add_region(uint64_t pa, uint64_t size);
 
-    // `pages` contiguous zeroed pages whose physical address is aligned to `align_pages` pages.
-    Result<uint64_t> alloc(size_t pages = 1, size_t align_pages = 1);
+    // `pages` contiguous pages whose physical address is aligned to `align_pages` pages, zeroed
+    // unless the caller will overwrite every byte before anyone else can see them (zero = false).
+    Result<uint64_t> alloc(size_t pages = 1, size_t align_pages = 1, bool zero = true);
     // Gives back pages from alloc(). Returns invalid_argument (and changes nothing) for a page
     // that is not in the pool or not allocated: a double free is a bug worth reporting.
     Status free(uint64_t pa, size_t pages = 1);
@@ -36,6 +37,7 @@ public:
     size_t used_pages() const { return used_; }
     size_t free_pages() const { return total_ - used_; }
     size_t region_count() const { return nregions_; }
+    uint64_t zeroed_pages() const { return zeroed_; }  // pages alloc() has zeroed, ever
     struct Region { uint64_t base; size_t pages; size_t first_bit; };
     const Region& region(size_t i) const { return regions_[i]; }
 
@@ -56,6 +58,7 @@ private:
     size_t used_ = 0;
     size_t hint_ = 0;     // word index where a free single page was last seen
     size_t fail_after_ = SIZE_MAX;
+    uint64_t zeroed_ = 0;
     uint64_t bits_[kMaxPages / 64] = {};  // 1 = allocated (or not a page of any region)
 };
 

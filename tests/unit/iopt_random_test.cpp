@@ -19,7 +19,7 @@ namespace {
 
 constexpr uint64_t K4 = 4 * KiB, M2 = 2 * MiB, G1 = GiB;
 constexpr uint64_t kDefaultSeed = 0x10b7;
-constexpr uint64_t kDefaultSeqs = 1000;
+constexpr uint64_t kDefaultSeqs = 1500;
 constexpr int kOpsPerSeq = 24;
 constexpr size_t kPoolPages = 1024;
 

@@ -307,3 +307,23 @@ TYPED_TEST(IoptSemantics, DestroyGivesEverythingBack) {
 }
 
 }  // namespace
+
+// A leaf table the range covers whole is taken from the pool unzeroed (it is filled entry by
+// entry before it is linked); any other new table is zeroed. The recording memory fills
+// unzeroed pages with entries that look valid, so a missed entry would show in the checks below.
+TYPED_TEST(IoptSemantics, OnlyWholeLeafTablesSkipZeroing) {
+    Rig<TypeParam> r(39);
+    const uint64_t base = 0x40000000, pa = 0x80001000;  // PA not 2 MiB aligned: pages, not a block
+    ASSERT_TRUE(r.map(base, pa, 2 * MiB, Prot{}, kPageSize).ok());
+    EXPECT_EQ(r.mem.unzeroed_pages(), 1u);
+    for (uint64_t off = 0; off < 2 * MiB; off += kPageSize) ASSERT_EQ(r.pa(base + off), pa + off) << off;
+    EXPECT_EQ(r.pa(base + 2 * MiB), ~uint64_t{0});
+    EXPECT_EQ(r.pa(base - kPageSize), ~uint64_t{0});
+    // Part of a leaf table: zeroed, and the rest of it reads as unmapped.
+    ASSERT_TRUE(r.map(base + 4 * MiB + 8 * kPageSize, pa, 3 * kPageSize, Prot{}, kPageSize).ok());
+    EXPECT_EQ(r.mem.unzeroed_pages(), 1u);
+    EXPECT_EQ(r.pa(base + 4 * MiB), ~uint64_t{0});
+    EXPECT_EQ(r.pa(base + 4 * MiB + 11 * kPageSize), ~uint64_t{0});
+    EXPECT_TRUE(r.unmap(base, 2 * MiB).ok());
+    EXPECT_TRUE(r.unmap(base + 4 * MiB + 8 * kPageSize, 3 * kPageSize).ok());
+}

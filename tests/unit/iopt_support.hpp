@@ -55,9 +55,13 @@ public:
     RecordingMemory(PagePool& pool, bool coherent) : pool_(pool), coherent_(coherent) {}
 
     // ---- the memory policy
-    Result<uint64_t> alloc(size_t pages, size_t align) {
-        Result<uint64_t> r = pool_.alloc(pages, align);
+    Result<uint64_t> alloc(size_t pages, size_t align, bool zero = true) {
+        Result<uint64_t> r = pool_.alloc(pages, align, zero);
         if (!r.ok()) return r;
+        // An unzeroed page holds garbage that reads as valid entries: any entry the engine fails
+        // to overwrite before linking the table shows up in the walks and reference checks.
+        if (!zero) memset(pool_.virt(r.value), 0xff, pages * kPageSize);
+        unzeroed_ += zero ? 0 : pages;
         for (size_t k = 0; k < pages; k++) {
             Page& p = pages_[r.value + k * kPageSize];
             p = Page{};
@@ -147,7 +151,11 @@ public:
     std::function<void()> after_store;  // called after every store to a reachable table
     uint64_t stores = 0;
 
+    // Pages handed out without zeroing (the engine promised to overwrite them whole).
+    uint64_t unzeroed_pages() const { return unzeroed_; }
+
 private:
+    uint64_t unzeroed_ = 0;
     struct Page {
         bool allocated = false;
         bool live = false;
