@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/models/fake_guest.hpp"
+#include "tests/models/host_pool.hpp"
 
 using namespace moat;
 using namespace moat::xen;
@@ -40,13 +41,8 @@ bool allowed(long r) {
 }
 
 struct Env {
-    std::vector<uint8_t> backing = std::vector<uint8_t>((1024 + 512) * kPageSize);
-    std::unique_ptr<PagePool> pool;
-    Env() {
-        uintptr_t base = align_up(reinterpret_cast<uintptr_t>(backing.data()), 2 * MiB);
-        pool = std::make_unique<PagePool>(base - 0x80000000ull);
-        (void)pool->add_region(0x80000000ull, 1024 * kPageSize);
-    }
+    model::HostPool mem{1024, model::HostPool::kPhysBase, 2 * MiB};
+    std::unique_ptr<PagePool>& pool = mem.pool;
 };
 
 }  // namespace

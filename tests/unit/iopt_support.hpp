@@ -15,6 +15,7 @@
 #include "arch/cache.hpp"
 #include "common/iopt/page_table.hpp"
 #include "common/page_pool.hpp"
+#include "tests/models/host_pool.hpp"
 
 namespace iopt_test {
 
@@ -24,14 +25,8 @@ using namespace moat::iopt;
 constexpr uint64_t kPhysBase = 0x80000000;  // fake physical address of the pool: fits a 40-bit OAS
 
 // A pool over a host buffer posing as physical memory at kPhysBase.
-struct HostPool {
-    std::vector<uint8_t> mem;
-    std::unique_ptr<PagePool> pool;
-    explicit HostPool(size_t pages) : mem((pages + 1) * kPageSize) {
-        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
-        pool = std::make_unique<PagePool>(host - kPhysBase);
-        EXPECT_EQ(pool->add_region(kPhysBase, pages * kPageSize), Status::ok);
-    }
+struct HostPool : moat::model::HostPool {
+    explicit HostPool(size_t pages) : moat::model::HostPool(pages, kPhysBase) { EXPECT_TRUE(ok); }
 };
 
 // The host "fake memory": a memory policy that records every store (address, old, new, order) and

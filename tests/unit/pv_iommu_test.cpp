@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tests/models/fake_guest.hpp"
+#include "tests/models/host_pool.hpp"
 #include "xen-compat/pv_iommu.hpp"
 
 using namespace moat;
@@ -41,8 +42,8 @@ struct FakeGuest : model::FakeGuest {
 };
 
 struct Rig {
-    std::vector<uint8_t> backing = std::vector<uint8_t>((4096 + 513) * kPageSize);
-    std::unique_ptr<PagePool> pool;
+    model::HostPool host_mem{4096, model::HostPool::kPhysBase, 2 * MiB};
+    PagePool* pool = host_mem.pool.get();
     std::unique_ptr<FakeGuest> mem;
     std::unique_ptr<FakeGuest> mem2;
     RecordingIommu iommu;
@@ -50,9 +51,7 @@ struct Rig {
     std::unique_ptr<PvIommuGuest> guest;
     std::unique_ptr<PvIommuGuest> dom0;
     explicit Rig(PvIommuConfig cfg = {}) {
-        uintptr_t base = align_up(reinterpret_cast<uintptr_t>(backing.data()), 2 * MiB);
-        pool = std::make_unique<PagePool>(base - 0x80000000ull);
-        EXPECT_EQ(pool->add_region(0x80000000ull, 4096 * kPageSize - (base - reinterpret_cast<uintptr_t>(backing.data()))), Status::ok);
+        EXPECT_TRUE(host_mem.ok);
         mem = std::make_unique<FakeGuest>(*pool, 1024);
         mem2 = std::make_unique<FakeGuest>(*pool, 16);
         guest = std::make_unique<PvIommuGuest>(1, false, *mem, *pool, cfg);
@@ -294,10 +293,9 @@ TEST(PvIommu, RemoteCommandsNeedPrivilegeAndCannotNest) {
 }
 
 TEST(PvIommu, TeardownGivesEveryPageBack) {
-    std::vector<uint8_t> backing((2048 + 1) * kPageSize);
-    uintptr_t base = align_up(reinterpret_cast<uintptr_t>(backing.data()), kPageSize);
-    auto pool = std::make_unique<PagePool>(base - 0x80000000ull);
-    ASSERT_EQ(pool->add_region(0x80000000ull, 2048 * kPageSize), Status::ok);
+    model::HostPool host_mem(2048, model::HostPool::kPhysBase, 2 * MiB);
+    ASSERT_TRUE(host_mem.ok);
+    PagePool* pool = host_mem.pool.get();
     FakeGuest mem(*pool, 512);
     size_t before = pool->used_pages();
     RecordingIommu iommu;

@@ -13,6 +13,7 @@
 #include "arch/mmio.hpp"
 #include "common/io_domain.hpp"
 #include "drivers/iommu/smmu_v3.hpp"
+#include "tests/models/host_pool.hpp"
 #include "tests/models/smmu_v3_model.hpp"
 
 using namespace moat;
@@ -28,14 +29,8 @@ constexpr uint8_t kOpCfgiSte = 0x03, kOpNhAsid = 0x11, kOpNhVa = 0x12, kOpEl2All
                   kOpS2Ipa = 0x2a, kOpSync = 0x46;
 
 // Physical memory for a test: a pool over a host buffer posing as RAM at `phys`.
-struct HostMem {
-    std::vector<uint8_t> buf;
-    std::unique_ptr<PagePool> pool;
-    HostMem(uint64_t phys, size_t pages) : buf((pages + 1) * kPageSize) {
-        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
-        pool = std::make_unique<PagePool>(host - phys);
-        EXPECT_EQ(pool->add_region(phys, pages * kPageSize), Status::ok);
-    }
+struct HostMem : model::HostPool {
+    HostMem(uint64_t phys, size_t pages) : model::HostPool(pages, phys) { EXPECT_TRUE(ok); }
 };
 
 // An SMMU model mapped where the driver expects it, the driver, and the memory both see.

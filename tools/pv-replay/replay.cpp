@@ -20,6 +20,7 @@
 
 #include "drivers/iommu/smmu_v3.hpp"
 #include "tests/models/fake_guest.hpp"
+#include "tests/models/host_pool.hpp"
 #include "tests/models/smmu_v3_model.hpp"
 
 using namespace moat;
@@ -105,8 +106,8 @@ struct Domain {
 };
 
 struct World {
-    std::vector<uint8_t> backing = std::vector<uint8_t>((kPoolPages + 512) * kPageSize);
-    std::unique_ptr<PagePool> pool;
+    model::HostPool mem{kPoolPages, kPhysBase, 2 * MiB};
+    std::unique_ptr<PagePool>& pool = mem.pool;
     std::unique_ptr<model::PoolPhysMem> phys;
     std::unique_ptr<model::SmmuV3Model> model;
     std::unique_ptr<SmmuV3> smmu;
@@ -119,9 +120,6 @@ struct World {
     long last = 0;
 
     World() {
-        uintptr_t base = align_up(reinterpret_cast<uintptr_t>(backing.data()), 2 * MiB);
-        pool = std::make_unique<PagePool>(base - kPhysBase);
-        (void)pool->add_region(kPhysBase, (kPoolPages - 512) * kPageSize);
         phys = std::make_unique<model::PoolPhysMem>(*pool);
         model = std::make_unique<model::SmmuV3Model>(*phys, model::SmmuV3Model::Features{});
         mmio::attach(kSmmuBase, model::SmmuV3Model::kRegSize, model.get());
