@@ -102,8 +102,15 @@ Status IoDomain::flush_all(iopt::Gather& g) {
             if (st != Status::ok && first == Status::ok) first = st;
         }
     }
-    if (s1_) s1_->release(g);
-    else s2_->release(g);
+    // Unlinked table pages go back only once every walker has been told to forget them. If an
+    // invalidation failed, a walker may still hold them: they stay out of the pool for good
+    // (counted) rather than come back as someone else's memory.
+    if (first == Status::ok) {
+        if (s1_) s1_->release(g);
+        else s2_->release(g);
+    } else {
+        quarantined_ += g.pending_pages();
+    }
     return first;
 }
 

@@ -40,6 +40,9 @@ public:
     bool coherent_walk() const { return coherent_; }
     // Flushes issued by map/unmap (one per attached IOMMU per call that changed something).
     uint64_t flushes() const { return flushes_; }
+    // Table pages withheld from the pool because the flush that should have preceded their
+    // release failed (a walker may still read them).
+    uint64_t quarantined_pages() const { return quarantined_; }
     // Owner of a stream, or nullptr.
     static IoDomain* owner(const Iommu& iommu, StreamId sid);
 
@@ -60,6 +63,7 @@ private:
     struct Attachment { Iommu* iommu; StreamId sid; };
     Attachment attached_[kMaxAttached] = {};
     uint64_t flushes_ = 0;
+    uint64_t quarantined_ = 0;
 };
 
 }  // namespace moat

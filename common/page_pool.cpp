@@ -7,6 +7,9 @@ namespace moat {
 Status PagePool::add_region(uint64_t pa, uint64_t size) {
     if (add_overflows(pa, size)) return Status::invalid_argument;
     uint64_t lo = align_up(pa, kPageSize), hi = align_down(pa + size, kPageSize);
+    // Physical page 0 is never handed out: its address reads as "none" to callers and hardware
+    // registers alike (a null CPU pointer where RAM is identity mapped, as on ZynqMP).
+    if (lo == 0) lo = kPageSize;
     if (hi <= lo) return Status::ok;  // nothing whole inside: not an error
     size_t pages = static_cast<size_t>((hi - lo) >> kPageShift);
     if (nregions_ == kMaxRegions || pages > kMaxPages - nbits_) return Status::no_space;

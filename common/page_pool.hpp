@@ -19,8 +19,8 @@ public:
     PagePool(const PagePool&) = delete;
     PagePool& operator=(const PagePool&) = delete;
 
-    // Adds the whole pages inside [pa, pa + size). Fails when the pool is full of regions or
-    // pages, or when the range overlaps one already added.
+    // Adds the whole pages inside [pa, pa + size), except physical page 0. Fails when the pool is
+    // full of regions or pages, or when the range overlaps one already added.
     Status add_region(uint64_t pa, uint64_t size);
 
     // `pages` contiguous pages whose physical address is aligned to `align_pages` pages, zeroed

@@ -85,6 +85,21 @@ TEST(PagePool, RegionsMustNotOverlap) {
     EXPECT_EQ(h.pool->total_pages(), 16u);
 }
 
+TEST(PagePool, PhysicalPageZeroIsNeverHandedOut) {
+    std::vector<uint8_t> mem(9 * kPageSize);
+    uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
+    PagePool* pool = new PagePool(host);  // RAM at physical 0, as on ZynqMP
+    ASSERT_EQ(pool->add_region(0, 8 * kPageSize), Status::ok);
+    EXPECT_EQ(pool->total_pages(), 7u);
+    for (int i = 0; i < 7; i++) {
+        auto r = pool->alloc();
+        ASSERT_TRUE(r.ok());
+        EXPECT_NE(r.value, 0u);
+    }
+    EXPECT_EQ(pool->alloc().status, Status::no_memory);
+    delete pool;
+}
+
 TEST(PagePool, FailAfterInjectsExhaustion) {
     HostPool h(0x10000, 8);
     h.pool->fail_after(2);
