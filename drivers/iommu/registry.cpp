@@ -8,12 +8,12 @@ namespace moat {
 namespace {
 constexpr DriverEntry kDrivers[] = {
     {"arm,smmu-v3", "smmu_v3", "Arm SMMUv3", true},
-    {"arm,mmu-500", "smmu_v2", "Arm MMU-500", false},
-    {"arm,smmu-v2", "smmu_v2", "Arm SMMUv2", false},
-    {"renesas,ipmmu-r8a7795", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car H3)", false},
-    {"renesas,ipmmu-r8a7796", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W)", false},
-    {"renesas,ipmmu-r8a77961", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W+)", false},
-    {"renesas,ipmmu-r8a77965", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-N)", false},
+    {"arm,mmu-500", "smmu_v2", "Arm MMU-500", true},
+    {"arm,smmu-v2", "smmu_v2", "Arm SMMUv2", true},
+    {"renesas,ipmmu-r8a7795", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car H3)", true},
+    {"renesas,ipmmu-r8a7796", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W)", true},
+    {"renesas,ipmmu-r8a77961", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-W+)", true},
+    {"renesas,ipmmu-r8a77965", "ipmmu_vmsa", "Renesas IPMMU-VMSA (R-Car M3-N)", true},
 };
 }  // namespace
 

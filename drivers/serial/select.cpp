@@ -1,9 +1,13 @@
+#include "drivers/serial/cadence.hpp"
 #include "drivers/serial/pl011.hpp"
+#include "drivers/serial/scif.hpp"
 
 namespace moat {
 
 namespace {
 Pl011 g_pl011;
+Cadence g_cadence;
+Scif g_scif;
 }
 
 int stdout_node(const dt::Tree& t) {
@@ -30,6 +34,16 @@ Serial* serial_from_dt(const dt::Tree& t) {
     if (t.compatible(node, "arm,pl011") || t.compatible(node, "arm,sbsa-uart")) {
         g_pl011.set_base(static_cast<uintptr_t>(reg.addr));
         return &g_pl011;
+    }
+    // R-Car SCIF (Salvator-X): "renesas,scif" is the generic entry of every SCIF's compatible list.
+    if (t.compatible(node, "renesas,scif")) {
+        g_scif.set_base(static_cast<uintptr_t>(reg.addr));
+        return &g_scif;
+    }
+    // Xilinx/Cadence UART (ZynqMP: "xlnx,zynqmp-uart", "cdns,uart-r1p12"; Zynq-7000: "xlnx,xuartps").
+    if (t.compatible(node, "cdns,uart-r1p12") || t.compatible(node, "xlnx,xuartps")) {
+        g_cadence.set_base(static_cast<uintptr_t>(reg.addr));
+        return &g_cadence;
     }
     return nullptr;
 }

@@ -1,0 +1,428 @@
+#include "drivers/iommu/ipmmu_vmsa.hpp"
+
+#include <string.h>
+
+#include "arch/barrier.hpp"
+#include "arch/mmio.hpp"
+#include "common/wait.hpp"
+
+namespace moat {
+
+using namespace ipmmu;
+
+namespace {
+
+// The IPA sizes a stage-2 context takes: TSZ0 (64 - bits) has five bits, and the IPMMU-MM walks
+// at most 40 bits (Xen caps its P2M there for the same reason).
+constexpr unsigned kS2MinIas = 64 - 31, kS2MaxIas = 40;
+// LPAE stage 1: the whole 32-bit input space, from level 1 (4 entries of 1 GiB).
+constexpr unsigned kS1Ias = 32, kS1StartLevel = 1;
+
+struct Soc {
+    const char* compatible;
+    const char* name;
+    uint32_t product;
+    bool needs_es3;  // stage-2 tables (and the Xen way of sharing them) only from ES3.0
+};
+constexpr Soc kSocs[] = {
+    {"renesas,ipmmu-r8a7795", "R-Car H3", prr::kH3, true},
+    {"renesas,ipmmu-r8a7796", "R-Car M3-W", prr::kM3W, true},
+    {"renesas,ipmmu-r8a77961", "R-Car M3-W+", prr::kM3W, true},
+    {"renesas,ipmmu-r8a77965", "R-Car M3-N", prr::kM3N, false},
+};
+
+const char* product_name(uint32_t product) {
+    switch (product) {
+    case prr::kH3: return "R-Car H3";
+    case prr::kM3W: return "R-Car M3-W";
+    case prr::kM3N: return "R-Car M3-N";
+    default: return nullptr;
+    }
+}
+
+bool same(const char* a, const char* b) { return a && b && strcmp(a, b) == 0; }
+
+}  // namespace
+
+// ---------------------------------------------------------------- register access
+
+uint32_t IpmmuVmsa::rd(Ctx r, unsigned ctx) const { return mmio::read32(cfg_.base + offset(r, ctx)); }
+void IpmmuVmsa::wr(Ctx r, unsigned ctx, uint32_t v) { mmio::write32(cfg_.base + offset(r, ctx), v); }
+uint32_t IpmmuVmsa::rd(Utlb r, unsigned utlb) const { return mmio::read32(cfg_.base + offset(r, utlb)); }
+void IpmmuVmsa::wr(Utlb r, unsigned utlb, uint32_t v) { mmio::write32(cfg_.base + offset(r, utlb), v); }
+uint32_t IpmmuVmsa::rd(Global r) const { return mmio::read32(cfg_.base + offset(r)); }
+void IpmmuVmsa::wr(Global r, uint32_t v) { mmio::write32(cfg_.base + offset(r), v); }
+
+Status IpmmuVmsa::refuse(Status st, const char* what) {
+    format_to(why_, sizeof why_, "%s", what);
+    return st;
+}
+
+// ---------------------------------------------------------------- supported SoCs
+
+const char* IpmmuVmsa::soc_name(uint32_t prr_value) {
+    const char* n = product_name(static_cast<uint32_t>(prr::kProduct.get(prr_value)));
+    return n ? n : "unknown SoC";
+}
+
+Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* why, size_t cap) {
+    const Soc* soc = nullptr;
+    for (const Soc& s : kSocs)
+        if (same(s.compatible, compatible)) soc = &s;
+    if (!soc) {
+        format_to(why, cap, "%s is not an R-Car Gen3 IPMMU this driver supports (H3, M3-W, M3-W+, M3-N)",
+                  compatible ? compatible : "(no compatible)");
+        return Status::unsupported;
+    }
+    uint32_t product = static_cast<uint32_t>(prr::kProduct.get(prr_value));
+    uint32_t cut = static_cast<uint32_t>(prr::kCut.get(prr_value));
+    unsigned major = (cut >> 4) + 1, minor = cut & 0xf;
+    if (!product_name(product)) {
+        format_to(why, cap, "product register 0x%08x names product 0x%02x, not an R-Car Gen3 this driver supports",
+                  prr_value, product);
+        return Status::unsupported;
+    }
+    if (product != soc->product) {
+        format_to(why, cap, "product register says %s (0x%02x) but the node is %s (%s)", product_name(product), product,
+                  soc->compatible, soc->name);
+        return Status::unsupported;
+    }
+    if (soc->needs_es3 && cut < prr::kCutEs30) {
+        format_to(why, cap, "%s ES%u.%u: its IPMMU cannot share stage-2 tables before ES3.0", soc->name, major, minor);
+        return Status::unsupported;
+    }
+    format_to(why, cap, "%s ES%u.%u", product_name(product), major, minor);
+    return Status::ok;
+}
+
+// ---------------------------------------------------------------- probe
+
+Status IpmmuVmsa::probe(const Config& cfg) {
+    if (ready_) return refuse(Status::in_use, "already probed");
+    cfg_ = cfg;
+    why_[0] = 0;
+    if (cfg.size < kRegSize) return refuse(Status::invalid_argument, "register window smaller than 0x1000");
+
+    if (!cfg.root) {
+        // The root: faults can only be reported through its interrupt.
+        if (cfg.nirqs == 0) return refuse(Status::invalid_argument, "root IPMMU without interrupts");
+        if (check_soc(cfg.compatible, cfg.prr, why_, sizeof why_) != Status::ok) return Status::unsupported;
+        root_ = this;
+        for (Context& c : ctx_) c = Context{};
+        ctx_[0].state = Context::reserved;  // Linux and Xen keep context 0 off limits
+        for (unsigned n = 0; n < kContexts; n++) {
+            wr(Ctx::IMCTR, n, 0);
+            wr(Ctx::IMSTR, n, 0);
+        }
+        wr(Global::IMSCTLR, rd(Global::IMSCTLR) & ~imsctlr::kUseSecGrp);
+        uint32_t aux = rd(Global::IMSAUXCTLR) & ~imsauxctlr::kS2pte;
+        wr(Global::IMSAUXCTLR, aux | (cfg.format == Format::stage2 ? imsauxctlr::kS2pte : 0));
+        caps_ = IommuCaps{};
+        caps_.stage1 = cfg.format == Format::stage1;
+        caps_.stage2 = cfg.format == Format::stage2;
+        caps_.ias = cfg.format == Format::stage2 ? kS2MaxIas : kS1Ias;
+        caps_.oas = min(imttlbr::kPaBits, cfg.cpu_pa_bits);
+        caps_.coherent_walk = false;
+        caps_.range_invalidation = false;
+        caps_.max_stream = kUtlbs - 1;
+        ready_ = true;
+        return Status::ok;
+    }
+
+    // A cache: its root must be there first (probing retries it later, like EPROBE_DEFER).
+    IpmmuVmsa& root = *cfg.root;
+    if (&root == this) return refuse(Status::invalid_argument, "a cache cannot be its own root");
+    if (!root.ready_) return refuse(Status::not_ready, "its root IPMMU has not probed yet");
+    if (!root.is_root()) return refuse(Status::invalid_argument, "renesas,ipmmu-main names a cache IPMMU, not the root");
+    if (cfg.main_bit >= 32) return refuse(Status::invalid_argument, "IMSSTR bit beyond 31");
+    IpmmuVmsa** slot = nullptr;
+    for (IpmmuVmsa*& c : root.caches_) {
+        if (c && c->cfg_.main_bit == cfg.main_bit) return refuse(Status::in_use, "another cache uses the same IMSSTR bit");
+        if (!c && !slot) slot = &c;
+    }
+    if (!slot) return refuse(Status::no_space, "too many cache IPMMUs for one root");
+    root_ = &root;
+    for (UtlbState& u : utlb_) u = UtlbState{};
+    for (unsigned& n : ctx_utlbs_) n = 0;
+    for (unsigned n = 0; n < kContexts; n++) wr(Ctx::IMCTR, n, 0);
+    for (unsigned u = 0; u < kUtlbs; u++) wr(Utlb::IMUCTR, u, 0);
+    wr(Global::IMSCTLR, rd(Global::IMSCTLR) & ~imsctlr::kUseSecGrp);
+    *slot = this;
+    ready_ = true;
+    return Status::ok;
+}
+
+void IpmmuVmsa::shutdown() {
+    if (!ready_) return;
+    if (is_root()) {
+        for (IpmmuVmsa* c : caches_)
+            if (c) c->shutdown();
+        for (unsigned n = 0; n < kContexts; n++)
+            if (ctx_[n].state == Context::used) wr(Ctx::IMCTR, n, imctr::kFlush);
+    } else {
+        for (unsigned u = 0; u < kUtlbs; u++)
+            if (utlb_[u].refs) {
+                wr(Utlb::IMUCTR, u, imuctr::kFlush);
+                root_->put_context(utlb_[u].ctx);
+                utlb_[u] = UtlbState{};
+            }
+        for (unsigned n = 0; n < kContexts; n++)
+            if (ctx_utlbs_[n]) wr(Ctx::IMCTR, n, imctr::kFlush);
+        for (IpmmuVmsa*& c : root_->caches_)
+            if (c == this) c = nullptr;
+    }
+    ready_ = false;
+    root_ = nullptr;
+}
+
+// ---------------------------------------------------------------- contexts (root)
+
+Status IpmmuVmsa::check_domain(const IoDomain& d) const {
+    const iopt::Geometry& g = d.geometry();
+    if (d.coherent_walk()) return Status::invalid_argument;  // its tables would not be cleaned for us
+    if (g.oas > caps_.oas) return Status::out_of_range;
+    if (cfg_.format == Format::stage2) {
+        if (d.stage() != iopt::Stage::s2) return Status::unsupported;
+        if (g.ias < kS2MinIas || g.ias > kS2MaxIas || g.start_level != 1) return Status::out_of_range;
+    } else {
+        if (d.stage() != iopt::Stage::s1) return Status::unsupported;
+        if (g.ias != kS1Ias || g.start_level != kS1StartLevel) return Status::out_of_range;
+    }
+    if (d.root_pa() >> imttlbr::kPaBits) return Status::out_of_range;
+    return Status::ok;
+}
+
+uint8_t IpmmuVmsa::find_context(const IoDomain& d) const {
+    for (unsigned n = 0; n < kContexts; n++)
+        if (ctx_[n].state == Context::used && ctx_[n].domain == &d) return static_cast<uint8_t>(n);
+    return kNoContext;
+}
+
+uint8_t IpmmuVmsa::context_of(const IoDomain& d) const { return root_ ? root_->find_context(d) : kNoContext; }
+
+unsigned IpmmuVmsa::contexts_free() const {
+    if (!root_) return 0;
+    unsigned n = 0;
+    for (const Context& c : root_->ctx_) n += c.state == Context::free;
+    return n;
+}
+
+// The domain's context with one more user: found, or allocated and programmed. On failure no
+// register has been written, so no other domain's context can be disturbed.
+Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
+    id = find_context(d);
+    if (id != kNoContext) {
+        ctx_[id].users++;
+        return Status::ok;
+    }
+    for (unsigned n = 0; n < kContexts && id == kNoContext; n++)
+        if (ctx_[n].state == Context::free) id = static_cast<uint8_t>(n);
+    if (id == kNoContext) return Status::no_space;
+
+    const iopt::Geometry& g = d.geometry();
+    uint64_t ttb = d.root_pa();
+    uint32_t ttbcr, imctr_v;
+    if (cfg_.format == Format::stage2) {
+        // VTCR-style start level and 64-bit input size; PMB as Xen sets it for this mode.
+        ttbcr = imttbcr::kEae | imttbcr::kPmb | static_cast<uint32_t>(imttbcr::kSl0.make(g.sl0())) |
+                static_cast<uint32_t>(imttbcr::kTsz0.make(g.t0sz()));
+        imctr_v = imctr::kVa64 | imctr::kIntEn | imctr::kMmuEn;
+    } else {
+        // LPAE: the whole 32-bit space (TSZ0 0), start level 1 in the two-bit encoding.
+        ttbcr = imttbcr::kEae | static_cast<uint32_t>(imttbcr::kSl0.make(3 - kS1StartLevel)) |
+                static_cast<uint32_t>(imttbcr::kTsz0.make(kS1Ias - g.ias));
+        imctr_v = imctr::kIntEn | imctr::kMmuEn;
+    }
+    wr(Ctx::IMTTLBR0, id, static_cast<uint32_t>(ttb & imttlbr::kLow.mask));
+    wr(Ctx::IMTTUBR0, id, static_cast<uint32_t>(imttlbr::kHigh.make(ttb >> 32)));
+    wr(Ctx::IMTTBCR, id, ttbcr);
+    if (cfg_.format == Format::stage1) {
+        wr(Ctx::IMMAIR0, id, static_cast<uint32_t>(iopt::Stage1::kMair));
+        wr(Ctx::IMMAIR1, id, static_cast<uint32_t>(iopt::Stage1::kMair >> 32));
+    }
+    wr(Ctx::IMSTR, id, 0);
+    ctx_[id] = Context{Context::used, &d, 1, imctr_v};
+    // Enabled with a flush: a previous user's translations must be gone before any uTLB points here.
+    wr(Ctx::IMCTR, id, imctr_v | imctr::kFlush);
+    commands_++;
+    Status st = wait_flush(id);
+    if (st != Status::ok) {
+        wr(Ctx::IMCTR, id, 0);
+        ctx_[id] = Context{Context::broken, nullptr, 0, 0};  // never handed out again
+        id = kNoContext;
+    }
+    return st;
+}
+
+// One user fewer; the last one disables the context (with a flush, so that the next domain to
+// get it starts clean) and frees it. A flush that never completes leaves the context unusable.
+void IpmmuVmsa::put_context(uint8_t id) {
+    Context& c = ctx_[id];
+    if (c.state != Context::used || c.users == 0 || --c.users) return;
+    wr(Ctx::IMCTR, id, imctr::kFlush);
+    commands_++;
+    bool done = wait_flush(id) == Status::ok;
+    c = Context{done ? Context::free : Context::broken, nullptr, 0, 0};
+}
+
+Status IpmmuVmsa::wait_flush(uint8_t id) {
+    barrier::dsb_sy();  // the FLUSH write has reached the IPMMU before we look for its completion
+    syncs_++;
+    Status st = wait_until(kFlushTimeoutNs, [&] { return (rd(Ctx::IMCTR, id) & imctr::kFlush) == 0; });
+    if (st != Status::ok) flush_timeouts_++;
+    return st;
+}
+
+// Caches first, then the root: a cache that misses after its flush refills from the root, which
+// the page-table update already reached (the engine cleaned and fenced it before calling us).
+Status IpmmuVmsa::flush_context(uint8_t id) {
+    flushes_++;
+    uint32_t v = ctx_[id].imctr | imctr::kFlush;
+    for (IpmmuVmsa* c : caches_)
+        if (c && c->ctx_utlbs_[id]) {
+            c->wr(Ctx::IMCTR, id, v & imctr::kCacheMask);
+            commands_++;
+        }
+    wr(Ctx::IMCTR, id, v);
+    commands_++;
+    return wait_flush(id);
+}
+
+// ---------------------------------------------------------------- Iommu
+
+Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
+    if (!ready_) return Status::invalid_argument;
+    if (is_root()) return Status::unsupported;  // Gen3 masters sit behind cache IPMMUs
+    if (utlb >= kUtlbs) return Status::out_of_range;
+    Status st = root_->check_domain(d);
+    if (st != Status::ok) return st;
+    UtlbState& u = utlb_[utlb];
+    if (u.refs) {
+        // Several masters may share a uTLB, but only inside one domain: the uTLB names one context.
+        if (u.domain != &d) return Status::in_use;
+        u.refs++;
+        return Status::ok;
+    }
+    // Enabled behind our back (firmware, another agent): not ours to take over.
+    if (rd(Utlb::IMUCTR, utlb) & imuctr::kMmuEn) return Status::in_use;
+    uint8_t id = kNoContext;
+    st = root_->get_context(d, id);
+    if (st != Status::ok) return st;
+    if (ctx_utlbs_[id]++ == 0) {
+        wr(Ctx::IMCTR, id, (root_->ctx_[id].imctr | imctr::kFlush) & imctr::kCacheMask);
+        root_->commands_++;
+    }
+    wr(Utlb::IMUASID, utlb, 0);
+    wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(id)) | imuctr::kFlush | imuctr::kMmuEn);
+    root_->commands_++;
+    u = UtlbState{&d, id, 1};
+    return Status::ok;
+}
+
+Status IpmmuVmsa::detach(IoDomain& d, StreamId utlb) {
+    if (!ready_) return Status::invalid_argument;
+    if (is_root()) return Status::unsupported;
+    if (utlb >= kUtlbs) return Status::out_of_range;
+    UtlbState& u = utlb_[utlb];
+    if (!u.refs || u.domain != &d) return Status::not_found;
+    if (--u.refs) return Status::ok;
+    // From here the master no longer walks the domain's tables (its addresses pass untranslated).
+    wr(Utlb::IMUCTR, utlb, imuctr::kFlush);
+    root_->commands_++;
+    uint8_t id = u.ctx;
+    u = UtlbState{};
+    if (--ctx_utlbs_[id] == 0) {
+        wr(Ctx::IMCTR, id, imctr::kFlush);
+        root_->commands_++;
+    }
+    root_->put_context(id);
+    return Status::ok;
+}
+
+Status IpmmuVmsa::flush(IoDomain& d, const iopt::Gather& g) {
+    if (!ready_) return Status::invalid_argument;
+    if (g.empty()) return Status::ok;
+    // A domain without a context (never attached, or its allocation failed) has nothing cached
+    // anywhere: there is no context id to flush, and certainly not someone else's.
+    uint8_t id = root_->find_context(d);
+    return id == kNoContext ? Status::ok : root_->flush_context(id);
+}
+
+Status IpmmuVmsa::invalidate_range(IoDomain& d, uint64_t, uint64_t size, unsigned) {
+    if (!ready_) return Status::invalid_argument;
+    if (size == 0) return Status::ok;
+    uint8_t id = root_->find_context(d);
+    return id == kNoContext ? Status::ok : root_->flush_context(id);  // no per-address invalidation
+}
+
+// ---------------------------------------------------------------- faults
+
+IpmmuVmsa::FaultInfo IpmmuVmsa::decode(uint32_t imstr) {
+    static constexpr const char* kDetail[4][4] = {
+        {"TF (translation fault), level 0", "TF (translation fault), level 1", "TF (translation fault), level 2",
+         "TF (translation fault), level 3"},
+        {"PF (permission fault), level 0", "PF (permission fault), level 1", "PF (permission fault), level 2",
+         "PF (permission fault), level 3"},
+        {"ABORT (table walk aborted), level 0", "ABORT (table walk aborted), level 1",
+         "ABORT (table walk aborted), level 2", "ABORT (table walk aborted), level 3"},
+        {"MHIT (multiple TLB hits), level 0", "MHIT (multiple TLB hits), level 1", "MHIT (multiple TLB hits), level 2",
+         "MHIT (multiple TLB hits), level 3"},
+    };
+    FaultInfo f{};
+    f.errcode = static_cast<unsigned>(imstr::kErrCode.get(imstr));
+    f.level = static_cast<unsigned>(imstr::kErrLvl.get(imstr));
+    unsigned k;
+    if (imstr & imstr::kTf) k = 0, f.kind = FaultKind::translation;
+    else if (imstr & imstr::kPf) k = 1, f.kind = FaultKind::permission;
+    else if (imstr & imstr::kAbort) k = 2, f.kind = FaultKind::walk_abort;
+    else if (imstr & imstr::kMhit) k = 3, f.kind = FaultKind::tlb_conflict;
+    else return FaultInfo{FaultKind::other, f.errcode, f.level, "no fault"};
+    f.detail = kDetail[k][f.level];
+    return f;
+}
+
+// The fault names a context, not a master: the uTLB is reported when exactly one uses the context.
+void IpmmuVmsa::report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr) {
+    FaultInfo f = decode(imstr);
+    FaultRecord r{};
+    r.iommu = cfg_.name;
+    r.stream = kStreamUnknown;
+    unsigned users = 0;
+    for (IpmmuVmsa* c : caches_)
+        if (c)
+            for (unsigned u = 0; u < kUtlbs; u++)
+                if (c->utlb_[u].refs && c->utlb_[u].ctx == id) {
+                    users++;
+                    r.iommu = c->cfg_.name;
+                    r.stream = u;
+                }
+    if (users != 1) {
+        r.iommu = cfg_.name;
+        r.stream = kStreamUnknown;
+    }
+    r.address = addr;
+    r.kind = f.kind;
+    r.write = false;  // IMSTR does not say
+    r.raw = imstr;
+    r.detail = f.detail;
+    log.record(r);
+}
+
+unsigned IpmmuVmsa::poll_faults(FaultLog& log) {
+    if (!ready_) return 0;
+    if (!is_root()) return root_->poll_faults(log);
+    unsigned n = 0;
+    for (unsigned id = 0; id < kContexts; id++) {
+        if (ctx_[id].state != Context::used && ctx_[id].state != Context::broken) continue;
+        uint32_t s = rd(Ctx::IMSTR, id);
+        if (!(s & imstr::kErrors)) continue;
+        // The address first: clearing IMSTR clears it too.
+        uint64_t addr = rd(Ctx::IMELAR, id) | uint64_t{rd(Ctx::IMEUAR, id)} << 32;
+        wr(Ctx::IMSTR, id, 0);
+        report(log, static_cast<uint8_t>(id), s, addr);
+        n++;
+    }
+    return n;
+}
+
+}  // namespace moat

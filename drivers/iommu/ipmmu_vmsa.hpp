@@ -1,0 +1,148 @@
+// Renesas IPMMU-VMSA, R-Car Gen3 (H3, M3-W, M3-W+, M3-N).
+//
+// One instance per DT node. The root (IPMMU-MM, the node without `renesas,ipmmu-main`) owns the
+// 8 contexts (table base, format, MAIR, fault status) and the fault interrupt; masters hang off
+// cache IPMMUs through micro-TLBs (uTLBs), and a cache forwards what its TLB misses to the root.
+// So the `Iommu` a master attaches through is its cache, the StreamId is the uTLB number, and
+//  - a domain gets ONE root context, shared by every cache that serves one of its masters; the
+//    context is allocated at the domain's first attach and given back when its last uTLB leaves;
+//  - context 0 is never used (Linux and Xen reserve it), so 7 domains fit and the 8th gets no_space;
+//  - a uTLB belongs to one domain at a time (reference counted within it);
+//  - there is no per-address invalidation: a flush sets IMCTR.FLUSH on every cache the context
+//    is used through and on the root, then waits (bounded) for the root to clear it.
+// A detached uTLB is disabled, and a disabled uTLB lets its master's addresses through
+// untranslated (the hardware has no per-uTLB abort): detach removes the domain's mappings from
+// the master, it cannot block the master. Walks are not cache coherent: tables must be cleaned
+// (IoDomain with coherent_walk = false).
+//
+// Table formats, chosen per root at probe (IMSAUXCTLR.S2PTE is one bit for all contexts):
+//   stage2: VMSAv8-64 stage-2 tables (IMCTR.VA64 + S2PTE), as Xen shares the P2M: IPA 33..40 bits
+//           (TSZ0 is five bits and the context walks at most 40), start level 1;
+//   stage1: 32-bit LPAE stage-1 tables with IMMAIR, as Linux uses them: IOVA 32 bits, PA 40 bits.
+#pragma once
+#include "common/io_domain.hpp"
+#include "drivers/iommu/ipmmu_vmsa_regs.hpp"
+
+namespace moat {
+
+class IpmmuVmsa final : public Iommu {
+public:
+    static constexpr uint64_t kFlushTimeoutNs = 100 * 1000;  // 100 us, as Linux and Xen
+    static constexpr uint8_t kNoContext = 0xff;               // what a domain's context id starts as
+    static constexpr uint32_t kStreamUnknown = 0xffffffffu;   // fault on a context several uTLBs share
+    static constexpr unsigned kMaxCaches = 16;
+
+    enum class Format : uint8_t { stage2, stage1 };
+
+    struct Config {
+        uintptr_t base = 0;
+        uint64_t size = ipmmu::kRegSize;
+        const char* name = "ipmmu";
+        IpmmuVmsa* root = nullptr;  // the root this cache forwards to; nullptr: this IS the root
+        unsigned main_bit = 0;      // cache: its bit in the root's IMSSTR (`renesas,ipmmu-main`)
+        // Root only:
+        unsigned nirqs = 0;         // interrupts the DT gives it: a root without one is refused
+        const char* compatible = nullptr;  // "renesas,ipmmu-r8a7795", ...
+        uint32_t prr = 0;           // the product register, for the supported-SoC check
+        Format format = Format::stage2;
+        unsigned cpu_pa_bits = 40;  // caps the output size
+    };
+
+    IpmmuVmsa() = default;
+    IpmmuVmsa(const IpmmuVmsa&) = delete;
+    IpmmuVmsa& operator=(const IpmmuVmsa&) = delete;
+
+    // Root: checks the SoC, disables every context, clears their status, selects the table format.
+    // Cache: not_ready until its root has probed; disables its contexts and every uTLB.
+    // On failure nothing is enabled and why() says what was wrong.
+    Status probe(const Config& cfg);
+    // Disables what this instance enabled (a root only once its caches are shut down).
+    void shutdown();
+    const char* why() const { return why_; }
+
+    bool ready() const { return ready_; }
+    bool is_root() const { return root_ == this; }
+    IpmmuVmsa* root() const { return root_; }
+    unsigned main_bit() const { return cfg_.main_bit; }
+    Format format() const { return root_ ? root_->cfg_.format : cfg_.format; }
+
+    const char* name() const override { return cfg_.name; }
+    const IommuCaps& caps() const override { return root_ ? root_->caps_ : caps_; }
+    Status attach(IoDomain& d, StreamId utlb) override;
+    Status detach(IoDomain& d, StreamId utlb) override;
+    Status flush(IoDomain& d, const iopt::Gather& g) override;
+    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
+    // Every context of the root, whichever instance is asked: a context has one fault status.
+    unsigned poll_faults(FaultLog& log) override;
+    // Counted once per root: its caches report the same numbers (the root does the waiting).
+    IommuStats stats() const override { return root_ ? IommuStats{root_->commands_, root_->syncs_} : IommuStats{}; }
+
+    // The root context a domain uses, or kNoContext.
+    uint8_t context_of(const IoDomain& d) const;
+    unsigned contexts_free() const;
+    // uTLB state of this cache: the domain using it (nullptr) and how many attaches it counts.
+    const IoDomain* utlb_domain(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].domain : nullptr; }
+    unsigned utlb_refs(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].refs : 0; }
+    uint64_t flush_timeouts() const { return root_ ? root_->flush_timeouts_ : 0; }
+    uint64_t flushes() const { return root_ ? root_->flushes_ : 0; }
+
+    // IMSTR decoded. Several bits may be latched at once; `kind` is the first of TF, PF, ABORT, MHIT.
+    struct FaultInfo {
+        FaultKind kind;
+        unsigned errcode;     // IMSTR.ERRCODE
+        unsigned level;       // IMSTR.ERRLVL: table level
+        const char* detail;   // e.g. "TF (translation fault), level 2"
+    };
+    static FaultInfo decode(uint32_t imstr);
+
+    // Supported SoCs: the node's compatible must be a Gen3 IPMMU and the product register must
+    // agree with it; H3 and M3-W (M3-W+ is M3-W ES3.0) need cut ES3.0 or later for stage-2
+    // tables, M3-N any. Writes why not into `why`; ok, or unsupported.
+    static Status check_soc(const char* compatible, uint32_t prr, char* why, size_t cap);
+    static const char* soc_name(uint32_t prr);
+
+private:
+    struct Context {
+        enum State : uint8_t { free, reserved, used, broken } state = free;
+        IoDomain* domain = nullptr;
+        unsigned users = 0;   // uTLBs, on every cache, that point at it
+        uint32_t imctr = 0;   // the root's IMCTR for it (without FLUSH)
+    };
+    struct UtlbState {
+        IoDomain* domain = nullptr;
+        uint8_t ctx = kNoContext;
+        unsigned refs = 0;
+    };
+
+    uint32_t rd(ipmmu::Ctx r, unsigned ctx) const;
+    void wr(ipmmu::Ctx r, unsigned ctx, uint32_t v);
+    uint32_t rd(ipmmu::Utlb r, unsigned utlb) const;
+    void wr(ipmmu::Utlb r, unsigned utlb, uint32_t v);
+    uint32_t rd(ipmmu::Global r) const;
+    void wr(ipmmu::Global r, uint32_t v);
+    Status refuse(Status st, const char* what);
+
+    // Root side.
+    Status check_domain(const IoDomain& d) const;
+    Status get_context(IoDomain& d, uint8_t& id);
+    void put_context(uint8_t id);
+    Status flush_context(uint8_t id);
+    Status wait_flush(uint8_t id);
+    uint8_t find_context(const IoDomain& d) const;
+    void report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr);
+
+    Config cfg_;
+    IpmmuVmsa* root_ = nullptr;
+    bool ready_ = false;
+    IommuCaps caps_;
+    char why_[160] = {};
+    // Root: contexts and the caches in front of it.
+    Context ctx_[ipmmu::kContexts];
+    IpmmuVmsa* caches_[kMaxCaches] = {};
+    // Cache: its uTLBs, and how many of them use each context (its IMCTR copy is on while > 0).
+    UtlbState utlb_[ipmmu::kUtlbs];
+    unsigned ctx_utlbs_[ipmmu::kContexts] = {};
+    uint64_t commands_ = 0, syncs_ = 0, flushes_ = 0, flush_timeouts_ = 0;
+};
+
+}  // namespace moat

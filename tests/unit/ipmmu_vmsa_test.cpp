@@ -1,0 +1,695 @@
+// The IPMMU-VMSA driver against the register model in tests/models: one root (IPMMU-MM) and
+// three cache IPMMUs. The model walks the tables it is pointed at with the independent VMSA
+// walker, so every DMA below proves the bytes land where the mapping says, or the fault the
+// hardware would latch; its TLBs keep translations until a FLUSH, so a missing flush shows.
+#include <gtest/gtest.h>
+
+#include <string.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arch/cache.hpp"
+#include "arch/mmio.hpp"
+#include "arch/time.hpp"
+#include "common/io_domain.hpp"
+#include "drivers/iommu/ipmmu_vmsa.hpp"
+#include "tests/models/ipmmu_model.hpp"
+
+using namespace moat;
+using model::IpmmuModel;
+using Format = IpmmuVmsa::Format;
+
+namespace {
+
+// R-Car H3 addresses (FACTS.md §1).
+constexpr uintptr_t kRootBase = 0xe67b0000, kDs1Base = 0xe7740000, kHcBase = 0xe6570000, kMpBase = 0xec670000;
+constexpr uint64_t kPhysBase = 0x80000000;
+constexpr uint32_t kPrrH3Es30 = 0x4f20, kPrrH3Es20 = 0x4f10;
+constexpr uint64_t kIova = 0x10000000;
+// Register offsets, written out here rather than taken from the driver's header.
+constexpr uint32_t kImctr = 0x00, kImsctlr = 0x500, kImsauxctlr = 0x504;
+constexpr uint32_t ctx_off(unsigned ctx, uint32_t reg) { return ctx * 0x40 + reg; }
+constexpr uint32_t imuctr_off(unsigned utlb) { return utlb < 32 ? 0x300 + 16 * utlb : 0x600 + 16 * (utlb - 32); }
+
+struct HostMem {
+    std::vector<uint8_t> buf;
+    std::unique_ptr<PagePool> pool;
+    HostMem(uint64_t phys, size_t pages) : buf((pages + 1) * kPageSize) {
+        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
+        pool = std::make_unique<PagePool>(host - phys);
+        EXPECT_EQ(pool->add_region(phys, pages * kPageSize), Status::ok);
+    }
+};
+
+// The models mapped where the drivers expect them, the drivers, and the memory both see.
+struct Rig {
+    HostMem host;
+    model::PoolPhysMem mem;
+    IpmmuModel mm;
+    IpmmuModel ds1_m, hc_m, mp_m;
+    IpmmuVmsa root, ds1, hc, mp;
+    FaultLog log;
+    Format format;
+
+    explicit Rig(Format f = Format::stage2, bool probe_now = true)
+        : host(kPhysBase, 2048), mem(*host.pool), mm(mem), ds1_m(mm, 1), hc_m(mm, 2), mp_m(mm, 4), format(f) {
+        EXPECT_TRUE(mmio::attach(kRootBase, IpmmuModel::kRegSize, &mm));
+        EXPECT_TRUE(mmio::attach(kDs1Base, IpmmuModel::kRegSize, &ds1_m));
+        EXPECT_TRUE(mmio::attach(kHcBase, IpmmuModel::kRegSize, &hc_m));
+        EXPECT_TRUE(mmio::attach(kMpBase, IpmmuModel::kRegSize, &mp_m));
+        if (probe_now) {
+            EXPECT_EQ(probe_root(), Status::ok) << root.why();
+            EXPECT_EQ(probe_cache(ds1, kDs1Base, "ds1", 1), Status::ok) << ds1.why();
+            EXPECT_EQ(probe_cache(hc, kHcBase, "hc", 2), Status::ok) << hc.why();
+            EXPECT_EQ(probe_cache(mp, kMpBase, "mp", 4), Status::ok) << mp.why();
+        }
+    }
+    ~Rig() {
+        root.shutdown();
+        for (IpmmuModel* m : {&mm, &ds1_m, &hc_m, &mp_m}) {
+            mmio::detach(m);
+            for (const std::string& v : m->violations()) ADD_FAILURE() << "model: " << v;
+        }
+    }
+    IpmmuVmsa::Config root_config(uint32_t prr = kPrrH3Es30, unsigned nirqs = 2) {
+        IpmmuVmsa::Config c;
+        c.base = kRootBase;
+        c.name = "mm";
+        c.nirqs = nirqs;
+        c.compatible = "renesas,ipmmu-r8a7795";
+        c.prr = prr;
+        c.format = format;
+        return c;
+    }
+    Status probe_root(uint32_t prr = kPrrH3Es30, unsigned nirqs = 2) { return root.probe(root_config(prr, nirqs)); }
+    Status probe_cache(IpmmuVmsa& c, uintptr_t base, const char* name, unsigned bit, IpmmuVmsa* r = nullptr) {
+        IpmmuVmsa::Config cfg;
+        cfg.base = base;
+        cfg.name = name;
+        cfg.root = r ? r : &root;
+        cfg.main_bit = bit;
+        return c.probe(cfg);
+    }
+    PagePool& pool() { return *host.pool; }
+    uint64_t buffer(size_t n = 1) {
+        Result<uint64_t> r = pool().alloc(n);
+        EXPECT_TRUE(r.ok());
+        return r.value;
+    }
+    uint8_t* at(uint64_t pa) { return static_cast<uint8_t*>(pool().virt(pa)); }
+    std::unique_ptr<IoDomain> domain() {
+        return format == Format::stage2 ? std::make_unique<IoDomain>(pool(), iopt::Stage::s2, 40, 40, false)
+                                        : std::make_unique<IoDomain>(pool(), iopt::Stage::s1, 32, 40, false);
+    }
+    std::vector<FaultRecord> faults() {
+        uint64_t from = log.total();
+        root.poll_faults(log);
+        std::vector<FaultRecord> v;
+        for (uint64_t i = from; i < log.total(); i++) v.push_back(log.at(static_cast<unsigned>(i - (log.total() - log.size()))));
+        return v;
+    }
+    uint64_t writes() const { return mm.register_writes() + ds1_m.register_writes() + hc_m.register_writes() + mp_m.register_writes(); }
+};
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = static_cast<uint8_t>(seed + i * 7);
+    return v;
+}
+
+IpmmuModel::Dma poke(IpmmuModel& m, unsigned utlb, uint64_t iova, uint8_t v = 0x5a) {
+    uint8_t b[16];
+    memset(b, v, sizeof b);
+    return m.dma_write(utlb, iova, b, sizeof b);
+}
+
+bool ready(IoDomain& d, Iommu& iommu, uint32_t utlb, uint64_t iova = 0, uint64_t pa = 0, uint64_t size = 0) {
+    return d.init() == Status::ok && (!size || d.map(iova, pa, size, {}).ok()) && d.attach(iommu, utlb) == Status::ok;
+}
+
+// ---------------------------------------------------------------- the model on its own
+
+TEST(IpmmuModel, RegisterSemantics) {
+    HostMem h(kPhysBase, 4);
+    model::PoolPhysMem mem(*h.pool);
+    IpmmuModel root(mem), cache(root, 1);
+    // FLUSH: the root's reads back set for the configured number of reads, then clears.
+    root.set_flush_latency(2);
+    root.write(ctx_off(3, kImctr), 0x2 | 0x1, 4);
+    EXPECT_EQ(root.read(ctx_off(3, kImctr), 4) & 2, 2u);
+    EXPECT_EQ(root.read(ctx_off(3, kImctr), 4) & 2, 2u);
+    EXPECT_EQ(root.read(ctx_off(3, kImctr), 4), 1u);
+    EXPECT_EQ(root.flush_requests(3), 1u);
+    // A cache's FLUSH clears at once, and its IMCTR keeps bits [2:0] only (VA64 is the root's).
+    cache.write(ctx_off(3, kImctr), 1u << 29 | 0x7, 4);
+    EXPECT_EQ(cache.read(ctx_off(3, kImctr), 4), 0x5u);
+    EXPECT_EQ(cache.flush_requests(3), 1u);
+    // IMSTR latches the first fault's address; software cannot set a status bit; writing 0 clears
+    // the status and the address with it.
+    root.inject_fault(2, 0x1 | 2u << 12, 0x1234567890ull);
+    root.inject_fault(2, 0x2, 0x42);
+    EXPECT_EQ(root.read(ctx_off(2, 0x20), 4), 0x2003u);
+    EXPECT_EQ(root.read(ctx_off(2, 0x30), 4), 0x34567890u);
+    EXPECT_EQ(root.read(ctx_off(2, 0x34), 4), 0x12u);
+    root.write(ctx_off(2, 0x30), 0, 4);  // IMELAR is read-only
+    EXPECT_EQ(root.read(ctx_off(2, 0x30), 4), 0x34567890u);
+    root.write(ctx_off(2, 0x20), 0x1 | 0x10, 4);  // keeps TF, cannot set MHIT, clears PF
+    EXPECT_EQ(root.imstr(2), 0x2001u);
+    root.write(ctx_off(2, 0x20), 0, 4);
+    EXPECT_EQ(root.imstr(2), 0u);
+    EXPECT_EQ(root.read(ctx_off(2, 0x30), 4), 0u);
+    EXPECT_EQ(root.read(ctx_off(2, 0x34), 4), 0u);
+    // uTLBs 32..47 live in the second window.
+    cache.write(0x600 + 16 * 15, 0x71 | 0x2, 4);
+    EXPECT_EQ(cache.imuctr(47), 0x71u);
+    EXPECT_EQ(cache.utlb_flushes(47), 1u);
+    EXPECT_TRUE(root.violations().empty() && cache.violations().empty());
+    // What the architecture of the part leaves undefined is recorded.
+    root.write(ctx_off(1, kImctr), 1, 4);
+    root.write(ctx_off(1, 0x08), 0x80000000u, 4);  // table registers of an enabled context
+    cache.write(ctx_off(1, 0x10), 0, 4);           // table registers on a cache
+    root.write(0x100c, 0, 4);
+    root.read(ctx_off(1, kImctr), 8);
+    EXPECT_EQ(root.violations().size(), 3u);
+    EXPECT_EQ(cache.violations().size(), 1u);
+}
+
+// ---------------------------------------------------------------- probe
+
+TEST(IpmmuVmsa, ProbeResetsEverythingAndSelectsTheTableFormat) {
+    Rig r(Format::stage2, false);
+    // What firmware may leave behind: a live context, an enabled uTLB, the security group function.
+    r.mm.poke(ctx_off(5, kImctr), 0x1);
+    r.mm.poke(kImsctlr, 1u << 28 | 0x100);
+    r.ds1_m.poke(imuctr_off(40), 0x31);
+    r.ds1_m.poke(ctx_off(3, kImctr), 0x5);
+    ASSERT_EQ(r.probe_root(), Status::ok) << r.root.why();
+    ASSERT_EQ(r.probe_cache(r.ds1, kDs1Base, "ds1", 1), Status::ok);
+    EXPECT_EQ(r.mm.imctr(5), 0u);
+    EXPECT_EQ(r.mm.imsctlr(), 0x100u);  // USE_SECGRP cleared, the rest kept
+    EXPECT_EQ(r.mm.imsauxctlr(), 0x8u);  // S2PTE
+    EXPECT_EQ(r.ds1_m.imuctr(40), 0u);
+    EXPECT_EQ(r.ds1_m.imctr(3), 0u);
+    EXPECT_STREQ(r.root.why(), "R-Car H3 ES3.0");
+    const IommuCaps& c = r.ds1.caps();
+    EXPECT_TRUE(c.stage2 && !c.stage1 && !c.coherent_walk && !c.range_invalidation);
+    EXPECT_EQ(c.ias, 40u);
+    EXPECT_EQ(c.oas, 40u);
+    EXPECT_EQ(c.max_stream, 47u);
+    EXPECT_EQ(r.root.contexts_free(), 7u);  // context 0 is reserved
+
+}
+
+TEST(IpmmuVmsa, Stage1FormatLeavesS2pteClear) {
+    Rig s1(Format::stage1, false);
+    s1.mm.poke(kImsauxctlr, 0x8);
+    ASSERT_EQ(s1.probe_root(), Status::ok);
+    ASSERT_EQ(s1.probe_cache(s1.ds1, kDs1Base, "ds1", 1), Status::ok);
+    EXPECT_EQ(s1.mm.imsauxctlr(), 0u);
+    EXPECT_TRUE(s1.ds1.caps().stage1 && !s1.ds1.caps().stage2);
+    EXPECT_EQ(s1.ds1.caps().ias, 32u);
+}
+
+TEST(IpmmuVmsa, CacheWaitsForItsRootAndBadTopologiesAreRefused) {
+    Rig r(Format::stage2, false);
+    // The cache first: not_ready, nothing touched, retried once the root is there.
+    EXPECT_EQ(r.probe_cache(r.ds1, kDs1Base, "ds1", 1), Status::not_ready);
+    EXPECT_NE(std::string(r.ds1.why()).find("root"), std::string::npos);
+    EXPECT_FALSE(r.ds1.ready() || r.ds1.is_root());  // is_root() on an instance without a device is false
+    EXPECT_EQ(r.writes(), 0u);
+    // A root without interrupts could never report a fault.
+    EXPECT_EQ(r.probe_root(kPrrH3Es30, 0), Status::invalid_argument);
+    EXPECT_STREQ(r.root.why(), "root IPMMU without interrupts");
+    ASSERT_EQ(r.probe_root(), Status::ok);
+    EXPECT_EQ(r.probe_root(), Status::in_use);
+    ASSERT_EQ(r.probe_cache(r.ds1, kDs1Base, "ds1", 1), Status::ok);
+    // A cache that names a cache as its root, and two caches on one IMSSTR bit.
+    EXPECT_EQ(r.probe_cache(r.hc, kHcBase, "hc", 2, &r.ds1), Status::invalid_argument);
+    EXPECT_EQ(r.probe_cache(r.hc, kHcBase, "hc", 1), Status::in_use);
+    EXPECT_EQ(r.probe_cache(r.hc, kHcBase, "hc", 2), Status::ok);
+    // The root takes no masters: on Gen3 they all sit behind caches.
+    auto d = r.domain();
+    ASSERT_EQ(d->init(), Status::ok);
+    EXPECT_EQ(d->attach(r.root, 0), Status::unsupported);
+}
+
+TEST(IpmmuVmsa, OnlySupportedSocRevisionsProbe) {
+    char why[160];
+    struct Case {
+        const char* compat;
+        uint32_t prr;
+        bool ok;
+        const char* says;
+    } cases[] = {
+        {"renesas,ipmmu-r8a7795", 0x4f20, true, "R-Car H3 ES3.0"},
+        {"renesas,ipmmu-r8a7795", 0x4f21, true, "R-Car H3 ES3.1"},
+        {"renesas,ipmmu-r8a7795", 0x4f10, false, "R-Car H3 ES2.0: its IPMMU cannot share stage-2 tables before ES3.0"},
+        {"renesas,ipmmu-r8a7795", 0x4f00, false, "R-Car H3 ES1.0"},
+        {"renesas,ipmmu-r8a7796", 0x5210, false, "R-Car M3-W ES2.0"},
+        {"renesas,ipmmu-r8a7796", 0x5220, true, "R-Car M3-W ES3.0"},
+        {"renesas,ipmmu-r8a77961", 0x5220, true, "R-Car M3-W ES3.0"},
+        {"renesas,ipmmu-r8a77965", 0x5500, true, "R-Car M3-N ES1.0"},
+        {"renesas,ipmmu-r8a77965", 0x5511, true, "R-Car M3-N ES2.1"},
+        {"renesas,ipmmu-r8a77965", 0x4f20, false, "product register says R-Car H3 (0x4f) but the node is renesas,ipmmu-r8a77965"},
+        {"renesas,ipmmu-r8a7795", 0x5a00, false, "names product 0x5a, not an R-Car Gen3"},
+        {"renesas,ipmmu-r8a779f0", 0x5a00, false, "renesas,ipmmu-r8a779f0 is not an R-Car Gen3 IPMMU"},
+        {"renesas,ipmmu-r8a7795", 0xffff4f20, true, "R-Car H3 ES3.0"},  // bits outside the mask do not count
+    };
+    for (const Case& c : cases) {
+        Status st = IpmmuVmsa::check_soc(c.compat, c.prr, why, sizeof why);
+        EXPECT_EQ(st == Status::ok, c.ok) << c.compat << " 0x" << std::hex << c.prr << ": " << why;
+        EXPECT_NE(std::string(why).find(c.says), std::string::npos) << why;
+    }
+    // Through probe: refused before a single register is written.
+    Rig r(Format::stage2, false);
+    EXPECT_EQ(r.probe_root(kPrrH3Es20), Status::unsupported);
+    EXPECT_NE(std::string(r.root.why()).find("before ES3.0"), std::string::npos);
+    EXPECT_EQ(r.writes(), 0u);
+    EXPECT_FALSE(r.root.ready());
+}
+
+// ---------------------------------------------------------------- translation
+
+TEST(IpmmuVmsa, Stage2TablesAreSharedAndDmaLandsWhereTheMappingSays) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer(2);
+    ASSERT_TRUE(ready(*d, r.ds1, 32, kIova, buf, 2 * kPageSize));
+    uint8_t ctx = r.ds1.context_of(*d);
+    ASSERT_EQ(ctx, 1u);  // the first context after the reserved one
+    // Context programmed as Xen shares a P2M: EAE | PMB | SL0 = 1 (level 1) | TSZ0 = 64 - 40.
+    EXPECT_EQ(r.mm.imttbcr(ctx), 0x80000000u | 0x40000000u | 1u << 6 | 24u);
+    EXPECT_EQ(r.mm.ttbr0(ctx), d->root_pa());
+    EXPECT_EQ(r.mm.imctr(ctx), 1u << 29 | 0x4 | 0x1);  // VA64 | INTEN | MMUEN
+    EXPECT_EQ(r.ds1_m.imctr(ctx), 0x5u);              // the cache's copy: INTEN | MMUEN
+    EXPECT_EQ(r.ds1_m.imuctr(32), uint32_t{ctx} << 4 | 1);
+    EXPECT_EQ(r.ds1_m.imuasid(32), 0u);
+    EXPECT_EQ(r.hc_m.imctr(ctx), 0u);  // a cache the domain does not use keeps the context off
+
+    // Two pages, crossing the page boundary, byte for byte; then read back through the IPMMU.
+    auto data = pattern(6000, 3);
+    IpmmuModel::Dma w = r.ds1_m.dma_write(32, kIova + 100, data.data(), data.size());
+    ASSERT_TRUE(w.ok);
+    EXPECT_FALSE(w.bypassed);
+    EXPECT_EQ(w.pa, buf + 100);
+    EXPECT_EQ(memcmp(r.at(buf) + 100, data.data(), data.size()), 0);
+    std::vector<uint8_t> back(data.size());
+    ASSERT_TRUE(r.ds1_m.dma_read(32, kIova + 100, back.data(), back.size()).ok);
+    EXPECT_EQ(back, data);
+    EXPECT_TRUE(r.faults().empty());
+    // A 2 MiB block, walked to level 2.
+    Result<uint64_t> big = r.pool().alloc(512, 512);
+    ASSERT_TRUE(big.ok());
+    ASSERT_TRUE(d->map(kIova + 2 * MiB, big.value, 2 * MiB, {}).ok());
+    ASSERT_TRUE(poke(r.ds1_m, 32, kIova + 2 * MiB + 0x12345, 0x99).ok);
+    EXPECT_EQ(r.at(big.value)[0x12345], 0x99);
+}
+
+TEST(IpmmuVmsa, Stage1LpaeTablesOfItsOwnWithMair) {
+    Rig r(Format::stage1);
+    auto d = r.domain();
+    uint64_t buf = r.buffer(), ro = r.buffer();
+    ASSERT_EQ(d->init(), Status::ok);
+    ASSERT_TRUE(d->map(kIova, buf, kPageSize, {}).ok());
+    iopt::Prot read_only;
+    read_only.perm = iopt::kRead;
+    ASSERT_TRUE(d->map(kIova + kPageSize, ro, kPageSize, read_only).ok());
+    ASSERT_EQ(d->attach(r.hc, 5), Status::ok);
+    uint8_t ctx = r.hc.context_of(*d);
+    // LPAE: EAE | SL0 = 2 (level 1 in the two-bit encoding) | TSZ0 = 0 (32 bits), no VA64.
+    EXPECT_EQ(r.mm.imttbcr(ctx), 0x80000000u | 2u << 6);
+    EXPECT_EQ(r.mm.imctr(ctx), 0x5u);
+    EXPECT_EQ(r.mm.immair0(ctx), static_cast<uint32_t>(iopt::Stage1::kMair));
+    EXPECT_EQ(r.mm.imsauxctlr() & 0x8, 0u);
+
+    ASSERT_TRUE(poke(r.hc_m, 5, kIova + 8, 0x11).ok);
+    EXPECT_EQ(r.at(buf)[8], 0x11);
+    uint8_t b[4];
+    EXPECT_TRUE(r.hc_m.dma_read(5, kIova + kPageSize, b, sizeof b).ok);
+    IpmmuModel::Dma w = poke(r.hc_m, 5, kIova + kPageSize + 16);
+    EXPECT_FALSE(w.ok);
+    EXPECT_EQ(w.fault, IpmmuModel::kPf);
+    auto f = r.faults();
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].kind, FaultKind::permission);
+    EXPECT_EQ(f[0].address, kIova + kPageSize + 16);
+    EXPECT_EQ(f[0].stream, 5u);
+    EXPECT_STREQ(f[0].iommu, "hc");
+    EXPECT_STREQ(f[0].detail, "PF (permission fault), level 3");
+    EXPECT_EQ(r.at(ro)[16], 0);
+    // Stage-1 tables cover 32 bits: a domain asking for more cannot be walked by this context.
+    IoDomain wide(r.pool(), iopt::Stage::s1, 36, 40, false);
+    ASSERT_EQ(wide.init(), Status::ok);
+    EXPECT_EQ(wide.attach(r.hc, 6), Status::out_of_range);
+}
+
+TEST(IpmmuVmsa, UnmappedAddressFaultsWithTheAddressAndStatus) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ready(*d, r.ds1, 33, kIova, buf, kPageSize));
+    uint8_t ctx = r.ds1.context_of(*d);
+    constexpr uint64_t kHole = 0x12345678;  // same level-1 entry as kIova, no level-2 entry
+    IpmmuModel::Dma w = poke(r.ds1_m, 33, kHole);
+    EXPECT_FALSE(w.ok);
+    EXPECT_EQ(w.fault, IpmmuModel::kTf);
+    EXPECT_EQ(r.mm.imstr(ctx), 0x1u | 2u << 12);
+    EXPECT_TRUE(r.mm.irq_pending());
+    auto f = r.faults();
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].kind, FaultKind::translation);
+    EXPECT_EQ(f[0].address, kHole);  // read before IMSTR was cleared (the model zeroes it then)
+    EXPECT_EQ(f[0].stream, 33u);
+    EXPECT_STREQ(f[0].iommu, "ds1");
+    EXPECT_EQ(f[0].raw, 0x2001u);
+    EXPECT_STREQ(f[0].detail, "TF (translation fault), level 2");
+    EXPECT_EQ(r.mm.imstr(ctx), 0u);
+    EXPECT_FALSE(r.mm.irq_pending());
+    EXPECT_TRUE(r.faults().empty());
+    // Beyond the 40-bit input: a level-1 translation fault, still recorded with its address.
+    EXPECT_FALSE(poke(r.ds1_m, 33, uint64_t{1} << 41).ok);
+    f = r.faults();
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].address, uint64_t{1} << 41);
+    // The device stays usable for its other mappings; a cache's poll drains the root's contexts.
+    EXPECT_TRUE(poke(r.ds1_m, 33, kIova).ok);
+    EXPECT_FALSE(poke(r.ds1_m, 33, kHole).ok);
+    FaultLog log;
+    EXPECT_EQ(r.hc.poll_faults(log), 1u);
+    EXPECT_EQ(r.root.poll_faults(log), 0u);
+}
+
+TEST(IpmmuVmsa, FaultStatusIsDecodedWithErrorCodeAndLevel) {
+    Rig r;
+    auto a = r.domain(), b = r.domain();
+    ASSERT_TRUE(ready(*a, r.ds1, 1));
+    ASSERT_TRUE(ready(*b, r.ds1, 2));
+    ASSERT_TRUE(b->attach(r.hc, 2) == Status::ok);  // b's context is shared by two uTLBs
+    uint8_t ca = r.ds1.context_of(*a), cb = r.ds1.context_of(*b);
+    r.mm.inject_fault(ca, 0x10 | 5u << 8 | 3u << 12, 0xabc000);  // MHIT, error code 5, level 3
+    r.mm.inject_fault(cb, 0x4 | 1u << 12, 0xdef000);             // ABORT at level 1
+    auto f = r.faults();
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[0].kind, FaultKind::tlb_conflict);
+    EXPECT_STREQ(f[0].detail, "MHIT (multiple TLB hits), level 3");
+    EXPECT_EQ(IpmmuVmsa::decode(f[0].raw).errcode, 5u);
+    EXPECT_EQ(f[0].stream, 1u);
+    EXPECT_EQ(f[1].kind, FaultKind::walk_abort);
+    EXPECT_EQ(f[1].address, 0xdef000u);
+    EXPECT_EQ(f[1].stream, IpmmuVmsa::kStreamUnknown);  // two uTLBs use that context
+    EXPECT_STREQ(f[1].iommu, "mm");
+    IpmmuVmsa::FaultInfo i = IpmmuVmsa::decode(0x3 | 1u << 12);
+    EXPECT_EQ(i.kind, FaultKind::translation);  // TF first when several bits are latched
+    EXPECT_EQ(i.level, 1u);
+    EXPECT_EQ(IpmmuVmsa::decode(0x2).kind, FaultKind::permission);
+    EXPECT_EQ(IpmmuVmsa::decode(0).kind, FaultKind::other);
+}
+
+// ---------------------------------------------------------------- contexts and uTLBs
+
+TEST(IpmmuVmsa, SevenDomainsGetContextsAndTheEighthIsRefused) {
+    Rig r;
+    std::vector<std::unique_ptr<IoDomain>> d;
+    std::vector<uint64_t> pa;
+    for (unsigned i = 0; i < 8; i++) {
+        d.push_back(r.domain());
+        pa.push_back(r.buffer());
+        ASSERT_EQ(d[i]->init(), Status::ok);
+        ASSERT_TRUE(d[i]->map(kIova, pa[i], kPageSize, {}).ok());
+    }
+    bool used[8] = {};
+    for (unsigned i = 0; i < 7; i++) {
+        ASSERT_EQ(d[i]->attach(r.ds1, i), Status::ok) << i;
+        uint8_t c = r.ds1.context_of(*d[i]);
+        ASSERT_TRUE(c >= 1 && c < 8 && !used[c]) << unsigned{c};
+        used[c] = true;
+    }
+    EXPECT_EQ(r.root.contexts_free(), 0u);
+    uint64_t before = r.writes();
+    EXPECT_EQ(d[7]->attach(r.ds1, 7), Status::no_space);
+    EXPECT_EQ(r.writes(), before);  // nothing touched: no context, no uTLB
+    EXPECT_EQ(r.ds1.context_of(*d[7]), IpmmuVmsa::kNoContext);
+    EXPECT_EQ(r.ds1_m.imuctr(7), 0u);
+    // Every domain's DMA lands in its own page.
+    for (unsigned i = 0; i < 7; i++) {
+        ASSERT_TRUE(poke(r.ds1_m, i, kIova + 4, static_cast<uint8_t>(0x30 + i)).ok);
+        EXPECT_EQ(r.at(pa[i])[4], 0x30 + i);
+    }
+    // A context given back is flushed before the next domain gets it: the eighth domain's DMA
+    // reaches its own page, not the page the previous owner's TLB entries point at.
+    uint8_t freed = r.ds1.context_of(*d[3]);
+    ASSERT_EQ(d[3]->detach(r.ds1, 3), Status::ok);
+    ASSERT_EQ(d[7]->attach(r.ds1, 7), Status::ok);
+    EXPECT_EQ(r.ds1.context_of(*d[7]), freed);
+    ASSERT_TRUE(poke(r.ds1_m, 7, kIova + 4, 0x77).ok);
+    EXPECT_EQ(r.at(pa[7])[4], 0x77);
+    EXPECT_EQ(r.at(pa[3])[4], 0x33);
+}
+
+// Seed review of the first Xen port: a context allocation that failed must leave the context id
+// invalid, and a flush for that domain must not touch any context, let alone someone else's.
+TEST(IpmmuVmsa, FailedAllocationCannotFlushAForeignContext) {
+    Rig r;
+    std::vector<std::unique_ptr<IoDomain>> d;
+    for (unsigned i = 0; i < 8; i++) {
+        d.push_back(r.domain());
+        ASSERT_EQ(d[i]->init(), Status::ok);
+    }
+    for (unsigned i = 0; i < 7; i++) ASSERT_EQ(d[i]->attach(r.hc, 10 + i), Status::ok);
+    IoDomain& loser = *d[7];
+    ASSERT_EQ(loser.attach(r.hc, 17), Status::no_space);
+    uint64_t flushes[8], before = r.writes();
+    for (unsigned c = 0; c < 8; c++) flushes[c] = r.mm.flush_requests(c);
+    iopt::Gather g;
+    g.add(0, kPageSize, 12, true);
+    EXPECT_EQ(r.hc.flush(loser, g), Status::ok);
+    EXPECT_EQ(r.hc.invalidate_range(loser, 0, kPageSize, 12), Status::ok);
+    EXPECT_EQ(r.root.flush(loser, g), Status::ok);
+    EXPECT_EQ(loser.detach(r.hc, 17), Status::not_found);
+    EXPECT_EQ(r.hc.detach(loser, 17), Status::not_found);
+    EXPECT_EQ(r.writes(), before);
+    for (unsigned c = 0; c < 8; c++) EXPECT_EQ(r.mm.flush_requests(c), flushes[c]) << c;
+    // Its map and unmap flush nothing either: no IOMMU is attached.
+    uint64_t buf = r.buffer();
+    EXPECT_TRUE(loser.map(kIova, buf, kPageSize, {}).ok());
+    EXPECT_TRUE(loser.unmap(kIova, kPageSize).ok());
+    EXPECT_EQ(r.writes(), before);
+}
+
+TEST(IpmmuVmsa, UtlbOfAnotherDomainIsRefused) {
+    Rig r;
+    auto a = r.domain(), b = r.domain();
+    uint64_t pa = r.buffer(), pb = r.buffer();
+    ASSERT_TRUE(ready(*a, r.ds1, 32, kIova, pa, kPageSize));
+    ASSERT_EQ(b->init(), Status::ok);
+    ASSERT_TRUE(b->map(kIova, pb, kPageSize, {}).ok());
+    unsigned free_before = r.root.contexts_free();
+    EXPECT_EQ(b->attach(r.ds1, 32), Status::in_use);  // the system-wide stream check
+    EXPECT_EQ(r.ds1.attach(*b, 32), Status::in_use);  // and the driver's own, uTLB by uTLB
+    EXPECT_EQ(r.root.contexts_free(), free_before);
+    ASSERT_TRUE(poke(r.ds1_m, 32, kIova, 0xaa).ok);
+    EXPECT_EQ(r.at(pa)[0], 0xaa);
+    EXPECT_EQ(r.at(pb)[0], 0);
+    // The same number on another cache is another uTLB.
+    ASSERT_EQ(b->attach(r.hc, 32), Status::ok);
+    ASSERT_TRUE(poke(r.hc_m, 32, kIova, 0xbb).ok);
+    EXPECT_EQ(r.at(pb)[0], 0xbb);
+    // A uTLB someone enabled behind the driver's back is not taken over.
+    r.mp_m.poke(imuctr_off(40), 0x31);
+    EXPECT_EQ(b->attach(r.mp, 40), Status::in_use);
+    EXPECT_EQ(r.mp_m.imuctr(40), 0x31u);
+    // Out of range.
+    EXPECT_EQ(b->attach(r.mp, 48), Status::out_of_range);
+}
+
+TEST(IpmmuVmsa, UtlbIsReferenceCountedWithinADomain) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ready(*d, r.ds1, 33, kIova, buf, kPageSize));
+    // Two masters on one uTLB (the driver's API: IoDomain lets one stream in once).
+    ASSERT_EQ(r.ds1.attach(*d, 33), Status::ok);
+    EXPECT_EQ(r.ds1.utlb_refs(33), 2u);
+    ASSERT_EQ(r.ds1.detach(*d, 33), Status::ok);
+    EXPECT_TRUE(poke(r.ds1_m, 33, kIova).ok);
+    EXPECT_FALSE(poke(r.ds1_m, 33, kIova).bypassed);
+    ASSERT_EQ(d->detach(r.ds1, 33), Status::ok);
+    EXPECT_TRUE(poke(r.ds1_m, 33, kIova).bypassed);
+    EXPECT_EQ(r.ds1.detach(*d, 33), Status::not_found);
+}
+
+TEST(IpmmuVmsa, DetachStopsTranslationAndFreesTheContext) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ready(*d, r.ds1, 34, kIova, buf, kPageSize));
+    uint8_t ctx = r.ds1.context_of(*d);
+    ASSERT_TRUE(poke(r.ds1_m, 34, kIova, 0x44).ok);
+    EXPECT_EQ(r.at(buf)[0], 0x44);
+    ASSERT_EQ(d->detach(r.ds1, 34), Status::ok);
+    // No longer translated through the domain: the address goes out as it is (the IPMMU has no
+    // per-uTLB abort), so the bytes do not reach the domain's page.
+    IpmmuModel::Dma w = poke(r.ds1_m, 34, kIova, 0x55);
+    EXPECT_TRUE(w.bypassed);
+    EXPECT_EQ(w.pa, kIova);
+    EXPECT_FALSE(w.ok);  // nothing at 0x10000000 in this test's memory
+    EXPECT_EQ(r.at(buf)[0], 0x44);
+    EXPECT_EQ(r.ds1_m.imuctr(34), 0u);
+    EXPECT_EQ(r.ds1_m.imctr(ctx), 0u);
+    EXPECT_EQ(r.mm.imctr(ctx), 0u);
+    EXPECT_EQ(r.root.contexts_free(), 7u);
+    EXPECT_EQ(r.ds1.context_of(*d), IpmmuVmsa::kNoContext);
+    // Teardown gives every table page back.
+    size_t used = r.pool().used_pages();
+    ASSERT_EQ(d->destroy(), Status::ok);
+    EXPECT_LT(r.pool().used_pages(), used);
+}
+
+TEST(IpmmuVmsa, OneContextIsSharedByEveryCacheServingTheDomain) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer(2);
+    ASSERT_TRUE(ready(*d, r.ds1, 32, kIova, buf, 2 * kPageSize));
+    ASSERT_EQ(d->attach(r.hc, 0), Status::ok);
+    uint8_t ctx = r.ds1.context_of(*d);
+    EXPECT_EQ(r.hc.context_of(*d), ctx);
+    EXPECT_EQ(r.root.contexts_free(), 6u);
+    EXPECT_EQ(r.hc_m.imuctr(0), uint32_t{ctx} << 4 | 1);
+    ASSERT_TRUE(poke(r.ds1_m, 32, kIova, 1).ok);
+    ASSERT_TRUE(poke(r.hc_m, 0, kIova + kPageSize, 2).ok);
+    EXPECT_EQ(r.at(buf)[0], 1);
+    EXPECT_EQ(r.at(buf + kPageSize)[0], 2);
+    uint64_t root_f = r.mm.flush_requests(ctx), ds1_f = r.ds1_m.flush_requests(ctx), hc_f = r.hc_m.flush_requests(ctx);
+    ASSERT_TRUE(d->unmap(kIova, 2 * kPageSize).ok());
+    EXPECT_GT(r.mm.flush_requests(ctx), root_f);
+    EXPECT_GT(r.ds1_m.flush_requests(ctx), ds1_f);
+    EXPECT_GT(r.hc_m.flush_requests(ctx), hc_f);
+    EXPECT_EQ(r.mp_m.flush_requests(ctx), 0u);  // a cache the domain does not use is left alone
+    EXPECT_EQ(poke(r.ds1_m, 32, kIova).fault, IpmmuModel::kTf);
+    EXPECT_EQ(poke(r.hc_m, 0, kIova + kPageSize).fault, IpmmuModel::kTf);
+    // The context stays while one cache still uses it.
+    ASSERT_EQ(d->detach(r.ds1, 32), Status::ok);
+    EXPECT_EQ(r.hc.context_of(*d), ctx);
+    EXPECT_EQ(r.ds1_m.imctr(ctx), 0u);
+    EXPECT_EQ(r.hc_m.imctr(ctx), 0x5u);
+}
+
+// ---------------------------------------------------------------- flushing
+
+TEST(IpmmuVmsa, EveryUnmapIsFollowedByAFlush) {
+    Rig r;
+    auto d = r.domain();
+    constexpr unsigned kPages = 6;
+    uint64_t buf = r.buffer(kPages);
+    ASSERT_TRUE(ready(*d, r.ds1, 35));
+    uint8_t ctx = r.ds1.context_of(*d);
+    uint64_t f0 = r.mm.flush_requests(ctx);
+    ASSERT_TRUE(d->map(kIova, buf, kPages * kPageSize, {}).ok());
+    EXPECT_EQ(r.mm.flush_requests(ctx), f0);  // a map only fills invalid entries: nothing cached to drop
+    for (unsigned i = 0; i < kPages; i++) {
+        uint64_t iova = kIova + i * kPageSize;
+        ASSERT_TRUE(poke(r.ds1_m, 35, iova).ok);  // cached in both TLBs now
+        uint64_t root_before = r.mm.flush_requests(ctx), cache_before = r.ds1_m.flush_requests(ctx);
+        ASSERT_TRUE(d->unmap(iova, kPageSize).ok());
+        EXPECT_EQ(r.mm.flush_requests(ctx), root_before + 1) << i;
+        EXPECT_EQ(r.ds1_m.flush_requests(ctx), cache_before + 1) << i;
+        EXPECT_EQ(poke(r.ds1_m, 35, iova).fault, IpmmuModel::kTf) << i;
+    }
+    EXPECT_EQ(d->flushes(), kPages);
+    EXPECT_EQ(r.ds1.flushes(), kPages);
+    EXPECT_GT(r.ds1.stats().syncs, 0u);
+}
+
+TEST(IpmmuVmsa, ModelTlbKeepsTranslationsUntilFlush) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ready(*d, r.ds1, 36, kIova, buf, kPageSize));
+    uint8_t ctx = r.ds1.context_of(*d);
+    ASSERT_TRUE(poke(r.ds1_m, 36, kIova).ok);
+    // Take the leaf away behind the driver's back: the TLBs still translate.
+    model::vmsa::Regime reg{model::vmsa::Stage::s2, d->root_pa(), 40, 40, 1};
+    model::vmsa::Walk w = model::vmsa::walk(r.mem, reg, kIova);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(r.mem.write64(w.desc_pa, 0));
+    EXPECT_TRUE(poke(r.ds1_m, 36, kIova, 0x66).ok);
+    EXPECT_EQ(r.at(buf)[0], 0x66);
+    // Flushing the root alone is not enough: the cache keeps its own copy.
+    mmio::write32(kRootBase + ctx_off(ctx, kImctr), r.mm.imctr(ctx) | 0x2);
+    EXPECT_TRUE(poke(r.ds1_m, 36, kIova, 0x67).ok);
+    EXPECT_EQ(r.at(buf)[0], 0x67);
+    // The driver's flush reaches both.
+    iopt::Gather g;
+    g.add(kIova, kPageSize, 12, true);
+    ASSERT_EQ(r.ds1.flush(*d, g), Status::ok);
+    EXPECT_EQ(poke(r.ds1_m, 36, kIova, 0x68).fault, IpmmuModel::kTf);
+    EXPECT_EQ(r.at(buf)[0], 0x67);
+    (void)r.faults();
+}
+
+TEST(IpmmuVmsa, FlushThatNeverCompletesTimesOutCleanly) {
+    Rig r;
+    auto d = r.domain();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ready(*d, r.ds1, 37, kIova, buf, kPageSize));
+    r.mm.hang_flush(true);
+    uint64_t t0 = arch::now_ns();
+    Progress p = d->unmap(kIova, kPageSize);
+    uint64_t spent = arch::now_ns() - t0;
+    EXPECT_EQ(p.status, Status::timeout);
+    EXPECT_EQ(p.bytes_done, kPageSize);  // the entry is gone; only its invalidation is unconfirmed
+    EXPECT_EQ(r.ds1.flush_timeouts(), 1u);
+    EXPECT_GE(spent, IpmmuVmsa::kFlushTimeoutNs);
+    EXPECT_LT(spent, 10 * IpmmuVmsa::kFlushTimeoutNs);
+    // A new context whose enabling flush never completes is not handed out: the attach fails and
+    // the context is never used again.
+    auto e = r.domain();
+    ASSERT_EQ(e->init(), Status::ok);
+    unsigned free_before = r.root.contexts_free();
+    EXPECT_EQ(e->attach(r.hc, 1), Status::timeout);
+    EXPECT_EQ(r.root.contexts_free(), free_before - 1);
+    EXPECT_EQ(r.hc.context_of(*e), IpmmuVmsa::kNoContext);
+    EXPECT_EQ(r.hc_m.imuctr(1), 0u);
+    r.mm.hang_flush(false);
+    ASSERT_EQ(e->attach(r.hc, 1), Status::ok);
+    EXPECT_EQ(r.root.contexts_free(), free_before - 2);
+}
+
+TEST(IpmmuVmsa, TablesAreCleanedForTheNonCoherentWalker) {
+    Rig r;
+    auto d = r.domain();
+    ASSERT_TRUE(ready(*d, r.ds1, 38));
+    cache::CleanLog before = cache::clean_log();
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(d->map(kIova, buf, kPageSize, {}).ok());
+    EXPECT_GT(cache::clean_log().calls, before.calls);
+    EXPECT_GE(cache::clean_log().bytes - before.bytes, 8u);
+    // A domain that would skip the cleaning is refused.
+    IoDomain coherent(r.pool(), iopt::Stage::s2, 40, 40, true);
+    ASSERT_EQ(coherent.init(), Status::ok);
+    EXPECT_EQ(coherent.attach(r.ds1, 39), Status::invalid_argument);
+}
+
+TEST(IpmmuVmsa, RefusesDomainsItsContextsCannotWalk) {
+    Rig r;
+    IoDomain s1(r.pool(), iopt::Stage::s1, 32, 40, false);
+    IoDomain narrow(r.pool(), iopt::Stage::s2, 32, 40, false);  // TSZ0 would be 32: five bits hold 31
+    IoDomain wide(r.pool(), iopt::Stage::s2, 42, 40, false);    // the context walks at most 40 bits
+    IoDomain far(r.pool(), iopt::Stage::s2, 40, 44, false);     // output beyond 40 bits
+    IoDomain ok33(r.pool(), iopt::Stage::s2, 33, 40, false);
+    for (IoDomain* d : {&s1, &narrow, &wide, &far, &ok33}) ASSERT_EQ(d->init(), Status::ok);
+    EXPECT_EQ(s1.attach(r.ds1, 1), Status::unsupported);
+    EXPECT_EQ(narrow.attach(r.ds1, 1), Status::out_of_range);
+    EXPECT_EQ(wide.attach(r.ds1, 1), Status::out_of_range);
+    EXPECT_EQ(far.attach(r.ds1, 1), Status::out_of_range);
+    EXPECT_EQ(r.root.contexts_free(), 7u);
+    ASSERT_EQ(ok33.attach(r.ds1, 1), Status::ok);
+    EXPECT_EQ(r.mm.imttbcr(r.ds1.context_of(ok33)) & 0xff, 1u << 6 | 31u);
+    uint64_t buf = r.buffer();
+    ASSERT_TRUE(ok33.map(uint64_t{1} << 32, buf, kPageSize, {}).ok());
+    EXPECT_TRUE(poke(r.ds1_m, 1, uint64_t{1} << 32).ok);
+}
+
+}  // namespace
