@@ -13,6 +13,8 @@
 #include "common/boot_memory.hpp"
 #include "common/discovery.hpp"
 #include "common/format.hpp"
+#include "drivers/iommu/ipmmu_vmsa_dt.hpp"
+#include "drivers/iommu/smmu_v2.hpp"
 #include "drivers/iommu/smmu_v3.hpp"
 #include "drivers/pci/ecam.hpp"
 #include "hyp/dma_selftest.hpp"
@@ -32,6 +34,10 @@ PagePool g_pool;
 Topology g_topo;
 MemoryPlan g_plan;
 SmmuV3 g_smmu(g_pool);
+IpmmuSet g_ipmmus;
+constexpr unsigned kMaxSmmuV2 = 4;
+SmmuV2 g_smmu_v2[kMaxSmmuV2];
+unsigned g_hw_problems;  // IOMMUs that would not probe, masters they refused
 pci::Host g_pci;
 FaultLog g_faults;
 
@@ -58,6 +64,37 @@ constexpr uint64_t kBadAddress = uint64_t{0xdead} << 28;  // beyond the 40-bit m
     uint64_t v = *bad;
     print("selftest: read returned 0x%lx, no exception\n", v);
     arch::halt(1);
+}
+
+// Every SMMUv2/MMU-500 in the tree: probed (every stream faults until attached) and its masters'
+// stream references checked. Returns the problems found, each reported naming the node.
+unsigned probe_smmu_v2(const dt::Tree& t) {
+    unsigned problems = 0, n = 0;
+    static SmmuV2::MasterList masters;
+    char path[dt::kPathMax];
+    for (unsigned i = 0; i < g_topo.niommus; i++) {
+        const IommuInfo& io = g_topo.iommus[i];
+        if (!io.driver || __builtin_strcmp(io.driver->driver, "smmu_v2") != 0) continue;
+        if (n == kMaxSmmuV2) {
+            print("smmu_v2: %s: more than %u instances; left alone\n", t.path(io.node, path, sizeof path), kMaxSmmuV2);
+            problems++;
+            continue;
+        }
+        SmmuV2& s = g_smmu_v2[n++];
+        if (s.probe_dt(t, io.node) != Status::ok) {
+            print("smmu_v2: %s; its masters stay blocked\n", t.error());
+            problems++;
+            continue;
+        }
+        masters = SmmuV2::MasterList{};
+        (void)s.masters(t, masters, console());
+        unsigned streams = 0;
+        for (unsigned m = 0; m < masters.count; m++) streams += masters.masters[m].nstreams;
+        print("smmu_v2:  %s enabled: %u masters, %u streams, every stream faults until attached\n",
+              t.path(io.node, path, sizeof path), masters.count, streams);
+        problems += masters.problems;
+    }
+    return problems;
 }
 
 // The first SMMUv3 with a PCIe host bridge behind it: enumerate the bridge, find QEMU's edu,
@@ -124,7 +161,8 @@ unsigned smmu_story(const dt::Tree& t) {
     SelftestResult r = dma_selftest(g_pool, g_smmu, edu_sid, edu, g_faults, console());
     print("dma selftest: %u passed, %u failed; smmu issued %lu commands (%lu syncs), %lu command errors\n", r.passed,
           r.failed, g_smmu.commands_issued(), g_smmu.syncs_issued(), g_smmu.command_errors());
-    if (r.failed == 0 && g_topo.problems == 0) run_pv_guest(t, g_pool, g_smmu, *edu_dev, edu_sid);
+    // The guest runs last and never returns: only when nothing before it failed.
+    if (r.failed == 0 && g_topo.problems == 0 && g_hw_problems == 0) run_pv_guest(t, g_pool, g_smmu, *edu_dev, edu_sid);
     return r.failed;
 }
 
@@ -181,14 +219,16 @@ unsigned smmu_story(const dt::Tree& t) {
         arch::halt(3);
     }
     print_topology(tree, g_topo, console());
+    g_hw_problems = probe_ipmmus(tree, g_topo, g_ipmmus, arch::pa_bits(), console()) + probe_smmu_v2(tree);
 
     unsigned failures = smmu_story(tree);
     if (failures) {
         print("moat: %u check(s) failed; exit 1\n", failures);
         arch::halt(1);
     }
-    if (g_topo.problems) {
-        print("moat: %u device-tree problem(s); affected devices left blocked; exit 2\n", g_topo.problems);
+    if (g_topo.problems || g_hw_problems) {
+        print("moat: %u device-tree and %u IOMMU problem(s); affected devices left blocked; exit 2\n", g_topo.problems,
+              g_hw_problems);
         arch::halt(2);
     }
     print("moat: all checks passed; exit 0\n");

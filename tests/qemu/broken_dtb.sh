@@ -32,5 +32,5 @@ expect_line "dt: /dma-shortcells@7003000: iommus entry 0: #iommu-cells wants 1 c
 expect_line "dt: /pcie-badmap@7004000: iommu-map is 12 bytes, not a multiple of 4 cells"
 expect_line "master /dma-good@7005000: stream id 0x42 (iommus)"
 expect_line "master /pcie@10000000: requester ids 0x0000-0xffff -> stream ids 0x0000-0xffff"
-expect_line "moat: 4 device-tree problem(s); affected devices left blocked; exit 2"
+expect_line "moat: 4 device-tree and 0 IOMMU problem(s); affected devices left blocked; exit 2"
 finish
