@@ -7,14 +7,17 @@ ARM64_SYSROOT ?= $(CURDIR)/.deps/arm64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
+.SECONDARY:  # keep intermediate objects (the fuzz and guest links would otherwise rebuild them each time)
 .PHONY: all help deps run test unit bench fuzz image clean
 
 help:
-	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu) and show what it finds"
-	@echo "make test       host unit tests (ASan/UBSan) and QEMU boot tests; ends with 'N passed, M failed'"
-	@echo "make bench      benchmarks (page tables); prints figures and ratios"
+	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
+	@echo "make test       unit (ASan/UBSan), QEMU boots, dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
+	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
-	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) under $(IMG_OUT)"
+	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, zcu102) under $(IMG_OUT)"
+	@echo "make unit       only the host unit tests"
+	@echo "make dt-test    only the moat-dt suite; make dts: board trees, failing on any dtc warning"
 	@echo "make deps       install missing Debian packages (tools/install-deps.sh)"
 	@echo "make clean      remove $(BUILD)/"
 
