@@ -16,6 +16,7 @@ PKGS=(
   libbenchmark-dev              # make bench
   clang                         # libFuzzer
   libclang-rt-14-dev            # sanitizer and fuzzer runtimes for clang
+  valgrind                      # make bench: instruction counts (callgrind)
   g++ make python3
 )
 
