@@ -34,7 +34,7 @@ PagePool g_pool;
 Topology g_topo;
 MemoryPlan g_plan;
 SmmuV3 g_smmu(g_pool);
-IpmmuSet g_ipmmus;
+IpmmuSet g_ipmmus(g_pool);
 constexpr unsigned kMaxSmmuV2 = 4;
 SmmuV2 g_smmu_v2[kMaxSmmuV2];
 unsigned g_hw_problems;  // IOMMUs that would not probe, masters they refused

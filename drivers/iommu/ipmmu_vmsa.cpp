@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "arch/barrier.hpp"
+#include "arch/cache.hpp"
 #include "arch/mmio.hpp"
 #include "common/wait.hpp"
 
@@ -17,6 +18,17 @@ namespace {
 constexpr unsigned kS2MinIas = 64 - 31, kS2MaxIas = 40;
 // LPAE stage 1: the whole 32-bit input space, from level 1 (4 entries of 1 GiB).
 constexpr unsigned kS1Ias = 32, kS1StartLevel = 1;
+// The blocking context: the last one, so that domains keep getting contexts from 1 up. Its table
+// spans everything a context of the format can walk (stage 2: two concatenated level-1 tables).
+constexpr uint8_t kBlockContext = kContexts - 1;
+constexpr iopt::Geometry block_geometry(IpmmuVmsa::Format f) {
+    return f == IpmmuVmsa::Format::stage2 ? iopt::make_geometry(iopt::Stage::s2, kS2MaxIas, imttlbr::kPaBits)
+                                          : iopt::make_geometry(iopt::Stage::s1, kS1Ias, imttlbr::kPaBits);
+}
+static_assert(block_geometry(IpmmuVmsa::Format::stage2).root_tables == 2 &&
+              block_geometry(IpmmuVmsa::Format::stage2).start_level == 1);
+static_assert(block_geometry(IpmmuVmsa::Format::stage1).root_tables == 1 &&
+              block_geometry(IpmmuVmsa::Format::stage1).start_level == kS1StartLevel);
 
 struct Soc {
     const char* compatible;
@@ -107,13 +119,23 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         // The root: faults can only be reported through its interrupt.
         if (cfg.nirqs == 0) return refuse(Status::invalid_argument, "root IPMMU without interrupts");
         if (check_soc(cfg.compatible, cfg.prr, why_, sizeof why_) != Status::ok) return Status::unsupported;
+        // The blocking table before any register is written: without it, the root is refused.
+        iopt::Geometry bg = block_geometry(cfg.format);
+        Result<uint64_t> table{Status::no_memory};
+        if (cfg.block_unattached) {
+            if (!cfg.pool) return refuse(Status::invalid_argument, "block_unattached without a page pool for the blocking table");
+            table = cfg.pool->alloc(bg.root_tables, bg.root_tables);  // zeroed: every entry invalid
+            if (!table.ok()) return refuse(Status::no_memory, "no page for the blocking context's table");
+        }
         root_ = this;
+        block_ctx_ = kNoContext;
         for (Context& c : ctx_) c = Context{};
         ctx_[0].state = Context::reserved;  // Linux and Xen keep context 0 off limits
         for (unsigned n = 0; n < kContexts; n++) {
             wr(Ctx::IMCTR, n, 0);
             wr(Ctx::IMSTR, n, 0);
         }
+        release_blocking_table();  // a previous probe's: its context is off now, nothing walks it
         wr(Global::IMSCTLR, rd(Global::IMSCTLR) & ~imsctlr::kUseSecGrp);
         uint32_t aux = rd(Global::IMSAUXCTLR) & ~imsauxctlr::kS2pte;
         wr(Global::IMSAUXCTLR, aux | (cfg.format == Format::stage2 ? imsauxctlr::kS2pte : 0));
@@ -125,6 +147,17 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         caps_.coherent_walk = false;
         caps_.range_invalidation = false;
         caps_.max_stream = kUtlbs - 1;
+        if (cfg.block_unattached) {
+            block_pool_ = cfg.pool;
+            block_pa_ = table.value;
+            block_pages_ = bg.root_tables;
+            Status st = enable_blocking();
+            if (st != Status::ok) {
+                release_blocking_table();
+                root_ = nullptr;
+                return refuse(st, "the blocking context's enabling flush did not complete");
+            }
+        }
         ready_ = true;
         return Status::ok;
     }
@@ -135,6 +168,7 @@ Status IpmmuVmsa::probe(const Config& cfg) {
     if (!root.ready_) return refuse(Status::not_ready, "its root IPMMU has not probed yet");
     if (!root.is_root()) return refuse(Status::invalid_argument, "renesas,ipmmu-main names a cache IPMMU, not the root");
     if (cfg.main_bit >= 32) return refuse(Status::invalid_argument, "IMSSTR bit beyond 31");
+    if (cfg.masters >> kUtlbs) return refuse(Status::invalid_argument, "a master on a uTLB beyond 47");
     IpmmuVmsa** slot = nullptr;
     for (IpmmuVmsa*& c : root.caches_) {
         if (c && c->cfg_.main_bit == cfg.main_bit) return refuse(Status::in_use, "another cache uses the same IMSSTR bit");
@@ -142,10 +176,18 @@ Status IpmmuVmsa::probe(const Config& cfg) {
     }
     if (!slot) return refuse(Status::no_space, "too many cache IPMMUs for one root");
     root_ = &root;
-    for (UtlbState& u : utlb_) u = UtlbState{};
     for (unsigned& n : ctx_utlbs_) n = 0;
-    for (unsigned n = 0; n < kContexts; n++) wr(Ctx::IMCTR, n, 0);
-    for (unsigned u = 0; u < kUtlbs; u++) wr(Utlb::IMUCTR, u, 0);
+    // Our copy of the blocking context stays on for good (written on, never off and on again:
+    // after a shutdown our uTLBs may still point at it); every other context starts off.
+    uint8_t block = root.block_ctx_;
+    for (unsigned n = 0; n < kContexts; n++)
+        wr(Ctx::IMCTR, n, n == block ? (root.ctx_[n].imctr | imctr::kFlush) & imctr::kCacheMask : 0);
+    // Masters the DT names are blocked from here on; the other uTLBs are disabled.
+    for (unsigned u = 0; u < kUtlbs; u++) {
+        utlb_[u] = UtlbState{};
+        utlb_[u].known = (cfg.masters >> u) & 1;
+        park(u);
+    }
     wr(Global::IMSCTLR, rd(Global::IMSCTLR) & ~imsctlr::kUseSecGrp);
     *slot = this;
     ready_ = true;
@@ -162,9 +204,11 @@ void IpmmuVmsa::shutdown() {
     } else {
         for (unsigned u = 0; u < kUtlbs; u++)
             if (utlb_[u].refs) {
-                wr(Utlb::IMUCTR, u, imuctr::kFlush);
-                root_->put_context(utlb_[u].ctx);
+                uint8_t id = utlb_[u].ctx;
                 utlb_[u] = UtlbState{};
+                utlb_[u].known = true;
+                park(u);
+                root_->put_context(id);
             }
         for (unsigned n = 0; n < kContexts; n++)
             if (ctx_utlbs_[n]) wr(Ctx::IMCTR, n, imctr::kFlush);
@@ -173,6 +217,30 @@ void IpmmuVmsa::shutdown() {
     }
     ready_ = false;
     root_ = nullptr;
+}
+
+// ---------------------------------------------------------------- uTLBs (cache)
+
+uint8_t IpmmuVmsa::utlb_context(unsigned utlb) const {
+    const UtlbState& u = utlb_[utlb];
+    if (u.refs) return u.ctx;
+    return u.known && root_ ? root_->block_ctx_ : kNoContext;
+}
+
+bool IpmmuVmsa::utlb_blocked(unsigned utlb) const {
+    return ready_ && utlb < kUtlbs && !utlb_[utlb].refs && utlb_[utlb].known && blocking_context() != kNoContext;
+}
+
+// Never MMUEN = 0 for a master we know of while the root blocks: that would let it bypass.
+void IpmmuVmsa::park(unsigned utlb) {
+    uint8_t block = root_->block_ctx_;
+    if (utlb_[utlb].known && block != kNoContext) {
+        wr(Utlb::IMUASID, utlb, 0);
+        wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(block)) | imuctr::kFlush | imuctr::kMmuEn);
+    } else {
+        wr(Utlb::IMUCTR, utlb, imuctr::kFlush);
+    }
+    root_->commands_++;
 }
 
 // ---------------------------------------------------------------- contexts (root)
@@ -219,8 +287,22 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
         if (ctx_[n].state == Context::free) id = static_cast<uint8_t>(n);
     if (id == kNoContext) return Status::no_space;
 
-    const iopt::Geometry& g = d.geometry();
-    uint64_t ttb = d.root_pa();
+    uint32_t imctr_v = program_context(id, d.root_pa(), d.geometry());
+    ctx_[id] = Context{Context::used, &d, 1, imctr_v};
+    // Enabled with a flush: a previous user's translations must be gone before any uTLB points here.
+    wr(Ctx::IMCTR, id, imctr_v | imctr::kFlush);
+    commands_++;
+    Status st = wait_flush(id);
+    if (st != Status::ok) {
+        wr(Ctx::IMCTR, id, 0);
+        ctx_[id] = Context{Context::broken, nullptr, 0, 0};  // never handed out again
+        id = kNoContext;
+    }
+    return st;
+}
+
+// Table base, format and attributes of a disabled context; returns the IMCTR that enables it.
+uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Geometry& g) {
     uint32_t ttbcr, imctr_v;
     if (cfg_.format == Format::stage2) {
         // VTCR-style start level and 64-bit input size; PMB as Xen sets it for this mode.
@@ -241,17 +323,34 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
         wr(Ctx::IMMAIR1, id, static_cast<uint32_t>(iopt::Stage1::kMair >> 32));
     }
     wr(Ctx::IMSTR, id, 0);
-    ctx_[id] = Context{Context::used, &d, 1, imctr_v};
-    // Enabled with a flush: a previous user's translations must be gone before any uTLB points here.
-    wr(Ctx::IMCTR, id, imctr_v | imctr::kFlush);
+    return imctr_v;
+}
+
+// Every entry of the table is invalid and the walker reads memory, not our caches: clean it
+// first. Enabled with a flush like any context (firmware may have left translations in it),
+// bounded like every other wait. It maps nothing, so it never needs a flush again.
+Status IpmmuVmsa::enable_blocking() {
+    cache::clean_range(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
+    uint32_t v = program_context(kBlockContext, block_pa_, block_geometry(cfg_.format));
+    ctx_[kBlockContext] = Context{Context::blocking, nullptr, 0, v};
+    wr(Ctx::IMCTR, kBlockContext, v | imctr::kFlush);
     commands_++;
-    Status st = wait_flush(id);
+    Status st = wait_flush(kBlockContext);
     if (st != Status::ok) {
-        wr(Ctx::IMCTR, id, 0);
-        ctx_[id] = Context{Context::broken, nullptr, 0, 0};  // never handed out again
-        id = kNoContext;
+        wr(Ctx::IMCTR, kBlockContext, 0);
+        ctx_[kBlockContext] = Context{};
+        return st;
     }
-    return st;
+    block_ctx_ = kBlockContext;
+    return Status::ok;
+}
+
+// Only once no context walks the table any more.
+void IpmmuVmsa::release_blocking_table() {
+    if (block_pa_) (void)block_pool_->free(block_pa_, block_pages_);
+    block_pool_ = nullptr;
+    block_pa_ = 0;
+    block_pages_ = 0;
 }
 
 // One user fewer; the last one disables the context (with a flush, so that the next domain to
@@ -294,8 +393,6 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     if (!ready_) return Status::invalid_argument;
     if (is_root()) return Status::unsupported;  // Gen3 masters sit behind cache IPMMUs
     if (utlb >= kUtlbs) return Status::out_of_range;
-    Status st = root_->check_domain(d);
-    if (st != Status::ok) return st;
     UtlbState& u = utlb_[utlb];
     if (u.refs) {
         // Several masters may share a uTLB, but only inside one domain: the uTLB names one context.
@@ -303,19 +400,29 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
         u.refs++;
         return Status::ok;
     }
-    // Enabled behind our back (firmware, another agent): not ours to take over.
-    if (rd(Utlb::IMUCTR, utlb) & imuctr::kMmuEn) return Status::in_use;
+    // Enabled behind our back (firmware, another agent): not ours to take over. (A blocked uTLB
+    // is enabled by us.)
+    if (utlb_context(utlb) == kNoContext && (rd(Utlb::IMUCTR, utlb) & imuctr::kMmuEn)) return Status::in_use;
     uint8_t id = kNoContext;
-    st = root_->get_context(d, id);
-    if (st != Status::ok) return st;
+    Status st = root_->check_domain(d);
+    if (st == Status::ok) st = root_->get_context(d, id);
+    if (st != Status::ok) {
+        // A master sits there and did not get its domain: blocked (still, or from now on).
+        if (!u.known && root_->block_ctx_ != kNoContext) {
+            u.known = true;
+            park(utlb);
+        }
+        return st;
+    }
     if (ctx_utlbs_[id]++ == 0) {
         wr(Ctx::IMCTR, id, (root_->ctx_[id].imctr | imctr::kFlush) & imctr::kCacheMask);
         root_->commands_++;
     }
+    // Straight from the blocking context (if it was there) to the domain's: never through bypass.
     wr(Utlb::IMUASID, utlb, 0);
     wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(id)) | imuctr::kFlush | imuctr::kMmuEn);
     root_->commands_++;
-    u = UtlbState{&d, id, 1};
+    u = UtlbState{&d, id, 1, true};
     return Status::ok;
 }
 
@@ -326,11 +433,12 @@ Status IpmmuVmsa::detach(IoDomain& d, StreamId utlb) {
     UtlbState& u = utlb_[utlb];
     if (!u.refs || u.domain != &d) return Status::not_found;
     if (--u.refs) return Status::ok;
-    // From here the master no longer walks the domain's tables (its addresses pass untranslated).
-    wr(Utlb::IMUCTR, utlb, imuctr::kFlush);
-    root_->commands_++;
+    // From here the master no longer walks the domain's tables: its DMA faults in the blocking
+    // context (or, with block_unattached off, passes untranslated).
     uint8_t id = u.ctx;
     u = UtlbState{};
+    u.known = true;
+    park(utlb);
     if (--ctx_utlbs_[id] == 0) {
         wr(Ctx::IMCTR, id, imctr::kFlush);
         root_->commands_++;
@@ -391,7 +499,7 @@ void IpmmuVmsa::report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr)
     for (IpmmuVmsa* c : caches_)
         if (c)
             for (unsigned u = 0; u < kUtlbs; u++)
-                if (c->utlb_[u].refs && c->utlb_[u].ctx == id) {
+                if (c->utlb_context(u) == id) {
                     users++;
                     r.iommu = c->cfg_.name;
                     r.stream = u;
@@ -402,6 +510,11 @@ void IpmmuVmsa::report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr)
     }
     r.address = addr;
     r.kind = f.kind;
+    if (id == block_ctx_ && f.kind == FaultKind::translation) {
+        // The hardware says TF; what happened is that a master without a domain did DMA.
+        r.kind = FaultKind::stream_disabled;
+        f.detail = "TF (translation fault) in the blocking context: the master has no domain";
+    }
     r.write = false;  // IMSTR does not say
     r.raw = imstr;
     r.detail = f.detail;
@@ -413,7 +526,8 @@ unsigned IpmmuVmsa::poll_faults(FaultLog& log) {
     if (!is_root()) return root_->poll_faults(log);
     unsigned n = 0;
     for (unsigned id = 0; id < kContexts; id++) {
-        if (ctx_[id].state != Context::used && ctx_[id].state != Context::broken) continue;
+        Context::State st = ctx_[id].state;
+        if (st != Context::used && st != Context::broken && st != Context::blocking) continue;
         uint32_t s = rd(Ctx::IMSTR, id);
         if (!(s & imstr::kErrors)) continue;
         // The address first: clearing IMSTR clears it too.

@@ -6,13 +6,21 @@
 // So the `Iommu` a master attaches through is its cache, the StreamId is the uTLB number, and
 //  - a domain gets ONE root context, shared by every cache that serves one of its masters; the
 //    context is allocated at the domain's first attach and given back when its last uTLB leaves;
-//  - context 0 is never used (Linux and Xen reserve it), so 7 domains fit and the 8th gets no_space;
+//  - context 0 is never used (Linux and Xen reserve it);
 //  - a uTLB belongs to one domain at a time (reference counted within it);
 //  - there is no per-address invalidation: a flush sets IMCTR.FLUSH on every cache the context
 //    is used through and on the root, then waits (bounded) for the root to clear it.
-// A detached uTLB is disabled, and a disabled uTLB lets its master's addresses through
-// untranslated (the hardware has no per-uTLB abort): detach removes the domain's mappings from
-// the master, it cannot block the master. Walks are not cache coherent: tables must be cleaned
+//
+// Unattached masters. The hardware has no per-uTLB abort: a disabled uTLB (IMUCTR.MMUEN = 0)
+// lets its master's addresses through untranslated. So with block_unattached (the default) the
+// root keeps its last context as a BLOCKING context: tables that translate nothing (a zeroed
+// root from the page pool, cleaned for the walker), fault reporting on. Every uTLB of a master
+// the DT names is pointed at it at probe, and detach, a failed attach and shutdown point a uTLB
+// back at it: the driver never disables a uTLB it knows a master sits on, and such a master's
+// DMA is a translation fault that poll_faults() reports (FaultKind::stream_disabled). The cost
+// is one context: 6 domains fit, the 7th gets no_space. block_unattached = false gives the
+// context back (7 domains) and leaves unattached masters bypassing, as Linux and Xen do: only
+// for masters known to be quiesced. Walks are not cache coherent: tables must be cleaned
 // (IoDomain with coherent_walk = false).
 //
 // Table formats, chosen per root at probe (IMSAUXCTLR.S2PTE is one bit for all contexts):
@@ -21,6 +29,7 @@
 //   stage1: 32-bit LPAE stage-1 tables with IMMAIR, as Linux uses them: IOVA 32 bits, PA 40 bits.
 #pragma once
 #include "common/io_domain.hpp"
+#include "common/page_pool.hpp"
 #include "drivers/iommu/ipmmu_vmsa_regs.hpp"
 
 namespace moat {
@@ -40,23 +49,31 @@ public:
         const char* name = "ipmmu";
         IpmmuVmsa* root = nullptr;  // the root this cache forwards to; nullptr: this IS the root
         unsigned main_bit = 0;      // cache: its bit in the root's IMSSTR (`renesas,ipmmu-main`)
+        uint64_t masters = 0;       // cache: bit n set when a master sits on uTLB n (DT `iommus`)
         // Root only:
         unsigned nirqs = 0;         // interrupts the DT gives it: a root without one is refused
         const char* compatible = nullptr;  // "renesas,ipmmu-r8a7795", ...
         uint32_t prr = 0;           // the product register, for the supported-SoC check
         Format format = Format::stage2;
         unsigned cpu_pa_bits = 40;  // caps the output size
+        bool block_unattached = true;  // keep a blocking context (see above); false: they bypass
+        PagePool* pool = nullptr;      // where the blocking context's table comes from
     };
 
     IpmmuVmsa() = default;
     IpmmuVmsa(const IpmmuVmsa&) = delete;
     IpmmuVmsa& operator=(const IpmmuVmsa&) = delete;
 
-    // Root: checks the SoC, disables every context, clears their status, selects the table format.
-    // Cache: not_ready until its root has probed; disables its contexts and every uTLB.
-    // On failure nothing is enabled and why() says what was wrong.
+    // Root: checks the SoC, disables every context, clears their status, selects the table format,
+    // then builds and enables the blocking context (no_memory without a table page, timeout when
+    // its enabling flush never completes; either way the page goes back to the pool).
+    // Cache: not_ready until its root has probed; disables its other contexts, points the uTLBs
+    // of `masters` at the root's blocking context (or disables them when it has none) and
+    // disables every other uTLB. On failure nothing is enabled and why() says what was wrong.
     Status probe(const Config& cfg);
-    // Disables what this instance enabled (a root only once its caches are shut down).
+    // Detaches every uTLB and disables every domain's context. Masters stay blocked: their uTLBs
+    // keep pointing at the blocking context, which stays enabled on its table page (given back
+    // to the pool when the root is probed again and has disabled it). A root shuts its caches down.
     void shutdown();
     const char* why() const { return why_; }
 
@@ -80,6 +97,13 @@ public:
     // The root context a domain uses, or kNoContext.
     uint8_t context_of(const IoDomain& d) const;
     unsigned contexts_free() const;
+    // The root's blocking context, or kNoContext (block_unattached off, or not probed).
+    uint8_t blocking_context() const { return root_ ? root_->block_ctx_ : kNoContext; }
+    // The blocking context's table (for tests): physical address and 4 KiB pages; 0 when none.
+    uint64_t blocking_table() const { return root_ ? root_->block_pa_ : 0; }
+    size_t blocking_table_pages() const { return root_ ? root_->block_pages_ : 0; }
+    // This cache's uTLB points at the blocking context (a known master, not attached).
+    bool utlb_blocked(unsigned utlb) const;
     // uTLB state of this cache: the domain using it (nullptr) and how many attaches it counts.
     const IoDomain* utlb_domain(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].domain : nullptr; }
     unsigned utlb_refs(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].refs : 0; }
@@ -103,7 +127,8 @@ public:
 
 private:
     struct Context {
-        enum State : uint8_t { free, reserved, used, broken } state = free;
+        // blocking: translates nothing, never handed to a domain, never flushed for one.
+        enum State : uint8_t { free, reserved, used, broken, blocking } state = free;
         IoDomain* domain = nullptr;
         unsigned users = 0;   // uTLBs, on every cache, that point at it
         uint32_t imctr = 0;   // the root's IMCTR for it (without FLUSH)
@@ -112,6 +137,7 @@ private:
         IoDomain* domain = nullptr;
         uint8_t ctx = kNoContext;
         unsigned refs = 0;
+        bool known = false;  // a master sits on it (DT, or it was attached once): never disabled
     };
 
     uint32_t rd(ipmmu::Ctx r, unsigned ctx) const;
@@ -122,7 +148,15 @@ private:
     void wr(ipmmu::Global r, uint32_t v);
     Status refuse(Status st, const char* what);
 
+    // Cache side: the context a uTLB walks with now (a domain's, the blocking one, or kNoContext).
+    uint8_t utlb_context(unsigned utlb) const;
+    // Points a uTLB nobody has attached at the blocking context (or disables it when there is none).
+    void park(unsigned utlb);
+
     // Root side.
+    uint32_t program_context(uint8_t id, uint64_t ttb, const iopt::Geometry& g);
+    Status enable_blocking();
+    void release_blocking_table();
     Status check_domain(const IoDomain& d) const;
     Status get_context(IoDomain& d, uint8_t& id);
     void put_context(uint8_t id);
@@ -139,6 +173,11 @@ private:
     // Root: contexts and the caches in front of it.
     Context ctx_[ipmmu::kContexts];
     IpmmuVmsa* caches_[kMaxCaches] = {};
+    uint8_t block_ctx_ = kNoContext;
+    // The blocking context's table; it outlives shutdown() while the context may still be walked.
+    PagePool* block_pool_ = nullptr;
+    uint64_t block_pa_ = 0;
+    size_t block_pages_ = 0;
     // Cache: its uTLBs, and how many of them use each context (its IMCTR copy is on while > 0).
     UtlbState utlb_[ipmmu::kUtlbs];
     unsigned ctx_utlbs_[ipmmu::kContexts] = {};

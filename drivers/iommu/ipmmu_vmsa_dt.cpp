@@ -156,6 +156,9 @@ Status IpmmuSet::probe_node(const dt::Tree& t, const Topology& topo, unsigned to
     cfg.prr = prr;
     cfg.format = format_;
     cfg.cpu_pa_bits = cpu_pa_bits_;
+    cfg.block_unattached = block_unattached_;
+    cfg.pool = pool_;
+    for (unsigned m = 0; m < u->nmasters; m++) cfg.masters |= uint64_t{1} << u->masters[m].utlb;
     if (u->root < 0) {
         int len;
         int target = t.node_by_phandle(be32(t.prop(u->node, kMain, &len), 0));
@@ -174,6 +177,9 @@ Status IpmmuSet::probe_node(const dt::Tree& t, const Topology& topo, unsigned to
         if (st == Status::not_ready) u->root = -1;
         return u->status = refuse(t, *u, report, st, u->iommu.why());
     }
+    if (u->iommu.is_root() && u->iommu.blocking_context() == IpmmuVmsa::kNoContext)
+        format(report, "ipmmu: %s: block_unattached is off: uTLBs of unattached masters pass DMA untranslated\n",
+               t.path(u->node, path, sizeof path));
     return u->status = Status::ok;
 }
 
@@ -215,8 +221,11 @@ void IpmmuSet::print(const dt::Tree& t, Sink& out) const {
             continue;
         }
         if (mmu.is_root()) {
-            format(out, "ipmmu: root %s: %s; %u contexts, context 0 reserved, %u free; %s\n", t.name(u.node), mmu.why(),
-                   ipmmu::kContexts, mmu.contexts_free(),
+            char blocking[48] = "";
+            if (mmu.blocking_context() != IpmmuVmsa::kNoContext)
+                format_to(blocking, sizeof blocking, ", context %u blocks unattached masters", mmu.blocking_context());
+            format(out, "ipmmu: root %s: %s; %u contexts, context 0 reserved%s, %u free; %s\n", t.name(u.node), mmu.why(),
+                   ipmmu::kContexts, blocking, mmu.contexts_free(),
                    mmu.format() == IpmmuVmsa::Format::stage2 ? "stage-2 tables (IMSAUXCTLR.S2PTE, VA64)"
                                                              : "32-bit LPAE stage-1 tables");
             continue;

@@ -3,7 +3,9 @@
 // on discover(): every IPMMU node it found is checked against the binding and probed, roots
 // first in effect (a cache whose root has not probed yet is retried after the others, the way
 // Linux defers a probe), and each problem is reported in one line naming the node. A refused
-// IPMMU is left alone and its masters untranslated; nothing else is affected.
+// IPMMU is left alone and its masters untranslated; nothing else is affected. Each cache is told
+// which of its uTLBs the tree's masters use: with block_unattached (the default) they fault
+// until attached, in a blocking context whose table comes from the page pool the set is given.
 #pragma once
 #include "common/discovery.hpp"
 #include "drivers/iommu/ipmmu_vmsa.hpp"
@@ -34,7 +36,12 @@ public:
         IpmmuVmsa iommu;
     };
 
+    // Without a page pool no root can build its blocking context: a set built this way refuses
+    // its roots ("block_unattached without a page pool"), it never silently lets masters bypass.
     IpmmuSet() = default;
+    // block_unattached = false: one more context for domains, and the masters that are not
+    // attached pass DMA untranslated (said once per root at probe). Only for quiesced masters.
+    explicit IpmmuSet(PagePool& pool, bool block_unattached = true) : pool_(&pool), block_unattached_(block_unattached) {}
     IpmmuSet(const IpmmuSet&) = delete;
     IpmmuSet& operator=(const IpmmuSet&) = delete;
 
@@ -62,6 +69,8 @@ private:
     void collect_masters(const dt::Tree& t, const Topology& topo, Unit& u, Sink& report);
     Status refuse(const dt::Tree& t, const Unit& u, Sink& report, Status st, const char* what);
 
+    PagePool* pool_ = nullptr;
+    bool block_unattached_ = true;
     IpmmuVmsa::Format format_ = IpmmuVmsa::Format::stage2;
     unsigned cpu_pa_bits_ = 40;
     Unit units_[kMaxUnits];

@@ -14,7 +14,9 @@
 //    can only clear status bits, never set them; read-only bits and fields ignore writes;
 //  - a cache's IMCTR keeps bits [2:0] only; the context registers live in the root, and a
 //    context's table registers must not change while it is enabled (recorded in violations());
-//  - a disabled uTLB lets addresses through untranslated (bypassed), as the hardware does.
+//  - a disabled uTLB lets addresses through untranslated (bypassed), as the hardware does; an
+//    enabled one whose context walks a table of invalid entries latches a translation fault
+//    (TF) at the start level, which is all a driver's blocking context relies on.
 // Table formats: IMCTR.VA64 + IMSAUXCTLR.S2PTE: VMSAv8-64 stage 2, IPA 64 - TSZ0, start level
 // from SL0 as VTCR (2 - level). Neither: 32-bit LPAE stage 1, input 32 - TSZ0, SL0 must be
 // 3 - start level. VA64 alone: VMSAv8-64 stage 1 (SL0 not checked; no known driver uses it).

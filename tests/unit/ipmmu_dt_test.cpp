@@ -1,6 +1,7 @@
 // IPMMU topology from device trees: the Salvator-X subset in dts/ (printed, probed against
-// register models at the H3 addresses, and a master's DMA translated through it), and trees
-// with each binding mistake, every one refused with a message naming the node.
+// register models at the H3 addresses, its masters blocked until attached and a master's DMA
+// translated through it), and trees with each binding mistake, every one refused with a
+// message naming the node.
 #include <stdio.h>
 #include <string.h>
 
@@ -44,16 +45,18 @@ struct DtRig {
     std::vector<std::unique_ptr<IpmmuModel>> models;
     std::vector<uintptr_t> bases;
     std::unique_ptr<model::PrrModel> prr;
-    std::unique_ptr<IpmmuSet> set = std::make_unique<IpmmuSet>();
+    std::unique_ptr<IpmmuSet> set;
     StringSink report;
 
-    DtRig(const char* name, uint32_t prr_value = kPrrH3Es30) : blob(load_dtb(name)), buf(513 * kPageSize) {
+    DtRig(const char* name, uint32_t prr_value = kPrrH3Es30, bool block_unattached = true)
+        : blob(load_dtb(name)), buf(513 * kPageSize) {
         EXPECT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok) << t.error();
         EXPECT_EQ(discover(t, *topo, report), Status::ok);
         uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
         pool = std::make_unique<PagePool>(host - kPhysBase);
         EXPECT_EQ(pool->add_region(kPhysBase, 512 * kPageSize), Status::ok);
         mem = std::make_unique<model::PoolPhysMem>(*pool);
+        set = std::make_unique<IpmmuSet>(*pool, block_unattached);
         IpmmuModel* root = nullptr;
         for (unsigned i = 0; i < topo->niommus; i++)
             if (!t.has(topo->iommus[i].node, "renesas,ipmmu-main") && !root) {
@@ -106,8 +109,8 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     printf("%s", out.text.c_str());  // the topology, as the image prints it
     EXPECT_TRUE(has(out.text, "compatible renesas,ipmmu-r8a7795, #iommu-cells 1, driver ipmmu_vmsa\n")) << out.text;
     EXPECT_FALSE(has(out.text, "not implemented"));
-    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: R-Car H3 ES3.0; 8 contexts, context 0 reserved, 7 free; "
-                              "stage-2 tables (IMSAUXCTLR.S2PTE, VA64)\n")) << out.text;
+    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: R-Car H3 ES3.0; 8 contexts, context 0 reserved, context 7 "
+                              "blocks unattached masters, 6 free; stage-2 tables (IMSAUXCTLR.S2PTE, VA64)\n")) << out.text;
     EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@e7740000 -> root iommu@e67b0000 bit 1; masters: /soc/mmc@ee100000 uTLB 32, "
                               "/soc/mmc@ee120000 uTLB 33, /soc/mmc@ee140000 uTLB 34, /soc/mmc@ee160000 uTLB 35\n"))
         << out.text;
@@ -122,16 +125,65 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     ASSERT_NE(ds1, nullptr);
     EXPECT_EQ(utlb, 34u);
     EXPECT_STREQ(ds1->name(), "iommu@e7740000");
-    IoDomain d(*r.pool, iopt::Stage::s2, 40, 40, false);
+    // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, USB on HC.
+    IpmmuModel& ds1_m = r.model_at(0xe7740000);
+    for (unsigned u = 0; u < 48; u++) EXPECT_EQ(ds1_m.imuctr(u), u >= 32 && u <= 35 ? 0x71u : 0u) << u;
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), 0x71u);
     Result<uint64_t> page = r.pool->alloc();
     ASSERT_TRUE(page.ok());
+    // SDHI2's DMA before it is attached, at an address that is real memory: a fault, reported.
+    uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    IpmmuModel::Dma w = ds1_m.dma_write(34, page.value + 0x10, b, sizeof b);
+    EXPECT_FALSE(w.ok || w.bypassed);
+    EXPECT_EQ(w.fault, IpmmuModel::kTf);
+    EXPECT_EQ(static_cast<uint8_t*>(r.pool->virt(page.value))[0x10], 0);
+    FaultLog log;
+    ASSERT_EQ(ds1->poll_faults(log), 1u);
+    EXPECT_EQ(log.at(0).address, page.value + 0x10);
+    EXPECT_EQ(log.at(0).kind, FaultKind::stream_disabled);
+    EXPECT_STREQ(log.at(0).iommu, "iommu@e67b0000");  // five masters share the blocking context
+    IoDomain d(*r.pool, iopt::Stage::s2, 40, 40, false);
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x20000000, page.value, kPageSize, {}).ok());
     ASSERT_EQ(d.attach(*ds1, utlb), Status::ok);
-    uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
-    ASSERT_TRUE(r.model_at(0xe7740000).dma_write(34, 0x20000010, b, sizeof b).ok);
+    ASSERT_TRUE(ds1_m.dma_write(34, 0x20000010, b, sizeof b).ok);
     EXPECT_EQ(memcmp(static_cast<uint8_t*>(r.pool->virt(page.value)) + 0x10, b, sizeof b), 0);
     ASSERT_EQ(d.destroy(), Status::ok);
+    // Blocked again once its domain is gone.
+    w = ds1_m.dma_write(34, 0x20000010, b, sizeof b);
+    EXPECT_FALSE(w.ok || w.bypassed);
+    EXPECT_EQ(ds1_m.imuctr(34), 0x71u);
+    ASSERT_EQ(ds1->poll_faults(log), 1u);
+    EXPECT_EQ(log.at(1).address, 0x20000010u);
+}
+
+// The integrator's choice for masters known to be quiesced: one more context, the masters not
+// attached bypass, and the driver says so once per root.
+TEST(IpmmuDt, BlockUnattachedOffIsSaidOnceAtProbe) {
+    DtRig r("board_salvator_x", kPrrH3Es30, false);
+    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, kPrrH3Es30, r.report), Status::ok);
+    EXPECT_EQ(r.set->problems(), 0u) << r.report.text;
+    EXPECT_EQ(r.report.text, "ipmmu: /soc/iommu@e67b0000: block_unattached is off: uTLBs of unattached masters pass DMA "
+                             "untranslated\n");
+    StringSink out;
+    r.set->print(r.t, out);
+    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: R-Car H3 ES3.0; 8 contexts, context 0 reserved, 7 free; "
+                              "stage-2 tables")) << out.text;
+    EXPECT_EQ(r.model_at(0xe7740000).imuctr(34), 0u);
+    uint8_t b = 0x42;
+    EXPECT_TRUE(r.model_at(0xe7740000).dma_write(34, 0x20000010, &b, 1).bypassed);
+}
+
+// A set built without a page pool cannot block: its roots are refused rather than left open
+// while claiming otherwise (the image must build its IpmmuSet with the pool).
+TEST(IpmmuDt, SetWithoutAPoolRefusesItsRoot) {
+    DtRig r("board_salvator_x");
+    IpmmuSet bare;
+    StringSink out;
+    EXPECT_GT(probe_ipmmus(r.t, *r.topo, bare, 40, out), 0u);
+    EXPECT_TRUE(has(out.text, "ipmmu: /soc/iommu@e67b0000: block_unattached without a page pool for the blocking table; "
+                              "refused")) << out.text;
+    for (auto& m : r.models) EXPECT_EQ(m->register_writes(), 0u);
 }
 
 TEST(IpmmuDt, ImageHookProbesAndPrintsOnlyWhenThereAreIpmmus) {
@@ -209,6 +261,7 @@ TEST(IpmmuDt, UnsupportedSocRevisionIsRefusedNamingTheRoot) {
     // Its five caches wait: one line each, and nothing was written to any IPMMU.
     EXPECT_EQ(r.set->problems(), 6u) << r.report.text;
     for (auto& m : r.models) EXPECT_EQ(m->register_writes(), 0u);
+    EXPECT_EQ(r.pool->used_pages(), 0u);  // no blocking table taken for a refused root
 }
 
 // ---------------------------------------------------------------- the board's console
