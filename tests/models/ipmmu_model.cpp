@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "tests/models/dma_pages.hpp"
+
 namespace moat::model {
 
 namespace {
@@ -375,25 +377,18 @@ IpmmuModel::Dma IpmmuModel::dma(unsigned utlb, uint64_t iova, uint8_t* buf, size
         violation("DMA on uTLB " + std::to_string(utlb) + ", beyond 48");
         return d;
     }
-    while (d.done < len) {
-        uint64_t a = iova + d.done;
-        size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - d.done, 0x1000 - (a & 0xfff)));
-        Xlate x = translate(utlb, a, write);
-        if (!x.ok) {
-            d.fault = x.fault;
-            d.context = x.ctx;
-            return d;
-        }
-        if (d.done == 0) {
-            d.pa = x.pa;
-            d.bypassed = x.bypass;
-            d.context = x.ctx;
-        }
-        bool moved = write ? mem_->write(x.pa, buf + d.done, chunk) : mem_->read(x.pa, buf + d.done, chunk);
-        if (!moved) return d;  // nothing answers at that address: a bus error, not an IPMMU fault
-        d.done += chunk;
+    DmaRun<Xlate> r = dma_pages<Xlate>(*mem_, iova, buf, len, write, [&](uint64_t a) { return translate(utlb, a, write); });
+    d.done = r.done;
+    d.ok = r.complete;
+    if (r.first.ok) {
+        d.pa = r.first.pa;
+        d.bypassed = r.first.bypass;
+        d.context = r.first.ctx;
     }
-    d.ok = true;
+    if (r.faulted) {
+        d.fault = r.failed.fault;
+        d.context = r.failed.ctx;
+    }
     return d;
 }
 

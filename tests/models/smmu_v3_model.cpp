@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "tests/models/dma_pages.hpp"
+
 namespace moat::model {
 
 namespace {
@@ -486,24 +488,15 @@ SmmuV3Model::Xlate SmmuV3Model::translate(uint32_t sid, uint64_t iova, bool writ
 }
 
 SmmuV3Model::Dma SmmuV3Model::dma(uint32_t sid, uint64_t iova, uint8_t* buf, size_t len, bool write) {
+    DmaRun<Xlate> r = dma_pages<Xlate>(mem_, iova, buf, len, write, [&](uint64_t a) { return translate(sid, a, write); });
     Dma d;
-    while (d.done < len) {
-        uint64_t a = iova + d.done;
-        size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - d.done, 0x1000 - (a & 0xfff)));
-        Xlate x = translate(sid, a, write);
-        if (!x.ok) {
-            d.event = x.event;
-            return d;
-        }
-        if (d.done == 0) {
-            d.pa = x.pa;
-            d.bypassed = x.bypass;
-        }
-        bool moved = write ? mem_.write(x.pa, buf + d.done, chunk) : mem_.read(x.pa, buf + d.done, chunk);
-        if (!moved) return d;  // nothing at that PA: a bus error, not an SMMU event
-        d.done += chunk;
+    d.done = r.done;
+    d.ok = r.complete;
+    if (r.first.ok) {
+        d.pa = r.first.pa;
+        d.bypassed = r.first.bypass;
     }
-    d.ok = true;
+    if (r.faulted) d.event = r.failed.event;
     return d;
 }
 
