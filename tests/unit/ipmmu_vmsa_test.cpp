@@ -17,6 +17,7 @@
 #include "arch/time.hpp"
 #include "common/io_domain.hpp"
 #include "drivers/iommu/ipmmu_vmsa.hpp"
+#include "tests/models/host_pool.hpp"
 #include "tests/models/ipmmu_model.hpp"
 
 using namespace moat;
@@ -41,14 +42,8 @@ constexpr uint32_t kBlockedImuctr = kBlock << 4 | kMmuEn;
 // The masters the rig's "DT" names, as on Salvator-X: SDHI0..3 on DS1, USB on HC, none on MP.
 constexpr uint64_t kDs1Masters = uint64_t{0xf} << 32, kHcMasters = 1;
 
-struct HostMem {
-    std::vector<uint8_t> buf;
-    std::unique_ptr<PagePool> pool;
-    HostMem(uint64_t phys, size_t pages) : buf((pages + 1) * kPageSize) {
-        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
-        pool = std::make_unique<PagePool>(host - phys);
-        EXPECT_EQ(pool->add_region(phys, pages * kPageSize), Status::ok);
-    }
+struct HostMem : model::HostPool {
+    HostMem(uint64_t phys, size_t pages) : model::HostPool(pages, phys) { EXPECT_TRUE(ok); }
 };
 
 // The models mapped where the drivers expect them, the drivers, and the memory both see.

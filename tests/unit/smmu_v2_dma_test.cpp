@@ -16,6 +16,7 @@
 #include "arch/mmio.hpp"
 #include "common/io_domain.hpp"
 #include "drivers/iommu/smmu_v2.hpp"
+#include "tests/models/host_pool.hpp"
 #include "tests/models/mmu500_model.hpp"
 
 using namespace moat;
@@ -37,14 +38,8 @@ struct PaBits {
 };
 
 // Physical memory for a test: a pool over a host buffer posing as RAM at `phys`.
-struct HostMem {
-    std::vector<uint8_t> buf;
-    std::unique_ptr<PagePool> pool;
-    HostMem(uint64_t phys, size_t pages) : buf((pages + 1) * kPageSize) {
-        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
-        pool = std::make_unique<PagePool>(host - phys);
-        EXPECT_EQ(pool->add_region(phys, pages * kPageSize), Status::ok);
-    }
+struct HostMem : model::HostPool {
+    HostMem(uint64_t phys, size_t pages) : model::HostPool(pages, phys) { EXPECT_TRUE(ok); }
 };
 
 // One MMU-500 model mapped at `base` over `mem`, and the driver for it.
