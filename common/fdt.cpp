@@ -46,6 +46,20 @@ Status Tree::fail(int node, Status st, const char* fmt, ...) const {
     return st;
 }
 
+void Tree::vreport(Sink& out, int node, const char* fmt, va_list ap) const {
+    char p[kPathMax];
+    format(out, "dt: %s: ", path(node, p, sizeof p));
+    vformat(out, fmt, ap);
+    format(out, "\n");
+}
+
+void Tree::report(Sink& out, int node, const char* fmt, ...) const {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(out, node, fmt, ap);
+    va_end(ap);
+}
+
 const char* Tree::path(int node, char* buf, size_t cap) const {
     if (!fdt_ || fdt_get_path(fdt_, node, buf, static_cast<int>(cap)) != 0) format_to(buf, cap, "?");
     return buf;

@@ -55,6 +55,11 @@ public:
     const char* error() const { return error_; }
     __attribute__((format(printf, 4, 5))) Status fail(int node, Status st, const char* fmt, ...) const;
 
+    // Writes one line "dt: <node path>: <message>" to `out`: how tools and builders report a
+    // problem with a node without stopping (fail() is for returning a Status).
+    __attribute__((format(printf, 4, 5))) void report(Sink& out, int node, const char* fmt, ...) const;
+    void vreport(Sink& out, int node, const char* fmt, va_list ap) const;
+
     // Node path into buf ("?" if libfdt cannot tell); returns buf.
     const char* path(int node, char* buf, size_t cap) const;
 

@@ -27,13 +27,10 @@ struct Filter {
     }
 
     __attribute__((format(printf, 3, 4))) void problem(int host_node, const char* fmt, ...) {
-        char p[dt::kPathMax];
-        format(log, "dt: %s: ", host.path(host_node, p, sizeof p));
         va_list ap;
         va_start(ap, fmt);
-        vformat(log, fmt, ap);
+        host.vreport(log, host_node, fmt, ap);
         va_end(ap);
-        format(log, "\n");
         res.problems++;
     }
 

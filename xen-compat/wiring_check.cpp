@@ -52,13 +52,10 @@ struct Checker {
     unsigned problems = 0;
 
     __attribute__((format(printf, 3, 4))) void problem(int node, const char* fmt, ...) {
-        char p[dt::kPathMax];
-        format(out, "dt: %s: ", t.path(node, p, sizeof p));
         va_list ap;
         va_start(ap, fmt);
-        vformat(out, fmt, ap);
+        t.vreport(out, node, fmt, ap);
         va_end(ap);
-        format(out, "\n");
         problems++;
     }
     const char* path(int node, char* buf) const { return t.path(node, buf, dt::kPathMax); }
