@@ -13,7 +13,7 @@
 
 namespace moat::xen {
 
-// XENFEAT bits Xen reports to a guest in XENVER_get_features (FACTS §6).
+// XENFEAT bits Xen reports to a guest in XENVER_get_features (docs/hardware.md §6.4).
 constexpr uint32_t kXenfeatNotDirectMapped = 16;  // dom0's gfn != mfn
 constexpr uint32_t kXenfeatDirectMapped = 17;     // dom0's gfn == mfn
 

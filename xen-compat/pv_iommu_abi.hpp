@@ -1,4 +1,4 @@
-// The Xen PV-IOMMU hypercall ABI (Teddy Astie's proposal, v5 numbering; FACTS.md §5) as data.
+// The Xen PV-IOMMU hypercall ABI (Teddy Astie's proposal, v5 numbering; docs/hardware.md §5) as data.
 // Every struct is the ABI: sizes and offsets are static_asserted, padding is explicit.
 #pragma once
 #include <stddef.h>

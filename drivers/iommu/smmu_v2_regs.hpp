@@ -1,4 +1,4 @@
-// Arm SMMUv2 (IHI 0062) registers as the MMU-500 implements them (FACTS.md §2, UG1087 for ZynqMP).
+// Arm SMMUv2 (IHI 0062) registers as the MMU-500 implements them (docs/hardware.md §2, UG1087 for ZynqMP).
 // One enum class per register space and access width, so that a context-bank offset can never
 // reach global space and a 64-bit register is never accessed with 32 bits; one named Field or
 // bit per field.

@@ -9,7 +9,7 @@ namespace moat::model {
 
 namespace {
 
-// Offsets and fields (FACTS.md §1).
+// Offsets and fields (docs/hardware.md §1.2, §1.3).
 constexpr uint32_t kCtxStride = 0x40, kCtxEnd = 8 * kCtxStride;
 enum : uint32_t {
     IMCTR = 0x00, IMTTBCR = 0x08, IMTTLBR0 = 0x10, IMTTUBR0 = 0x14, IMTTLBR1 = 0x18, IMTTUBR1 = 0x1c, IMSTR = 0x20,

@@ -21,7 +21,7 @@
 // from SL0 as VTCR (2 - level). Neither: 32-bit LPAE stage 1, input 32 - TSZ0, SL0 must be
 // 3 - start level. VA64 alone: VMSAv8-64 stage 1 (SL0 not checked; no known driver uses it).
 // S2PTE without VA64 is a violation. Output addresses are 40 bits.
-// Field positions are written here from FACTS.md, not taken from the driver's header.
+// Field positions are written here from docs/hardware.md §1, not taken from the driver's header.
 // Not modelled: IMSSTR and the caches' own interrupts, IMUASID matching, FIXADD, Gen2/Gen4.
 #pragma once
 #include <deque>

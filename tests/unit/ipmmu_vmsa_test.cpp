@@ -26,7 +26,7 @@ using Format = IpmmuVmsa::Format;
 
 namespace {
 
-// R-Car H3 addresses (FACTS.md §1).
+// R-Car H3 addresses (docs/hardware.md §1.6).
 constexpr uintptr_t kRootBase = 0xe67b0000, kDs1Base = 0xe7740000, kHcBase = 0xe6570000, kMpBase = 0xec670000;
 constexpr uint64_t kPhysBase = 0x80000000;
 constexpr uint32_t kPrrH3Es30 = 0x4f20, kPrrH3Es20 = 0x4f10;
