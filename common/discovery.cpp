@@ -8,6 +8,12 @@ int Topology::iommu_index(int node) const {
     return -1;
 }
 
+int Topology::master_index(int node) const {
+    for (unsigned i = 0; i < nmasters; i++)
+        if (masters[i].node == node) return static_cast<int>(i);
+    return -1;
+}
+
 namespace {
 
 const char* trigger_name(uint32_t flags) {
@@ -32,10 +38,14 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     info.compatible = t.first_compatible(node);
     info.driver = find_driver(t, node);
     info.phandle = t.phandle(node);
-    Status st = t.u32(node, "#iommu-cells", info.iommu_cells);
+    // A legacy SMMU (`mmu-masters`, no `#iommu-cells`) has references of one id each.
+    Status st = !t.has(node, "#iommu-cells") && t.has(node, "mmu-masters") ? Status::ok
+                                                                             : t.u32(node, "#iommu-cells", info.iommu_cells);
     unsigned nregs = 0;
     if (st == Status::ok) st = t.reg_count(node, nregs);
-    for (unsigned i = 0; st == Status::ok && i < nregs && i < kMaxIommuRegs; i++) st = t.reg(node, i, info.regs[info.nregs++]);
+    if (st == Status::ok && nregs > kMaxIommuRegs)
+        st = t.fail(node, Status::no_space, "%u reg entries; at most %u are read", nregs, kMaxIommuRegs);
+    for (unsigned i = 0; st == Status::ok && i < nregs; i++) st = t.reg(node, i, info.regs[info.nregs++]);
     if (st == Status::ok) st = t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs);
     // An IOMMU without registers is legal only for paravirtual ones (xen,grant-dma).
     if (st == Status::not_found && !t.has(node, "reg")) st = Status::ok, info.nregs = 0;
@@ -43,6 +53,14 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
         format(report, "dt: %s; IOMMU ignored, its masters stay blocked\n", t.error());
         topo.problems++;
         return;
+    }
+    info.upstream_node = -1;
+    if (info.driver && info.driver->upstream) {
+        Why why;
+        int up = -1;
+        Status ust = info.driver->upstream(t, node, up, info.upstream_arg, why);
+        if (ust == Status::ok) info.upstream_node = up;
+        else if (ust != Status::not_found) format_to(info.upstream_problem, sizeof info.upstream_problem, "%s", why.text());
     }
     topo.iommus[topo.niommus++] = info;
 }
@@ -62,7 +80,7 @@ Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& 
         if (m.nstreams == kMaxStreamsPerMaster)
             return t.fail(node, Status::no_space, "more than %u iommus entries", kMaxStreamsPerMaster);
         StreamRef& s = m.streams[m.nstreams++];
-        s = StreamRef{static_cast<unsigned>(idx), false, a.args[0], 1, 0, min(a.count, 4u), {}};
+        s = StreamRef{static_cast<unsigned>(idx), false, false, a.args[0], 1, 0, min(a.count, 4u), {}};
         for (unsigned k = 0; k < s.nargs; k++) s.args[k] = a.args[k];
     }
 }
@@ -81,31 +99,77 @@ Status add_map_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) 
             return t.fail(node, Status::bad_dt, "iommu-map entry %u: %s is not a usable IOMMU", i, t.path(e.iommu_node, tp, sizeof tp));
         if (m.nstreams == kMaxStreamsPerMaster)
             return t.fail(node, Status::no_space, "more than %u iommu-map entries", kMaxStreamsPerMaster);
-        m.streams[m.nstreams++] = StreamRef{static_cast<unsigned>(idx), true, e.sid_base, e.length, e.rid_base, 0, {}};
+        m.streams[m.nstreams++] = StreamRef{static_cast<unsigned>(idx), true, false, e.sid_base, e.length, e.rid_base, 0, {}};
     }
     return Status::ok;
 }
 
-void add_master(const dt::Tree& t, int node, Topology& topo, Sink& report) {
+MasterInfo* new_master(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     char path[dt::kPathMax];
     if (topo.nmasters == kMaxMasters) {
         format(report, "dt: %s: more than %u DMA masters, left blocked\n", t.path(node, path, sizeof path), kMaxMasters);
         topo.problems++;
-        return;
+        return nullptr;
     }
     MasterInfo& m = topo.masters[topo.nmasters++];
     m = MasterInfo{};
     m.node = node;
     m.map_mask = 0xffffffffu;
+    return &m;
+}
+
+void block(const dt::Tree& t, MasterInfo& m, Topology& topo, Sink& report) {
+    m.blocked = true;
+    m.nstreams = 0;
+    format_to(m.reason, sizeof m.reason, "%s", t.error());
+    format(report, "dt: %s; device left blocked\n", m.reason);
+    topo.problems++;
+}
+
+void add_master(const dt::Tree& t, int node, Topology& topo, Sink& report) {
+    MasterInfo* mp = new_master(t, node, topo, report);
+    if (!mp) return;
+    MasterInfo& m = *mp;
     Status st = Status::ok;
     if (t.has(node, "iommus")) st = add_iommus_refs(t, node, topo, m);
     if (st == Status::ok && t.has(node, "iommu-map")) st = add_map_refs(t, node, topo, m);
-    if (st != Status::ok) {
-        m.blocked = true;
-        m.nstreams = 0;
-        format_to(m.reason, sizeof m.reason, "%s", t.error());
-        format(report, "dt: %s; device left blocked\n", m.reason);
-        topo.problems++;
+    if (st != Status::ok) block(t, m, topo, report);
+}
+
+// The legacy SMMU binding: `mmu-masters = <&master id...>` on the SMMU, each master saying in
+// `#stream-id-cells` how many ids follow it. Used only for an SMMU that no `iommus` names: a tree
+// that gained `iommus` often kept the old list for old kernels, and taking both could claim a
+// stream twice (said once, not counted as a problem).
+void add_legacy_masters(const dt::Tree& t, unsigned idx, Topology& topo, Sink& report) {
+    const IommuInfo& io = topo.iommus[idx];
+    if (!t.has(io.node, "mmu-masters")) return;
+    for (unsigned k = 0; k < topo.nmasters; k++)
+        for (unsigned s = 0; s < topo.masters[k].nstreams; s++)
+            if (topo.masters[k].streams[s].iommu == idx) {
+                t.report(report, io.node, "mmu-masters ignored: masters name this SMMU through iommus (the generic binding)");
+                return;
+            }
+    for (unsigned i = 0;; i++) {
+        dt::PhandleArgs a;
+        Status st = t.phandle_args(io.node, "mmu-masters", "#stream-id-cells", i, a);
+        if (st == Status::not_found) return;
+        if (st != Status::ok) {  // the rest of the list cannot be located
+            format(report, "dt: %s; the remaining mmu-masters entries are ignored\n", t.error());
+            topo.problems++;
+            return;
+        }
+        if (!t.available(a.node)) continue;
+        int mi = topo.master_index(a.node);
+        MasterInfo* m = mi >= 0 ? &topo.masters[mi] : new_master(t, a.node, topo, report);
+        if (!m || m->blocked) continue;
+        for (unsigned c = 0; c < a.count; c++) {
+            if (m->nstreams == kMaxStreamsPerMaster) {
+                (void)t.fail(a.node, Status::no_space, "more than %u streams", kMaxStreamsPerMaster);
+                block(t, *m, topo, report);
+                break;
+            }
+            m->streams[m->nstreams++] = StreamRef{idx, false, true, a.args[c], 1, 0, 1, {a.args[c]}};
+        }
     }
 }
 
@@ -114,12 +178,18 @@ void add_master(const dt::Tree& t, int node, Topology& topo, Sink& report) {
 Status discover(const dt::Tree& t, Topology& topo, Sink& report) {
     topo.niommus = topo.nmasters = topo.problems = 0;
     if (!t.blob()) return Status::bad_dt;
+    // One walk: IOMMUs are taken as met, masters kept for after it (a master may name an IOMMU
+    // that comes later in the tree).
+    static int pending[4 * kMaxMasters];  // past the table's capacity each extra master is reported
+    unsigned npending = 0;
     int depth = 0;
-    for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth))
-        if (t.has(n, "#iommu-cells") && t.available(n)) add_iommu(t, n, topo, report);
-    depth = 0;
-    for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth))
-        if ((t.has(n, "iommus") || t.has(n, "iommu-map")) && t.available(n)) add_master(t, n, topo, report);
+    for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth)) {
+        if (!t.available(n)) continue;
+        if (t.has(n, "#iommu-cells") || (t.has(n, "mmu-masters") && find_driver(t, n))) add_iommu(t, n, topo, report);
+        if ((t.has(n, "iommus") || t.has(n, "iommu-map")) && npending < 4 * kMaxMasters) pending[npending++] = n;
+    }
+    for (unsigned i = 0; i < npending; i++) add_master(t, pending[i], topo, report);
+    for (unsigned i = 0; i < topo.niommus; i++) add_legacy_masters(t, i, topo, report);
     return Status::ok;
 }
 
@@ -129,9 +199,9 @@ void print_topology(const dt::Tree& t, const Topology& topo, Sink& out) {
     for (unsigned i = 0; i < topo.niommus; i++) {
         const IommuInfo& io = topo.iommus[i];
         format(out, "  iommu%u %s\n", i, t.path(io.node, path, sizeof path));
-        format(out, "    compatible %s, #iommu-cells %u, driver %s%s\n", io.compatible ? io.compatible : "(none)",
-               io.iommu_cells, io.driver ? io.driver->driver : "none",
-               io.driver && !io.driver->implemented ? " (not implemented yet)" : "");
+        format(out, "    compatible %s, #iommu-cells %u, driver %s%s%s%s\n", io.compatible ? io.compatible : "(none)",
+               io.iommu_cells, io.driver ? io.driver->driver() : "none", io.driver && !io.driven() ? " (" : "",
+               io.driver && !io.driven() ? io.driver->kind : "", io.driver && !io.driven() ? ": not driven by moat)" : "");
         for (unsigned r = 0; r < io.nregs; r++)
             format(out, "    reg   0x%010lx size 0x%lx\n", io.regs[r].addr, io.regs[r].size);
         for (unsigned q = 0; q < io.nirqs; q++) {

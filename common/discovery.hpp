@@ -1,7 +1,10 @@
 // Finds the IOMMUs in a device tree and the DMA masters behind them, with their stream ids.
 //
 // An IOMMU is a node with `#iommu-cells`. A master is a node with `iommus` (phandle +
-// #iommu-cells arguments each) or a host bridge with `iommu-map` (requester ids -> stream ids).
+// #iommu-cells arguments each), a host bridge with `iommu-map` (requester ids -> stream ids), or,
+// for an SMMU that no `iommus` names, an entry of its legacy `mmu-masters` list. The tree is
+// walked once; each IOMMU's driver entry (common/registry.hpp) is looked up there, and a driver's
+// `upstream` link (a cache IPMMU's root) is parsed there, once, for everyone who needs it.
 // A master whose wiring is broken is recorded as blocked with the reason; nothing else is
 // affected, and discovery only fails when the tree itself is unusable.
 #pragma once
@@ -14,7 +17,7 @@ constexpr unsigned kMaxIommus = 32;
 constexpr unsigned kMaxMasters = 128;
 constexpr unsigned kMaxStreamsPerMaster = 16;  // R-Car DMACs list 16 uTLBs
 constexpr unsigned kMaxIommuRegs = 2;
-constexpr unsigned kMaxIommuIrqs = 20;
+constexpr unsigned kMaxIommuIrqs = 72;  // an MMU-500: global lines plus one per context bank (64 here)
 
 struct IommuInfo {
     int node;
@@ -26,6 +29,12 @@ struct IommuInfo {
     dt::Reg regs[kMaxIommuRegs];
     unsigned nirqs;
     dt::Irq irqs[kMaxIommuIrqs];
+    // The driver's upstream link (renesas,ipmmu-main): the node it names (-1: none, or broken),
+    // its argument, and why it is broken (empty when it is fine or absent).
+    int upstream_node;
+    uint32_t upstream_arg;
+    char upstream_problem[dt::kErrorMax];
+    bool driven() const { return driver && driver->driven(); }
 };
 
 // One stream reference of a master: either a fixed stream id (from `iommus`, with the extra
@@ -33,6 +42,7 @@ struct IommuInfo {
 struct StreamRef {
     unsigned iommu;        // index into Topology::iommus
     bool from_map;
+    bool legacy;           // from the SMMU's `mmu-masters` list (one id per reference)
     uint32_t sid;          // first stream id
     uint32_t count;        // 1 for `iommus`; the range length for `iommu-map`
     uint32_t rid_base;     // iommu-map only
@@ -56,6 +66,7 @@ struct Topology {
     MasterInfo masters[kMaxMasters];
     unsigned problems = 0;      // masters blocked or IOMMUs skipped, each reported
     int iommu_index(int node) const;
+    int master_index(int node) const;
 };
 
 // Reports each problem through `report` (one line each, naming the node) as it is found.

@@ -27,22 +27,23 @@ Status Tree::open(const void* blob, size_t max_size) {
     err = fdt_check_full(blob, fdt_totalsize(blob));
     if (err) return fail(-1, Status::bad_dt, "device tree structure invalid: %s", fdt_strerror(err));
     fdt_ = blob;
-    error_[0] = 0;
+    why_.clear();
     return Status::ok;
 }
 
 size_t Tree::size() const { return fdt_ ? fdt_totalsize(fdt_) : 0; }
 
 Status Tree::fail(int node, Status st, const char* fmt, ...) const {
-    BufferSink s(error_, sizeof error_);
-    if (node >= 0 && fdt_) {
-        char p[kPathMax];
-        format(s, "%s: ", path(node, p, sizeof p));
-    }
     va_list ap;
     va_start(ap, fmt);
-    vformat(s, fmt, ap);
+    why_.vset(st, fmt, ap);
     va_end(ap);
+    if (node >= 0 && fdt_) {
+        char p[kPathMax + 2];
+        path(node, p, kPathMax);
+        format_to(p + __builtin_strlen(p), 3, ": ");
+        why_.prefix(p);
+    }
     return st;
 }
 
@@ -236,7 +237,8 @@ Status Tree::interrupts(int node, Irq* out, unsigned max, unsigned& count) const
         return fail(node, Status::bad_dt, "interrupts is %d bytes, not a multiple of #interrupt-cells (%u)", len, cells);
     bool gic = is_gic(*this, ctl) && cells >= 3;
     unsigned n = static_cast<unsigned>(len) / (cells * 4);
-    for (unsigned i = 0; i < n && count < max; i++) {
+    if (n > max) return fail(node, Status::no_space, "%u interrupts; at most %u are read", n, max);
+    for (unsigned i = 0; i < n; i++) {
         Irq& irq = out[count++];
         if (gic) {
             uint32_t type = cell(p, i * cells), num = cell(p, i * cells + 1);
@@ -281,7 +283,7 @@ Status Tree::phandle_args(int node, const char* list, const char* cells_name, un
         }
         pos += 1 + n;
     }
-    error_[0] = 0;
+    why_.clear();
     return Status::not_found;
 }
 

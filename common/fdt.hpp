@@ -5,12 +5,19 @@
 #pragma once
 #include "common/format.hpp"
 #include "common/status.hpp"
+#include "common/why.hpp"
 
 namespace moat::dt {
 
 constexpr size_t kPathMax = 160;
-constexpr size_t kErrorMax = 320;
+constexpr size_t kErrorMax = Why::kMax;
 constexpr unsigned kMaxCells = 16;  // arguments of one phandle reference
+
+// Cell `i` of a property value (big-endian 32-bit words, as the flattened tree stores them).
+inline uint32_t be32(const void* p, unsigned i) {
+    const auto* b = static_cast<const uint8_t*>(p) + 4 * i;
+    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+}
 
 struct Reg {
     uint64_t addr;  // CPU physical address, after `ranges` translation
@@ -52,7 +59,8 @@ public:
     size_t size() const;
 
     // The last error, as "<node path>: <what>". Functions returning a Status other than ok set it.
-    const char* error() const { return error_; }
+    const char* error() const { return why_.text(); }
+    const Why& why() const { return why_; }
     __attribute__((format(printf, 4, 5))) Status fail(int node, Status st, const char* fmt, ...) const;
 
     // Writes one line "dt: <node path>: <message>" to `out`: how tools and builders report a
@@ -90,7 +98,7 @@ public:
     Status reg_count(int node, unsigned& count) const;
     Status reg(int node, unsigned index, Reg& out) const;
 
-    // Interrupts from `interrupts` via the node's interrupt parent. Fills up to `max`.
+    // Interrupts from `interrupts` via the node's interrupt parent. More than `max` is no_space.
     Status interrupts(int node, Irq* out, unsigned max, unsigned& count) const;
 
     // Entry `index` of a phandle + arguments list (`iommus` with `#iommu-cells`, ...).
@@ -109,7 +117,7 @@ private:
     Status read_cells(const uint32_t* p, unsigned cells, uint64_t& out, int node, const char* what) const;
 
     const void* fdt_ = nullptr;
-    mutable char error_[kErrorMax] = {};
+    mutable Why why_;
 };
 
 }  // namespace moat::dt

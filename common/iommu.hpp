@@ -5,6 +5,7 @@
 #include "common/iopt/gather.hpp"
 #include "common/iopt/geometry.hpp"
 #include "common/status.hpp"
+#include "common/why.hpp"
 
 namespace moat {
 
@@ -25,6 +26,7 @@ struct IommuCaps {
 struct IommuStats {
     uint64_t commands = 0;  // every command or invalidation register write, syncs included
     uint64_t syncs = 0;     // completion waits
+    uint64_t pages = 0;     // pool pages the instance holds for its own structures (stream tables, queues)
 };
 
 class Iommu {
@@ -32,6 +34,15 @@ public:
     virtual IommuStats stats() const = 0;
     virtual const char* name() const = 0;
     virtual const IommuCaps& caps() const = 0;
+    // Why the last probe, xlate or attach was refused: one line naming the register, stream or
+    // field at fault (the image prints it after the instance's node path, for every driver alike).
+    virtual const char* why() const = 0;
+    // What probe found, in one line without the node (the image prints "<driver>: <name> <this>").
+    virtual void describe(Sink& out) const = 0;
+    // One reference to this instance (the cells of an `iommus` entry, or the single stream id an
+    // `iommu-map` entry gives a requester id) as the StreamId attach() takes, checked against what
+    // this hardware has. Refusals go in `why`, naming the value at fault.
+    virtual Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const = 0;
     // Points the stream at the domain's tables. The domain has checked that the stream is not
     // attached elsewhere; the driver checks its own limits (stream range, contexts, tags).
     virtual Status attach(IoDomain& d, StreamId sid) = 0;

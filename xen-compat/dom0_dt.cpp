@@ -139,13 +139,14 @@ struct Filter {
     }
 
     // A kept node still naming a hidden IOMMU through a property we do not rewrite.
+    // A kept IOMMU whose upstream link (renesas,ipmmu-main, as discovery parsed it) names a hidden one.
     void check_other_refs(int node) {
-        int len;
-        const void* p = host.prop(node, "renesas,ipmmu-main", &len);
-        if (p && len >= 4 && !hidden(node) && hidden_phandle(fdt32_ld(static_cast<const fdt32_t*>(p)))) {
+        int i = topo.iommu_index(node);
+        if (i < 0 || hidden(node)) return;
+        int up = topo.iommus[i].upstream_node;
+        if (up >= 0 && hidden(up)) {
             char tp[dt::kPathMax];
-            problem(node, "renesas,ipmmu-main names %s, which moat hides, but this IPMMU stays with dom0",
-                    host.path(host.node_by_phandle(fdt32_ld(static_cast<const fdt32_t*>(p))), tp, sizeof tp));
+            problem(node, "renesas,ipmmu-main names %s, which moat hides, but this IPMMU stays with dom0", host.path(up, tp, sizeof tp));
         }
     }
 

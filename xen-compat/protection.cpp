@@ -130,10 +130,6 @@ bool is_grant_dma(const dt::Tree& t, const Topology& topo, unsigned iommu) {
     return t.compatible(topo.iommus[iommu].node, "xen,grant-dma");
 }
 
-uint32_t be32(const uint8_t* p) {
-    return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
-}
-
 int master_index(const Topology& topo, int node) {
     for (unsigned i = 0; i < topo.nmasters; i++)
         if (topo.masters[i].node == node) return static_cast<int>(i);
@@ -146,9 +142,9 @@ bool first_gap(const dt::Tree& t, const MasterInfo& m, uint32_t& rid) {
     uint32_t lo = 0, hi = 0xffff;
     int len;
     const auto* br = static_cast<const uint8_t*>(t.prop(m.node, "bus-range", &len));
-    if (br && len == 8 && be32(br) <= be32(br + 4) && be32(br + 4) <= 0xff) {
-        lo = be32(br) << 8;
-        hi = (be32(br + 4) << 8) | 0xff;
+    if (br && len == 8 && dt::be32(br, 0) <= dt::be32(br, 1) && dt::be32(br, 1) <= 0xff) {
+        lo = dt::be32(br, 0) << 8;
+        hi = (dt::be32(br, 1) << 8) | 0xff;
     }
     for (uint32_t r = lo; r <= hi; r++) {
         uint32_t masked = r & m.map_mask;
@@ -163,7 +159,7 @@ bool first_gap(const dt::Tree& t, const MasterInfo& m, uint32_t& rid) {
 }
 
 DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, int node, Basis basis) {
-    DeviceEntry e{node, Dma::unknown, basis, Why::wiring_broken, master_index(topo, node), -1, 0};
+    DeviceEntry e{node, Dma::unknown, basis, Cause::wiring_broken, master_index(topo, node), -1, 0};
     if (e.master < 0) return e;
     const MasterInfo& m = topo.masters[e.master];
     if (m.blocked) return e;
@@ -174,17 +170,17 @@ DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const Driven
         if (is_grant_dma(t, topo, io)) continue;
         all_grants = false;
         if (!driven.has(io)) {
-            e.dma = Dma::unprotected, e.why = Why::iommu_not_driven, e.iommu = static_cast<int>(io);
+            e.dma = Dma::unprotected, e.why = Cause::iommu_not_driven, e.iommu = static_cast<int>(io);
             return e;
         }
     }
     uint32_t rid;
     if (t.has(node, "iommu-map") && first_gap(t, m, rid)) {
-        e.dma = Dma::unprotected, e.why = Why::map_gap, e.detail = rid;
+        e.dma = Dma::unprotected, e.why = Cause::map_gap, e.detail = rid;
         return e;
     }
     e.dma = Dma::protected_dma;
-    e.why = all_grants && m.nstreams ? Why::grant_dma : Why::driven_iommu;
+    e.why = all_grants && m.nstreams ? Cause::grant_dma : Cause::driven_iommu;
     return e;
 }
 
@@ -192,7 +188,7 @@ DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const Driven
 
 DrivenSet registry_driven(const Topology& topo) {
     DrivenSet d;
-    for (unsigned i = 0; i < topo.niommus && i < kMaxIommus; i++) d.driven[i] = topo.iommus[i].driver != nullptr;
+    for (unsigned i = 0; i < topo.niommus && i < kMaxIommus; i++) d.driven[i] = topo.iommus[i].driven();
     return d;
 }
 
@@ -210,9 +206,9 @@ Status classify(const dt::Tree& t, const Topology& topo, const DrivenSet& driven
     for (int n = t.next_node(0, &depth); n >= 0 && depth > 0; n = t.next_node(n, &depth)) {
         Basis basis;
         if (!in_scope(t, n) || !master_basis(t, n, basis)) continue;
-        DeviceEntry e{n, Dma::unprotected, basis, Why::no_iommu, -1, -1, 0};
+        DeviceEntry e{n, Dma::unprotected, basis, Cause::no_iommu, -1, -1, 0};
         if (basis == Basis::iommus || basis == Basis::iommu_map) e = classify_wired(t, topo, driven, n, basis);
-        else if (basis == Basis::registers) e.dma = Dma::unknown, e.why = Why::no_heuristic;
+        else if (basis == Basis::registers) e.dma = Dma::unknown, e.why = Cause::no_heuristic;
         if (out.count == kMaxReportDevices) {
             out.dropped++;
             out.totals[static_cast<unsigned>(Dma::unknown)]++;
@@ -251,7 +247,7 @@ void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry&
     const char* compat = t.first_compatible(e.node);
     const IommuInfo* io = e.iommu >= 0 ? &topo.iommus[e.iommu] : nullptr;
     switch (e.why) {
-    case Why::driven_iommu: {
+    case Cause::driven_iommu: {
         unsigned others = 0;
         const MasterInfo& m = topo.masters[e.master];
         for (unsigned s = 0; s < m.nstreams; s++) {
@@ -260,27 +256,27 @@ void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry&
             others += !seen;
         }
         format(out, "every stream goes through %s, which moat drives (%s)", t.path(io->node, p, sizeof p),
-               io->driver ? io->driver->driver : "by request");
+               io->driven() ? io->driver->driver() : "by request");
         if (others) format(out, ", and %u more driven IOMMU%s", others, others > 1 ? "s" : "");
         return;
     }
-    case Why::grant_dma:
+    case Cause::grant_dma:
         format(out, "Xen grant DMA through %s: backend domain %u only reaches pages granted to it",
                t.path(io->node, p, sizeof p), topo.masters[e.master].streams[0].sid);
         return;
-    case Why::iommu_not_driven:
+    case Cause::iommu_not_driven:
         format(out, "behind %s (%s), which moat does not drive: its DMA is whatever that IOMMU's owner allows",
                t.path(io->node, p, sizeof p), io->compatible ? io->compatible : "no compatible");
         return;
-    case Why::wiring_broken:
+    case Cause::wiring_broken:
         if (e.master >= 0) format(out, "IOMMU wiring broken, left blocked: %s", topo.masters[e.master].reason);
         else format(out, "more than %u wired masters: not examined", kMaxMasters);
         return;
-    case Why::map_gap:
+    case Cause::map_gap:
         format(out, "iommu-map does not translate requester id 0x%04x (%02x:%02x.%u): such devices bypass the IOMMU",
                e.detail, e.detail >> 8, (e.detail >> 3) & 0x1f, e.detail & 7);
         return;
-    case Why::no_iommu:
+    case Cause::no_iommu:
         switch (e.basis) {
         case Basis::pci_host: format(out, "PCI host bridge without iommu-map: every device behind it reaches memory untranslated"); return;
         case Basis::dma_engine: format(out, "DMA engine (%s) without iommus: it reaches memory untranslated",
@@ -288,7 +284,7 @@ void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry&
         case Basis::dma_coherent: format(out, "marked dma-coherent, so it does DMA, and has no iommus: it reaches memory untranslated"); return;
         default: format(out, "known bus master (%s) without iommus: it reaches memory untranslated", compat ? compat : t.name(e.node)); return;
         }
-    case Why::no_heuristic: {
+    case Cause::no_heuristic: {
         dt::Reg r{};
         (void)t.reg(e.node, 0, r);
         format(out, "registers at 0x%lx but no evidence either way (compatible %s%s%s)", r.addr, compat ? "'" : "",

@@ -45,7 +45,7 @@ enum class Dma : uint8_t {
 // The rule that listed the device (see the header comment).
 enum class Basis : uint8_t { iommus, iommu_map, pci_host, dma_engine, dma_coherent, known_master, registers };
 
-enum class Why : uint8_t {
+enum class Cause : uint8_t {
     driven_iommu,      // all streams through driven IOMMUs
     grant_dma,         // behind xen,grant-dma: the backend only reaches pages granted to it
     iommu_not_driven,  // `iommu` names an IOMMU moat does not drive
@@ -59,10 +59,10 @@ struct DeviceEntry {
     int node;
     Dma dma;
     Basis basis;
-    Why why;
+    Cause why;
     int master;       // index into Topology::masters, -1 when not a wired master
     int iommu;        // the IOMMU the reason names (index into Topology::iommus), -1 if none
-    uint32_t detail;  // Why::map_gap: the first requester id left out
+    uint32_t detail;  // Cause::map_gap: the first requester id left out
 };
 
 constexpr unsigned kMaxReportDevices = 256;

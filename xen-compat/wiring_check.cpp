@@ -6,45 +6,6 @@ namespace moat::xen {
 
 namespace {
 
-// What each IOMMU binding allows. First match wins, so specific entries come first.
-struct Binding {
-    const char* compatible;  // prefix
-    uint32_t min_cells, max_cells;
-    uint32_t max_id;         // largest stream id / uTLB / domid
-    uint32_t max_arg1;       // largest second cell (SMR mask)
-    const char* id_name;
-};
-constexpr Binding kBindings[] = {
-    // R-Car Gen3: 48 uTLBs (FACTS §1).
-    {"renesas,ipmmu-r8a7795", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a7796", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77961", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77965", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77970", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77980", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77990", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-r8a77995", 1, 1, 47, 0, "uTLB"},
-    {"renesas,ipmmu-", 1, 1, 63, 0, "uTLB"},  // Gen4 has 64
-    {"arm,smmu-v3", 1, 1, 0xffffffffu, 0, "stream id"},
-    {"arm,mmu-500", 1, 2, 0xffff, 0xffff, "stream id"},
-    {"arm,smmu-v2", 1, 2, 0xffff, 0xffff, "stream id"},
-    {"xen,grant-dma", 1, 1, 0x7fef, 0, "backend domid"},  // DOMID_FIRST_RESERVED is 0x7ff0
-};
-
-const Binding* binding_of(const dt::Tree& t, int node) {
-    for (unsigned i = 0;; i++) {
-        const char* c = t.string_at(node, "compatible", i);
-        if (!c) return nullptr;
-        for (const Binding& b : kBindings)
-            if (strncmp(c, b.compatible, strlen(b.compatible)) == 0) return &b;
-    }
-}
-
-uint32_t be32(const void* p, unsigned i) {
-    const auto* b = static_cast<const uint8_t*>(p) + 4 * i;
-    return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
-}
-
 struct Checker {
     const dt::Tree& t;
     const Topology& topo;
@@ -63,12 +24,13 @@ struct Checker {
     void check_cells() {
         for (unsigned i = 0; i < topo.niommus; i++) {
             const IommuInfo& io = topo.iommus[i];
-            const Binding* b = binding_of(t, io.node);
+            const DriverEntry* d = io.driver;
+            const BindingRules* b = d ? &d->rules : nullptr;
             if (b && (io.iommu_cells < b->min_cells || io.iommu_cells > b->max_cells)) {
                 if (b->min_cells == b->max_cells)
-                    problem(io.node, "#iommu-cells is %u, the %s binding needs %u", io.iommu_cells, b->compatible, b->min_cells);
+                    problem(io.node, "#iommu-cells is %u, the %s binding needs %u", io.iommu_cells, d->compatible, b->min_cells);
                 else
-                    problem(io.node, "#iommu-cells is %u, the %s binding allows %u or %u", io.iommu_cells, b->compatible,
+                    problem(io.node, "#iommu-cells is %u, the %s binding allows %u or %u", io.iommu_cells, d->compatible,
                             b->min_cells, b->max_cells);
             }
         }
@@ -77,7 +39,7 @@ struct Checker {
             for (unsigned s = 0; s < m.nstreams; s++) {
                 const StreamRef& r = m.streams[s];
                 const IommuInfo& io = topo.iommus[r.iommu];
-                const Binding* b = binding_of(t, io.node);
+                const BindingRules* b = io.driver ? &io.driver->rules : nullptr;
                 if (!b || io.iommu_cells < b->min_cells || io.iommu_cells > b->max_cells) continue;
                 char ip[dt::kPathMax];
                 uint64_t last = uint64_t{r.sid} + r.count - 1;
@@ -91,25 +53,21 @@ struct Checker {
         }
     }
 
-    void check_ipmmu_main() {
+    // The upstream link a driver declares (renesas,ipmmu-main), as discovery parsed it once.
+    void check_upstream() {
         for (unsigned i = 0; i < topo.niommus; i++) {
-            int node = topo.iommus[i].node;
-            int len;
-            const void* p = t.prop(node, "renesas,ipmmu-main", &len);
-            if (!p) continue;
-            if (len != 8) {
-                problem(node, "renesas,ipmmu-main is %d bytes, expected a phandle and an index (8)", len);
+            const IommuInfo& io = topo.iommus[i];
+            char rp[dt::kPathMax];
+            if (io.upstream_problem[0]) {
+                problem(io.node, "%s", io.upstream_problem);
                 continue;
             }
-            int root = t.node_by_phandle(be32(p, 0));
-            char rp[dt::kPathMax];
-            if (root < 0) problem(node, "renesas,ipmmu-main: phandle 0x%x points to no node", be32(p, 0));
-            else if (t.first_compatible(root) == nullptr || strncmp(t.first_compatible(root), "renesas,ipmmu-", 14) != 0)
-                problem(node, "renesas,ipmmu-main points at %s, which is not an IPMMU", path(root, rp));
-            else if (t.has(root, "renesas,ipmmu-main"))
-                problem(node, "renesas,ipmmu-main points at %s, which is a cache IPMMU, not the root", path(root, rp));
-            else if (be32(p, 1) > 31)
-                problem(node, "renesas,ipmmu-main index %u is not an IMSSTR bit (0..31)", be32(p, 1));
+            if (io.upstream_node < 0) continue;
+            int up = topo.iommu_index(io.upstream_node);
+            if (up < 0 || !topo.iommus[up].driver || topo.iommus[up].driver->upstream != io.driver->upstream)
+                problem(io.node, "renesas,ipmmu-main points at %s, which is not an IPMMU", path(io.upstream_node, rp));
+            else if (topo.iommus[up].upstream_node >= 0 || topo.iommus[up].upstream_problem[0])
+                problem(io.node, "renesas,ipmmu-main points at %s, which is a cache IPMMU, not the root", path(io.upstream_node, rp));
         }
     }
 
@@ -184,7 +142,7 @@ unsigned check_wiring(const dt::Tree& t, const Topology& topo, Sink& out) {
     if (!t.blob()) return 0;
     Checker c{t, topo, out};
     c.check_cells();
-    c.check_ipmmu_main();
+    c.check_upstream();
     c.check_map_overlaps();
     c.check_shared_streams();
     return c.problems;

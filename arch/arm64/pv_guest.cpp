@@ -25,7 +25,7 @@ constexpr unsigned kMaxFaultLinesPerCall = 4;           // a guest cannot flood 
 struct State {
     xen::PvIommuHost host;
     xen::PvIommuGuest* guest = nullptr;
-    SmmuV3* smmu = nullptr;
+    Iommu* iommu = nullptr;
     PagePool* pool = nullptr;
     FaultLog faults;
     uint64_t calls = 0, preemptions = 0;
@@ -38,7 +38,7 @@ xen::GuestDesc g_desc;
 
 void report_faults() {
     uint64_t before = g.faults.total();
-    g.smmu->poll_faults(g.faults);
+    g.iommu->poll_faults(g.faults);
     uint64_t n = g.faults.total() - before;
     if (!n) return;
     unsigned show = static_cast<unsigned>(min<uint64_t>(n, kMaxFaultLinesPerCall));
@@ -91,9 +91,9 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
 
 }  // namespace
 
-[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, SmmuV3& smmu, const pci::Device& edu, StreamId sid) {
+[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid) {
     static arch::Vm vm(pool);
-    g.smmu = &smmu;
+    g.iommu = &smmu;
     g.pool = &pool;
     uint64_t guest_bytes = static_cast<uint64_t>(test_guest_end - test_guest_start);
     Status st = vm.create(xen::layout::kRam0Base, kGuestRam);

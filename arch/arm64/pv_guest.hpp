@@ -1,13 +1,14 @@
 #pragma once
 #include "common/fdt.hpp"
 #include "common/page_pool.hpp"
-#include "drivers/iommu/smmu_v3.hpp"
+#include "common/iommu.hpp"
 #include "drivers/pci/ecam.hpp"
 
 namespace moat {
 
-// Boots the PV-IOMMU test guest at EL1 with edu passed through and attached, through `smmu`,
+// Boots the PV-IOMMU test guest at EL1 with edu passed through and attached, through `iommu`,
 // to the guest's default context; serves its hypercalls and ends the run with its verdict.
-[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, SmmuV3& smmu, const pci::Device& edu, StreamId sid);
+// The arm64 hook of the portable flow (hyp/boot.hpp).
+[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid);
 
 }  // namespace moat

@@ -30,18 +30,6 @@ static_assert(block_geometry(IpmmuVmsa::Format::stage2).root_tables == 2 &&
 static_assert(block_geometry(IpmmuVmsa::Format::stage1).root_tables == 1 &&
               block_geometry(IpmmuVmsa::Format::stage1).start_level == kS1StartLevel);
 
-struct Soc {
-    const char* compatible;
-    const char* name;
-    uint32_t product;
-    bool needs_es3;  // stage-2 tables (and the Xen way of sharing them) only from ES3.0
-};
-constexpr Soc kSocs[] = {
-    {"renesas,ipmmu-r8a7795", "R-Car H3", prr::kH3, true},
-    {"renesas,ipmmu-r8a7796", "R-Car M3-W", prr::kM3W, true},
-    {"renesas,ipmmu-r8a77961", "R-Car M3-W+", prr::kM3W, true},
-    {"renesas,ipmmu-r8a77965", "R-Car M3-N", prr::kM3N, false},
-};
 
 const char* product_name(uint32_t product) {
     switch (product) {
@@ -51,8 +39,6 @@ const char* product_name(uint32_t product) {
     default: return nullptr;
     }
 }
-
-bool same(const char* a, const char* b) { return a && b && strcmp(a, b) == 0; }
 
 }  // namespace
 
@@ -65,10 +51,7 @@ void IpmmuVmsa::wr(Utlb r, unsigned utlb, uint32_t v) { mmio::write32(cfg_.base 
 uint32_t IpmmuVmsa::rd(Global r) const { return mmio::read32(cfg_.base + offset(r)); }
 void IpmmuVmsa::wr(Global r, uint32_t v) { mmio::write32(cfg_.base + offset(r), v); }
 
-Status IpmmuVmsa::refuse(Status st, const char* what) {
-    format_to(why_, sizeof why_, "%s", what);
-    return st;
-}
+Status IpmmuVmsa::refuse(Status st, const char* what) { return why_.set(st, "%s", what); }
 
 // ---------------------------------------------------------------- supported SoCs
 
@@ -78,9 +61,9 @@ const char* IpmmuVmsa::soc_name(uint32_t prr_value) {
 }
 
 Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* why, size_t cap) {
-    const Soc* soc = nullptr;
-    for (const Soc& s : kSocs)
-        if (same(s.compatible, compatible)) soc = &s;
+    // The SoC facts hang off the compatible's registry entry: the one table that names it.
+    const DriverEntry* entry = find_driver(compatible);
+    const auto* soc = entry && entry->ops == &kIpmmuOps ? static_cast<const ipmmu::Soc*>(entry->data) : nullptr;
     if (!soc) {
         format_to(why, cap, "%s is not an R-Car Gen3 IPMMU this driver supports (H3, M3-W, M3-W+, M3-N)",
                   compatible ? compatible : "(no compatible)");
@@ -96,7 +79,7 @@ Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* wh
     }
     if (product != soc->product) {
         format_to(why, cap, "product register says %s (0x%02x) but the node is %s (%s)", product_name(product), product,
-                  soc->compatible, soc->name);
+                  entry->compatible, soc->name);
         return Status::unsupported;
     }
     if (soc->needs_es3 && cut < prr::kCutEs30) {
@@ -112,13 +95,14 @@ Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* wh
 Status IpmmuVmsa::probe(const Config& cfg) {
     if (ready_) return refuse(Status::in_use, "already probed");
     cfg_ = cfg;
-    why_[0] = 0;
+    why_.clear();
+    soc_[0] = 0;
     if (cfg.size < kRegSize) return refuse(Status::invalid_argument, "register window smaller than 0x1000");
 
     if (!cfg.root) {
         // The root: faults can only be reported through its interrupt.
         if (cfg.nirqs == 0) return refuse(Status::invalid_argument, "root IPMMU without interrupts");
-        if (check_soc(cfg.compatible, cfg.prr, why_, sizeof why_) != Status::ok) return Status::unsupported;
+        if (check_soc(cfg.compatible, cfg.prr, soc_, sizeof soc_) != Status::ok) return refuse(Status::unsupported, soc_);
         // The blocking table before any register is written: without it, the root is refused.
         iopt::Geometry bg = block_geometry(cfg.format);
         Result<uint64_t> table{Status::no_memory};
@@ -159,6 +143,15 @@ Status IpmmuVmsa::probe(const Config& cfg) {
             }
         }
         ready_ = true;
+        // The root's lines report every context's faults (IMCTR.INTEN is set per context).
+        if (cfg.irq && cfg.faults && cfg.irqs) {
+            Status st = irqs_.request(cfg.irq, cfg.irqs, cfg.nirqs, &IpmmuVmsa::on_irq, this, why_);
+            if (st != Status::ok) {
+                shutdown();
+                return st;
+            }
+            irqs_.enable();
+        }
         return Status::ok;
     }
 
@@ -194,8 +187,14 @@ Status IpmmuVmsa::probe(const Config& cfg) {
     return Status::ok;
 }
 
+void IpmmuVmsa::on_irq(void* self) {
+    auto* u = static_cast<IpmmuVmsa*>(self);
+    (void)u->poll_faults(*u->cfg_.faults);
+}
+
 void IpmmuVmsa::shutdown() {
     if (!ready_) return;
+    irqs_.release();
     if (is_root()) {
         for (IpmmuVmsa* c : caches_)
             if (c) c->shutdown();

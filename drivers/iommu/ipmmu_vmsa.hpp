@@ -29,7 +29,9 @@
 //   stage1: 32-bit LPAE stage-1 tables with IMMAIR, as Linux uses them: IOVA 32 bits, PA 40 bits.
 #pragma once
 #include "common/io_domain.hpp"
+#include "common/fault_irq.hpp"
 #include "common/page_pool.hpp"
+#include "common/registry.hpp"
 #include "drivers/iommu/ipmmu_vmsa_regs.hpp"
 
 namespace moat {
@@ -52,6 +54,11 @@ public:
         uint64_t masters = 0;       // cache: bit n set when a master sits on uTLB n (DT `iommus`)
         // Root only:
         unsigned nirqs = 0;         // interrupts the DT gives it: a root without one is refused
+        // With a controller the root requests its lines at probe and their handler drains every
+        // context's faults into `faults`; without one, poll_faults() finds them.
+        IrqController* irq = nullptr;
+        const dt::Irq* irqs = nullptr;  // nirqs of them, read during probe only
+        FaultLog* faults = nullptr;
         const char* compatible = nullptr;  // "renesas,ipmmu-r8a7795", ...
         uint32_t prr = 0;           // the product register, for the supported-SoC check
         Format format = Format::stage2;
@@ -75,9 +82,16 @@ public:
     // keep pointing at the blocking context, which stays enabled on its table page (given back
     // to the pool when the root is probed again and has disabled it). A root shuts its caches down.
     void shutdown();
-    const char* why() const { return why_; }
+    const char* why() const override { return why_.text(); }
+    Status why_status() const { return why_.status(); }
+    // The root's SoC as the product register names it ("R-Car H3 ES3.0"), once probed.
+    const char* soc() const { return root_ ? root_->soc_ : ""; }
+    void describe(Sink& out) const override;
+    // One cell: the uTLB, below the 48 an R-Car Gen3 IPMMU has.
+    Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
 
     bool ready() const { return ready_; }
+    bool interrupt_driven() const { return root_ && root_->irqs_.active(); }
     bool is_root() const { return root_ == this; }
     IpmmuVmsa* root() const { return root_; }
     unsigned main_bit() const { return cfg_.main_bit; }
@@ -92,7 +106,9 @@ public:
     // Every context of the root, whichever instance is asked: a context has one fault status.
     unsigned poll_faults(FaultLog& log) override;
     // Counted once per root: its caches report the same numbers (the root does the waiting).
-    IommuStats stats() const override { return root_ ? IommuStats{root_->commands_, root_->syncs_} : IommuStats{}; }
+    IommuStats stats() const override {
+        return root_ ? IommuStats{root_->commands_, root_->syncs_, is_root() ? block_pages_ : 0} : IommuStats{};
+    }
 
     // The root context a domain uses, or kNoContext.
     uint8_t context_of(const IoDomain& d) const;
@@ -169,7 +185,10 @@ private:
     IpmmuVmsa* root_ = nullptr;
     bool ready_ = false;
     IommuCaps caps_;
-    char why_[160] = {};
+    Why why_;
+    char soc_[96] = {};
+    FaultIrqs irqs_;
+    static void on_irq(void* self);
     // Root: contexts and the caches in front of it.
     Context ctx_[ipmmu::kContexts];
     IpmmuVmsa* caches_[kMaxCaches] = {};
@@ -183,5 +202,8 @@ private:
     unsigned ctx_utlbs_[ipmmu::kContexts] = {};
     uint64_t commands_ = 0, syncs_ = 0, flushes_ = 0, flush_timeouts_ = 0;
 };
+
+// The registry's operations for the R-Car Gen3 IPMMU compatibles (ipmmu_vmsa_dt.cpp).
+extern const DriverOps kIpmmuOps;
 
 }  // namespace moat

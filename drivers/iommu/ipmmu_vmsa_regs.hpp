@@ -1,4 +1,4 @@
-// Renesas IPMMU-VMSA registers, R-Car Gen3 layout (FACTS.md §1; offsets and fields as the Linux and
+// Renesas IPMMU-VMSA registers, R-Car Gen3 layout (docs/hardware.md §1; offsets and fields as the Linux and
 // Xen drivers use them, which were checked against each other). Every register is 32 bits wide.
 // Three banks, so that an offset of one can never be used on another:
 //   Ctx    per context, at context * 0x40 (the root holds all of them; a cache only IMCTR)
@@ -114,5 +114,16 @@ constexpr Field kCut{7, 0};            // 0x00 ES1.0, 0x10 ES2.0, 0x20 ES3.0 (ES
 constexpr uint32_t kH3 = 0x4f, kM3W = 0x52, kM3N = 0x55;
 constexpr uint32_t kCutEs30 = 0x20;
 }  // namespace prr
+
+// What one SoC's IPMMU needs; the registry's entry for its compatible points at it.
+struct Soc {
+    const char* name;
+    uint32_t product;  // PRR product field
+    bool needs_es3;    // stage-2 tables (and the Xen way of sharing them) only from ES3.0
+};
+constexpr Soc kSocH3{"R-Car H3", prr::kH3, true};
+constexpr Soc kSocM3W{"R-Car M3-W", prr::kM3W, true};
+constexpr Soc kSocM3WPlus{"R-Car M3-W+", prr::kM3W, true};
+constexpr Soc kSocM3N{"R-Car M3-N", prr::kM3N, false};
 
 }  // namespace moat::ipmmu

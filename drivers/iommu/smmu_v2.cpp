@@ -76,15 +76,6 @@ void SmmuV2::wr(unsigned bank, Cb r, uint32_t v) const { mmio::write32(bank_base
 uint64_t SmmuV2::rd(unsigned bank, Cb64 r) const { return mmio::read64(bank_base(bank) + static_cast<uint32_t>(r)); }
 void SmmuV2::wr(unsigned bank, Cb64 r, uint64_t v) const { mmio::write64(bank_base(bank) + static_cast<uint32_t>(r), v); }
 
-Status SmmuV2::fail(Status st, const char* fmt, ...) {
-    BufferSink out(error_, sizeof error_);
-    va_list ap;
-    va_start(ap, fmt);
-    vformat(out, fmt, ap);
-    va_end(ap);
-    return st;
-}
-
 // ---------------------------------------------------------------- probe
 
 // ID1 gives the layout, which the DT's reg must cover; ID0 and ID2 what the SMMU can do.
@@ -93,22 +84,22 @@ Status SmmuV2::check_ids(uint32_t id0, uint32_t id1, uint32_t id2) {
     numpage_ = 1u << (id1::kNumPageNdxb.get(id1) + 1);
     uint64_t span = uint64_t{2} * numpage_ << page_shift_;
     if (cfg_.size < span)
-        return fail(Status::bad_dt, "reg size 0x%lx is smaller than the 0x%lx ID1 describes (2 x %u register pages of %u KiB)",
+        return why_.set(Status::bad_dt, "reg size 0x%lx is smaller than the 0x%lx ID1 describes (2 x %u register pages of %u KiB)",
                     cfg_.size, span, numpage_, (1u << page_shift_) / 1024);
     numcb_ = static_cast<unsigned>(id1::kNumCb.get(id1));
     nums2cb_ = static_cast<unsigned>(id1::kNumS2Cb.get(id1));
     if (numcb_ == 0 || numcb_ > numpage_ || nums2cb_ > numcb_)
-        return fail(Status::hw_error, "ID1 is inconsistent: %u context banks (%u stage-2 only) in %u pages", numcb_, nums2cb_,
+        return why_.set(Status::hw_error, "ID1 is inconsistent: %u context banks (%u stage-2 only) in %u pages", numcb_, nums2cb_,
                     numpage_);
     if (!(id0 & id0::kSms))
-        return fail(Status::unsupported, "stream indexing (ID0.SMS clear) is not supported, only stream matching");
+        return why_.set(Status::unsupported, "stream indexing (ID0.SMS clear) is not supported, only stream matching");
     numsmrg_ = static_cast<unsigned>(id0::kNumSmrg.get(id0));
-    if (numsmrg_ == 0) return fail(Status::hw_error, "ID0 reports no stream match register groups");
+    if (numsmrg_ == 0) return why_.set(Status::hw_error, "ID0 reports no stream match register groups");
     numsidb_ = static_cast<unsigned>(id0::kNumSidb.get(id0));
     s2_ = (id0 & id0::kS2ts) != 0;
     s1_ = (id0 & id0::kS1ts) != 0 && nums2cb_ < numcb_;  // some bank must be able to do stage 1
-    if (!s1_ && !s2_) return fail(Status::unsupported, "no translation stage (ID0.S1TS and S2TS clear)");
-    if (!(id2 & id2::kPtfs4k)) return fail(Status::unsupported, "no AArch64 4 KiB granule (ID2.PTFS_4K clear)");
+    if (!s1_ && !s2_) return why_.set(Status::unsupported, "no translation stage (ID0.S1TS and S2TS clear)");
+    if (!(id2 & id2::kPtfs4k)) return why_.set(Status::unsupported, "no AArch64 4 KiB granule (ID2.PTFS_4K clear)");
     coherent_ = (id0 & id0::kCttw) != 0;
 
     // Input sizes: stage 2 takes IPAs up to ID2.IAS, stage 1 VAs up to the upstream bus size;
@@ -117,7 +108,7 @@ Status SmmuV2::check_ids(uint32_t id0, uint32_t id1, uint32_t id2) {
     s2_ias_ = min(address_bits(id2::kIas.get(id2)), 48u);
     s1_ias_ = min(ubs_bits(id2::kUbs.get(id2)), 48u);
     hw_oas_ = address_bits(id2::kOas.get(id2));
-    unsigned cpu_pa = min(arch::pa_bits(), 48u);
+    unsigned cpu_pa = min(cfg_.cpu_pa_bits ? cfg_.cpu_pa_bits : arch::pa_bits(), 48u);
     unsigned oas = min(hw_oas_, cpu_pa);
     while (oas > 32 && iopt::ps_encoding(oas) < 0) oas--;  // an architected size
     caps_ = IommuCaps{};
@@ -129,7 +120,7 @@ Status SmmuV2::check_ids(uint32_t id0, uint32_t id1, uint32_t id2) {
     caps_.range_invalidation = false;
     caps_.max_stream = numsidb_ ? (1u << numsidb_) - 1 : 0;
     if (cfg_.stream_match_mask >> numsidb_)
-        return fail(Status::bad_dt, "stream-match-mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives",
+        return why_.set(Status::bad_dt, "stream-match-mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives",
                     cfg_.stream_match_mask, numsidb_);
     return Status::ok;
 }
@@ -163,7 +154,7 @@ Status SmmuV2::reset() {
     wr(Gr0::TLBIALLNSNH, 0);
     commands_ += 2;
     if (sync_global() != Status::ok)
-        return fail(Status::timeout, "the TLB sync after reset did not complete within %lu ms", kSyncTimeoutNs / 1000000);
+        return why_.set(Status::timeout, "the TLB sync after reset did not complete within %lu ms", kSyncTimeoutNs / 1000000);
     // Only now: client port on, unmatched streams fault, global faults reported, our own VMID
     // namespace and TLB maintenance (the CPU's broadcast TLBIs are for its VMIDs, not ours).
     scr0 = rd(Gr0::sCR0);
@@ -174,14 +165,33 @@ Status SmmuV2::reset() {
 }
 
 Status SmmuV2::probe(const Config& cfg) {
-    LockGuard g(lock_);
-    error_[0] = 0;
-    if (ready_) return fail(Status::in_use, "already probed");
+    Status st;
+    {
+        LockGuard g(lock_);
+        st = probe_locked(cfg);
+    }
+    // Global and context fault reporting (sCR0.GFIE, SCTLR.CFIE) is on already; the lines only
+    // need a handler, bound outside the lock the handler takes. A refused line fails the probe,
+    // with every stream still faulting.
+    if (st != Status::ok || !cfg.irq || !cfg.faults || !cfg.irqs) return st;
+    st = irqs_.request(cfg.irq, cfg.irqs, cfg.global_irqs + cfg.context_irqs, &SmmuV2::on_irq, this, why_);
+    if (st != Status::ok) {
+        LockGuard g(lock_);
+        ready_ = false;
+        return st;
+    }
+    irqs_.enable();
+    return Status::ok;
+}
+
+Status SmmuV2::probe_locked(const Config& cfg) {
+    why_.clear();
+    if (ready_) return why_.set(Status::in_use, "already probed");
     cfg_ = cfg;
     format_to(name_, sizeof name_, "%s", cfg.name ? cfg.name : "smmu-v2");
-    if (cfg.iommu_cells > 2) return fail(Status::bad_dt, "#iommu-cells is %u, the binding takes 1 or 2", cfg.iommu_cells);
+    if (cfg.iommu_cells > 2) return why_.set(Status::bad_dt, "#iommu-cells is %u, the binding takes 1 or 2", cfg.iommu_cells);
     if (!cfg.base || cfg.size < kMinWindow)
-        return fail(Status::bad_dt, "reg 0x%lx size 0x%lx cannot hold the global register page", uint64_t{cfg.base}, cfg.size);
+        return why_.set(Status::bad_dt, "reg 0x%lx size 0x%lx cannot hold the global register page", uint64_t{cfg.base}, cfg.size);
     Status st = check_ids(rd(Gr0::ID0), rd(Gr0::ID1), rd(Gr0::ID2));
     if (st == Status::ok) st = reset();
     if (st != Status::ok) return st;
@@ -191,7 +201,30 @@ Status SmmuV2::probe(const Config& cfg) {
     return Status::ok;
 }
 
+void SmmuV2::on_irq(void* self) {
+    auto* s = static_cast<SmmuV2*>(self);
+    (void)s->poll_faults(*s->cfg_.faults);
+}
+
+void SmmuV2::force_shutdown() {
+    irqs_.release();  // outside the lock its handler takes
+    LockGuard g(lock_);
+    if (!ready_) return;
+    // reset() puts every stream map entry back to fault, disables every bank and empties the
+    // TLBs; whatever was attached is blocked from here on.
+    (void)reset();
+    for (Entry& e : entries_) e = Entry{};
+    for (Bank& b : banks_) b = Bank{};
+    ready_ = false;
+}
+
 Status SmmuV2::shutdown() {
+    {
+        LockGuard g(lock_);
+        for (const Entry& e : entries_)
+            if (e.used) return Status::busy;
+    }
+    irqs_.release();  // outside the lock its handler takes
     LockGuard g(lock_);
     if (!ready_) return Status::ok;
     for (const Entry& e : entries_)
@@ -252,19 +285,19 @@ int SmmuV2::bank_of(const IoDomain& d) const {
 // What the hardware and the domain must agree on before anything is written.
 Status SmmuV2::check_domain(const IoDomain& d, uint32_t id, uint32_t mask) {
     if (id >> numsidb_ || mask >> numsidb_)
-        return fail(Status::out_of_range, "stream 0x%x mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives", id,
+        return why_.set(Status::out_of_range, "stream 0x%x mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives", id,
                     mask, numsidb_);
     const iopt::Geometry& g = d.geometry();
     bool s1 = d.stage() == iopt::Stage::s1;
     unsigned stage = s1 ? 1 : 2, ias = s1 ? s1_ias_ : s2_ias_;
-    if (s1 ? !s1_ : !s2_) return fail(Status::unsupported, "no stage-%u translation here", stage);
+    if (s1 ? !s1_ : !s2_) return why_.set(Status::unsupported, "no stage-%u translation here", stage);
     if (g.ias > ias || g.oas > caps_.oas)
-        return fail(Status::out_of_range, "a stage-%u domain of %u input and %u output bits exceeds the %u and %u bits here",
+        return why_.set(Status::out_of_range, "a stage-%u domain of %u input and %u output bits exceeds the %u and %u bits here",
                     stage, g.ias, g.oas, ias, caps_.oas);
     if (d.coherent_walk() && !coherent_)
-        return fail(Status::invalid_argument, "the domain's tables are not cleaned, and this SMMU's walks are not coherent");
+        return why_.set(Status::invalid_argument, "the domain's tables are not cleaned, and this SMMU's walks are not coherent");
     if (d.tag() == 0 || d.tag() > kMaxTag)
-        return fail(Status::no_space, "domain tag %u does not fit an 8-bit VMID / ASID", d.tag());
+        return why_.set(Status::no_space, "domain tag %u does not fit an 8-bit VMID / ASID", d.tag());
     return Status::ok;
 }
 
@@ -323,8 +356,8 @@ Status SmmuV2::release_bank(unsigned n) {
 
 Status SmmuV2::attach(IoDomain& d, StreamId sid) {
     LockGuard g(lock_);
-    if (!ready_) return fail(Status::invalid_argument, "not probed");
-    if (sid >> 31) return fail(Status::invalid_argument, "0x%x is not a stream id and SMR mask", sid);
+    if (!ready_) return why_.set(Status::invalid_argument, "not probed");
+    if (sid >> 31) return why_.set(Status::invalid_argument, "0x%x is not a stream id and SMR mask", sid);
     uint32_t id = stream_id(sid), mask = stream_mask(sid);
     Status st = check_domain(d, id, mask);
     if (st != Status::ok) return st;
@@ -332,15 +365,15 @@ Status SmmuV2::attach(IoDomain& d, StreamId sid) {
     for (unsigned i = 0; i < min(numsmrg_, kMaxSmrs); i++) {
         Entry& e = entries_[i];
         if (e.used && overlap(id, mask, e.id, e.mask))  // a match conflict, whoever owns it
-            return fail(Status::in_use, "stream 0x%x mask 0x%x overlaps stream 0x%x mask 0x%x of %s", id, mask, e.id, e.mask,
+            return why_.set(Status::in_use, "stream 0x%x mask 0x%x overlaps stream 0x%x mask 0x%x of %s", id, mask, e.id, e.mask,
                         e.domain == &d ? "the same domain" : "another domain");
         if (!e.used && !slot) slot = &e;
     }
-    if (!slot) return fail(Status::no_space, "all %u stream match entries are in use", min(numsmrg_, kMaxSmrs));
+    if (!slot) return why_.set(Status::no_space, "all %u stream match entries are in use", min(numsmrg_, kMaxSmrs));
     int bank = find_bank(d);
     bool fresh = bank < 0;
     if (fresh && (bank = alloc_bank(d)) < 0)
-        return fail(Status::no_space, "no free context bank for a stage-%u domain (%u banks, %u of them stage-2 only)",
+        return why_.set(Status::no_space, "no free context bank for a stage-%u domain (%u banks, %u of them stage-2 only)",
                     d.stage() == iopt::Stage::s1 ? 1u : 2u, numcb_, nums2cb_);
     unsigned n = static_cast<unsigned>(bank);
     if (fresh) program_bank(n, d);

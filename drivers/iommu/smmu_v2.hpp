@@ -3,9 +3,9 @@
 // its own stream map entries, context banks and lock.
 //
 // Streams. A StreamId given to attach() is an SMR: the stream id in bits [15:0] and the SMR mask
-// (stream-id bits to ignore) in [30:16], as stream() builds it; stream_from_dt() makes one from
-// an `iommus` entry (1 cell: id, with `stream-match-mask` if the SMMU node has one; 2 cells: id
-// and mask) or a legacy `mmu-masters` id. One stream map entry (SMR + S2CR) per attached stream;
+// (stream-id bits to ignore) in [30:16], as stream() builds it; xlate() makes one from an
+// `iommus` entry (1 cell: id, with `stream-match-mask` if the SMMU node has one; 2 cells: id
+// and mask) or a legacy `mmu-masters` id (discovery reads both bindings). One stream map entry (SMR + S2CR) per attached stream;
 // streams whose matches overlap are refused, whatever domain they are for: two valid SMRs that
 // match one stream id are a stream match conflict, and a shared entry would outlive a detach.
 // Unused entries have S2CR.TYPE = fault and sCR0.USFCFG is set, so an unknown stream faults.
@@ -24,8 +24,9 @@
 // (faults terminate, never stall: MMU-500 erratum 842869).
 #pragma once
 #include "arch/spinlock.hpp"
-#include "common/discovery.hpp"
+#include "common/fault_irq.hpp"
 #include "common/io_domain.hpp"
+#include "common/registry.hpp"
 #include "drivers/iommu/smmu_v2_regs.hpp"
 
 namespace moat {
@@ -47,7 +48,13 @@ public:
         bool mmu500 = false;             // apply the MMU-500 errata workarounds (ACTLR.CPRE)
         unsigned iommu_cells = 1;        // #iommu-cells: 1 or 2; 0 for a legacy `mmu-masters` node
         uint32_t stream_match_mask = 0;  // `stream-match-mask`: the SMR mask of 1-cell references
-        unsigned global_irqs = 0, context_irqs = 0;  // from the DT, reported only (faults are polled)
+        unsigned global_irqs = 0, context_irqs = 0;  // from the DT
+        unsigned cpu_pa_bits = 0;        // caps the output size (0: the CPU's own)
+        // Fault interrupts: with a controller, every line the tree gives (global, then context
+        // banks) is requested at probe and drains faults into `faults`; otherwise poll_faults().
+        IrqController* irq = nullptr;
+        const dt::Irq* irqs = nullptr;  // read during probe only
+        FaultLog* faults = nullptr;
     };
 
     // The SMR of one stream (mask bits are stream-id bits the match ignores).
@@ -61,42 +68,27 @@ public:
 
     // Reads and checks the ID registers against the configuration, resets the stream map (every
     // stream faults), disables every bank, invalidates the TLBs and only then enables the SMMU.
-    // On failure error() says why and the SMMU is left as it was found or with every stream
+    // On failure why() says why and the SMMU is left as it was found or with every stream
     // faulting; no state is kept, and probe may be tried again.
     Status probe(const Config& cfg);
-    // The same from the SMMU's device-tree node: `reg`, `#iommu-cells` (or `mmu-masters`),
-    // `stream-match-mask`, `#global-interrupts`. Failures leave "<node path>: <why>" in t.error().
-    Status probe_dt(const dt::Tree& t, int node);
+    // The Config of a discovered node: `reg` and interrupts as discovery read them, plus this
+    // binding's own `#iommu-cells` (or `mmu-masters`), `stream-match-mask` and
+    // `#global-interrupts`. Refusals name the property.
+    static Status config_from_dt(const dt::Tree& t, int node, const dt::Reg& reg, unsigned nirqs, Config& cfg, Why& why);
     // Forgets the instance, leaving every stream faulting. busy while streams are attached.
     Status shutdown();
-    // Why the last probe or attach failed.
-    const char* error() const { return error_; }
-
-    // One stream reference of `master` (the arguments of an `iommus` entry, or one id of a legacy
-    // `mmu-masters` entry) as an SMR, checked against ID0.NUMSIDB. Failures name the master.
-    Status stream_from_dt(const dt::Tree& t, int master, const uint32_t* args, unsigned nargs, StreamId& out) const;
-
-    // The masters of this SMMU and their streams, by the generic binding (`iommus` naming this node)
-    // or, when no master uses it, the legacy `mmu-masters` list of this node. When both exist the
-    // generic one wins and `mmu-masters` is ignored (reported): a tree that gained `iommus` kept the
-    // old list for old kernels, and taking both could claim a stream twice. A master with a bad
-    // entry is reported (one line naming it) and left out, blocked.
-    struct Master {
-        int node;
-        bool legacy;
-        unsigned nstreams;
-        StreamId streams[kMaxStreamsPerMaster];
-    };
-    struct MasterList {
-        unsigned count = 0;
-        unsigned problems = 0;
-        bool legacy_ignored = false;
-        Master masters[kMaxMasters];
-    };
-    Status masters(const dt::Tree& t, MasterList& out, Sink& report) const;
+    // Blocks every stream, attached or not, and forgets the instance: for teardown, once the
+    // domains attached through it are gone (they would hold a stale pointer).
+    void force_shutdown();
 
     const char* name() const override { return name_; }
     const IommuCaps& caps() const override { return caps_; }
+    const char* why() const override { return why_.text(); }
+    Status why_status() const { return why_.status(); }
+    void describe(Sink& out) const override;
+    // One reference (the cells of an `iommus` entry, or one legacy `mmu-masters` id) as an SMR,
+    // checked against ID0.NUMSIDB; one cell takes the node's stream-match-mask.
+    Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
@@ -106,6 +98,7 @@ public:
 
     // What probe found, for reports and tests.
     bool ready() const { return ready_; }
+    bool interrupt_driven() const { return irqs_.active(); }
     unsigned page_size() const { return 1u << page_shift_; }
     unsigned num_banks() const { return numcb_; }
     unsigned num_s2_only_banks() const { return nums2cb_; }
@@ -151,7 +144,7 @@ private:
     void wr(unsigned bank, smmuv2::Cb64 r, uint64_t v) const;
     uintptr_t bank_base(unsigned bank) const { return cfg_.base + (uint64_t{numpage_ + bank} << page_shift_); }
 
-    __attribute__((format(printf, 3, 4))) Status fail(Status st, const char* fmt, ...);
+    Status probe_locked(const Config& cfg);
     Status check_ids(uint32_t id0, uint32_t id1, uint32_t id2);
     Status reset();
     Status sync_global();
@@ -172,8 +165,9 @@ private:
     Config cfg_;
     IommuCaps caps_;
     char name_[kNameMax] = "smmu-v2";
-    char path_[dt::kPathMax] = "";  // the DT node, when probed from one
-    char error_[dt::kErrorMax] = "";
+    Why why_;
+    FaultIrqs irqs_;
+    static void on_irq(void* self);
     bool ready_ = false;
     bool coherent_ = false;
     bool s1_ = false, s2_ = false;
@@ -187,5 +181,14 @@ private:
     Bank banks_[kMaxBanks] = {};
     uint64_t commands_ = 0, syncs_ = 0, sync_timeouts_ = 0, faults_lost_ = 0;
 };
+
+// The registry's operations for `arm,mmu-500` and `arm,smmu-v2`; an entry's data is a
+// SmmuV2Model saying which one it is.
+struct SmmuV2Model {
+    bool mmu500;
+    const char* compatible;
+};
+extern const SmmuV2Model kMmu500, kSmmuV2Generic;
+extern const DriverOps kSmmuV2Ops;
 
 }  // namespace moat

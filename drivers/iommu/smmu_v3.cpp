@@ -4,6 +4,8 @@
 
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
+#include "common/discovery.hpp"
+#include "common/instances.hpp"
 #include "common/wait.hpp"
 
 namespace moat {
@@ -109,13 +111,17 @@ Status SmmuV3::write_cr0(uint32_t v) {
 }
 
 Status SmmuV3::probe(const Config& cfg) {
-    if (ready_) return Status::in_use;
+    if (ready_) return why_.set(Status::in_use, "already probed");
+    why_.clear();
     cfg_ = cfg;
-    if (cfg.size < kRegPages) return Status::invalid_argument;  // page 1 holds the event queue pointers
+    // Page 1 holds the event queue pointers.
+    if (cfg.size < kRegPages)
+        return why_.set(Status::invalid_argument, "reg size 0x%lx does not cover register pages 0 and 1 (0x%lx)", cfg.size, kRegPages);
     uint32_t idr0 = rd32(Reg32::IDR0), idr1 = rd32(Reg32::IDR1), idr3 = rd32(Reg32::IDR3), idr5 = rd32(Reg32::IDR5);
-    if (!(idr0 & (idr0::kS1P | idr0::kS2P))) return Status::unsupported;   // no translation stage at all
-    if (!(idr0::kTtf.get(idr0) & 2)) return Status::unsupported;            // no AArch64 tables
-    if (!(idr5 & idr5::kGran4k)) return Status::unsupported;                 // no 4 KiB granule
+    if (!(idr0 & (idr0::kS1P | idr0::kS2P)))
+        return why_.set(Status::unsupported, "no translation stage (IDR0 0x%x: S1P and S2P clear)", idr0);
+    if (!(idr0::kTtf.get(idr0) & 2)) return why_.set(Status::unsupported, "no AArch64 tables (IDR0 0x%x: TTF)", idr0);
+    if (!(idr5 & idr5::kGran4k)) return why_.set(Status::unsupported, "no 4 KiB granule (IDR5 0x%x: GRAN4K clear)", idr5);
     coherent_ = (idr0 & idr0::kCohacc) != 0;
     ril_ = (idr3 & idr3::kRil) != 0;
     sid_bits_ = static_cast<unsigned>(idr1::kSidSize.get(idr1));
@@ -126,11 +132,12 @@ Status SmmuV3::probe(const Config& cfg) {
     caps_.ias = 48;
     caps_.coherent_walk = coherent_;
     caps_.range_invalidation = ril_;
-    if (cfg.max_sid >> sid_bits_) return Status::out_of_range;
+    if (cfg.max_sid >> sid_bits_)
+        return why_.set(Status::out_of_range, "stream id 0x%x is wider than the %u bits IDR1.SIDSIZE gives", cfg.max_sid, sid_bits_);
     caps_.max_stream = cfg.max_sid;
 
     // Off while we build: tables and queues are only read once enabled.
-    if (write_cr0(0) != Status::ok) return Status::timeout;
+    if (write_cr0(0) != Status::ok) return why_.set(Status::timeout, "CR0ACK did not follow CR0 = 0 within %lu ms", kTimeoutNs / 1000000);
 
     // Stream table: linear when small, two-level when the ids are many (and the SMMU has it).
     unsigned need = 1;
@@ -138,7 +145,8 @@ Status SmmuV3::probe(const Config& cfg) {
     bool can_2l = idr1::kSidSize.get(idr1) > kSplit && idr0::kStLevel.get(idr0) == 1;
     two_level_ = can_2l && (cfg.force_two_level || need > 10);
     st_log2_ = two_level_ ? max(need, kSplit + 1) : need;
-    if (st_log2_ > 16 && two_level_) return Status::unsupported;  // l2_pa_ covers 16 stream-id bits
+    if (st_log2_ > 16 && two_level_)  // l2_pa_ covers 16 stream-id bits
+        return why_.set(Status::unsupported, "%u stream-id bits; this driver's 2-level table covers 16", st_log2_);
     Result<uint64_t> r = Status::no_memory;
     if (two_level_) {
         size_t l1_bytes = (size_t{1} << (st_log2_ - kSplit)) * 8;
@@ -152,13 +160,13 @@ Status SmmuV3::probe(const Config& cfg) {
             clean(st, bytes);
         }
     }
-    if (!r.ok()) return free_all(), r.status;
+    if (!r.ok()) return free_all(), why_.set(r.status, "no pages for the stream table (%s)", to_string(r.status));
     strtab_pa_ = r.value;
 
     cmdq_log2_ = min(static_cast<unsigned>(idr1::kCmdqs.get(idr1)), 8u);  // 256 commands: one page
     evtq_log2_ = min(static_cast<unsigned>(idr1::kEventqs.get(idr1)), 7u); // 128 events: one page
     Result<uint64_t> cq = alloc(1), eq = alloc(1);
-    if (!cq.ok() || !eq.ok()) return free_all(), Status::no_memory;
+    if (!cq.ok() || !eq.ok()) return free_all(), why_.set(Status::no_memory, "no pages for the command and event queues");
     cmdq_pa_ = cq.value;
     evtq_pa_ = eq.value;
 
@@ -176,7 +184,7 @@ Status SmmuV3::probe(const Config& cfg) {
     wr32(Reg32::EVENTQ_PROD, 0);
     wr32(Reg32::EVENTQ_CONS, 0);
     evtq_ack_ = 0;
-    wr32(Reg32::IRQ_CTRL, 0);  // polled
+    wr32(Reg32::IRQ_CTRL, 0);  // until the queues run; request_irqs() turns the lines on
     // Acknowledge whatever global error an earlier user left behind.
     wr32(Reg32::GERRORN, rd32(Reg32::GERROR));
 
@@ -192,16 +200,20 @@ Status SmmuV3::probe(const Config& cfg) {
     if (st == Status::ok) st = sync();
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn);
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn | cr0::kSmmuEn);
+    if (st == Status::ok) st = request_irqs();
     if (st != Status::ok) {
+        release_irqs();
         (void)write_cr0(0);
         ready_ = false;
         free_all();
+        return why_.set(st, "enabling failed: %s (%lu command errors)", to_string(st), cmd_errors_);
     }
     return st;
 }
 
 void SmmuV3::shutdown() {
     if (!ready_) return;
+    release_irqs();
     (void)write_cr0(0);
     ready_ = false;
     free_all();
@@ -526,5 +538,115 @@ unsigned SmmuV3::poll_faults(FaultLog& log) {
     wr32(Reg32::EVENTQ_CONS, cons | evtq_ack_);
     return n;
 }
+
+// ---------------------------------------------------------------- interrupts
+
+// The event queue and global-error lines, when there is a controller and the tree names them.
+// A line the controller refuses fails the probe (said in why()): half-wired interrupts would hide
+// faults that polling would have found.
+Status SmmuV3::request_irqs() {
+    if (!cfg_.irq || !cfg_.faults) return Status::ok;
+    dt::Irq lines[2];
+    unsigned n = 0;
+    uint32_t en = 0;
+    if (cfg_.eventq.intid) lines[n++] = cfg_.eventq, en |= irq_ctrl::kEventqIrqen;
+    if (cfg_.gerror.intid) lines[n++] = cfg_.gerror, en |= irq_ctrl::kGerrorIrqen;
+    if (n == 0) return Status::ok;
+    Status st = irqs_on_.request(cfg_.irq, lines, n, &SmmuV3::on_irq, this, why_);
+    if (st != Status::ok) return st;
+    wr32(Reg32::IRQ_CTRL, en);
+    st = wait_until(kTimeoutNs, [&] { return rd32(Reg32::IRQ_CTRLACK) == en; });
+    if (st != Status::ok) return why_.set(st, "IRQ_CTRLACK did not follow IRQ_CTRL = 0x%x", en);
+    irqs_on_.enable();
+    return Status::ok;
+}
+
+void SmmuV3::release_irqs() {
+    if (!irqs_on_.active()) return;
+    wr32(Reg32::IRQ_CTRL, 0);
+    (void)wait_until(kTimeoutNs, [&] { return rd32(Reg32::IRQ_CTRLACK) == 0; });
+    irqs_on_.release();
+}
+
+// Both lines share one handler: it does what a poll does, into the log probe was given.
+void SmmuV3::on_irq(void* self) {
+    auto* s = static_cast<SmmuV3*>(self);
+    s->irqs_++;
+    (void)s->poll_faults(*s->cfg_.faults);
+}
+
+// ---------------------------------------------------------------- the driver contract
+
+void SmmuV3::describe(Sink& out) const {
+    format(out, "enabled: stage 1 %s, stage 2 %s, OAS %u bits, %s walks, %s invalidation, %s stream table (%u ids), "
+                "%s, every stream aborts until attached",
+           caps_.stage1 ? "yes" : "no", caps_.stage2 ? "yes" : "no", caps_.oas, caps_.coherent_walk ? "coherent" : "non-coherent",
+           caps_.range_invalidation ? "range" : "per-page", two_level_ ? "2-level" : "linear", 1u << st_log2_,
+           irqs_on_.active() ? "faults by interrupt" : "faults polled");
+}
+
+// One cell: the stream id, which must fit the stream table probe sized.
+Status SmmuV3::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const {
+    if (nargs != 1) return why.set(Status::bad_dt, "%u cells for a stream of %s; it takes 1 (the stream id)", nargs, cfg_.name);
+    if (!ready_) return why.set(Status::not_ready, "%s is not probed", cfg_.name);
+    if (args[0] >> st_log2_)
+        return why.set(Status::out_of_range, "stream id 0x%x on %s is beyond its stream table (%u ids)", args[0], cfg_.name,
+                       1u << st_log2_);
+    out = args[0];
+    return Status::ok;
+}
+
+namespace {
+
+constexpr unsigned kMaxSmmuV3 = 4;
+Instances<SmmuV3, kMaxSmmuV3> g_smmu_v3;
+
+// The largest stream id any master's reference to this instance can produce: sizes the stream
+// table before PCI is enumerated (an iommu-map range counts whole).
+uint32_t max_stream(const Topology& topo, unsigned index) {
+    uint32_t m = 0;
+    for (unsigned k = 0; k < topo.nmasters; k++)
+        for (unsigned r = 0; r < topo.masters[k].nstreams; r++) {
+            const StreamRef& ref = topo.masters[k].streams[r];
+            if (ref.iommu == index) m = max(m, ref.sid + (ref.count ? ref.count - 1 : 0));
+        }
+    return m;
+}
+
+// The line `interrupt-names` calls `name`, or one with intid 0.
+dt::Irq named_irq(const dt::Tree& t, const IommuInfo& io, const char* name) {
+    for (unsigned q = 0; q < io.nirqs; q++) {
+        const char* n = t.string_at(io.node, "interrupt-names", q);
+        if (n && __builtin_strcmp(n, name) == 0) return io.irqs[q];
+    }
+    return dt::Irq{};
+}
+
+Iommu* probe_smmu_v3(ProbeEnv& env, unsigned index, Why& why) {
+    const IommuInfo& io = env.topo.iommus[index];
+    if (!env.pool) return why.set(Status::no_memory, "no page pool for its stream table and queues"), nullptr;
+    if (io.nregs < 1) return why.set(Status::bad_dt, "no reg"), nullptr;
+    SmmuV3::Config cfg;
+    cfg.base = static_cast<uintptr_t>(io.regs[0].addr);
+    cfg.size = io.regs[0].size;
+    cfg.name = env.tree.name(io.node);
+    cfg.max_sid = max_stream(env.topo, index);
+    cfg.cpu_pa_bits = env.cpu_pa_bits;
+    cfg.irq = env.irq;
+    cfg.faults = env.faults;
+    cfg.eventq = named_irq(env.tree, io, "eventq");
+    cfg.gerror = named_irq(env.tree, io, "gerror");
+    return g_smmu_v3.probe(cfg, "SMMUv3 (kMaxSmmuV3)", why, *env.pool);
+}
+
+void release_smmu_v3(Iommu* i) {
+    auto* s = static_cast<SmmuV3*>(i);
+    s->shutdown();
+    g_smmu_v3.release(s);
+}
+
+}  // namespace
+
+const DriverOps kSmmuV3Ops = {"smmu_v3", &probe_smmu_v3, &release_smmu_v3};
 
 }  // namespace moat

@@ -4,7 +4,9 @@
 // passes it) and the event queue is drained by poll_faults(); no interrupts are needed.
 #pragma once
 #include "common/io_domain.hpp"
+#include "common/fault_irq.hpp"
 #include "common/page_pool.hpp"
+#include "common/registry.hpp"
 #include "drivers/iommu/smmu_v3_regs.hpp"
 
 namespace moat {
@@ -21,6 +23,12 @@ public:
         uint32_t max_sid = 0;       // largest stream id the platform will use: sizes the stream table
         unsigned cpu_pa_bits = 48;  // caps the output size
         bool force_two_level = false;
+        // Fault interrupts. With a controller, the event queue and global-error lines are
+        // requested at probe and their handler drains events into `faults`; without one (or
+        // without the lines) IRQ_CTRL stays 0 and poll_faults() finds them.
+        IrqController* irq = nullptr;
+        dt::Irq eventq{}, gerror{};  // intid 0: the tree names no such line
+        FaultLog* faults = nullptr;
     };
 
     explicit SmmuV3(PagePool& pool) : pool_(pool) {}
@@ -33,13 +41,20 @@ public:
 
     const char* name() const override { return cfg_.name; }
     const IommuCaps& caps() const override { return caps_; }
+    const char* why() const override { return why_.text(); }
+    Status why_status() const { return why_.status(); }
+    void describe(Sink& out) const override;
+    Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
+    // Interrupts taken (event queue and global errors), and whether the lines are in use.
+    uint64_t interrupts() const { return irqs_; }
+    bool interrupt_driven() const { return irqs_on_.active(); }
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
     Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     unsigned poll_faults(FaultLog& log) override;
 
-    IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
+    IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_}; }
     // Counters a test or benchmark reads.
     uint64_t commands_issued() const { return commands_; }
     uint64_t syncs_issued() const { return syncs_; }
@@ -78,11 +93,17 @@ private:
     Status put_context(IoDomain& d, Context& c);
     Status invalidate_domain(IoDomain& d);
     Status inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf);
+    Status request_irqs();
+    void release_irqs();
+    static void on_irq(void* self);
 
     PagePool& pool_;
     Config cfg_;
     IommuCaps caps_;
+    Why why_;
     bool ready_ = false;
+    FaultIrqs irqs_on_;
+    uint64_t irqs_ = 0;
     bool coherent_ = false;
     bool ril_ = false;
     bool two_level_ = false;
@@ -103,5 +124,8 @@ private:
     uint64_t pages_ = 0;
     uint64_t commands_ = 0, syncs_ = 0, cmd_errors_ = 0, evt_overflows_ = 0, gerrors_ = 0;
 };
+
+// The registry's operations for `arm,smmu-v3` (probe from the discovered node, release).
+extern const DriverOps kSmmuV3Ops;
 
 }  // namespace moat

@@ -1,4 +1,4 @@
-// Arm SMMUv3 registers, table and queue formats (SMMUv3 architecture spec; FACTS.md §3).
+// Arm SMMUv3 registers, table and queue formats (Arm IHI 0070; docs/hardware.md §3).
 // One enum per register width so a 64-bit register can never be accessed with 32 bits,
 // one named Field per bit field.
 #pragma once
@@ -15,8 +15,8 @@ enum class Reg32 : uint32_t {
     CR0ACK = 0x24,        // CR0 as the SMMU has applied it
     CR1 = 0x28,           // table and queue memory attributes
     CR2 = 0x2c,           // record invalid stream ids, ...
-    IRQ_CTRL = 0x50,
-    IRQ_CTRLACK = 0x54,
+    IRQ_CTRL = 0x50,      // which interrupt lines the SMMU may signal
+    IRQ_CTRLACK = 0x54,   // IRQ_CTRL as the SMMU has applied it
     GERROR = 0x60,        // global errors, active while they differ from GERRORN
     GERRORN = 0x64,       // acknowledged global errors
     STRTAB_BASE_CFG = 0x88,
@@ -57,6 +57,10 @@ constexpr uint32_t kWbInnerShareable = 1u << 0 | 1u << 2 | 3u << 4 | 1u << 6 | 1
 namespace cr2 {
 constexpr uint32_t kRecInvSid = 1u << 1;  // record C_BAD_STREAMID
 }
+namespace irq_ctrl {
+constexpr uint32_t kGerrorIrqen = 1u << 0, kPriIrqen = 1u << 1, kEventqIrqen = 1u << 2;
+}  // namespace irq_ctrl
+
 namespace gerror {
 constexpr uint32_t kCmdqErr = 1u << 0, kEventqAbt = 1u << 2, kSfmErr = 1u << 8;
 }

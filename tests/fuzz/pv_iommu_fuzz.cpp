@@ -20,6 +20,9 @@ class NullIommu final : public Iommu {
 public:
     const char* name() const override { return "null"; }
     const IommuCaps& caps() const override { return caps_; }
+    const char* why() const override { return ""; }
+    void describe(Sink&) const override {}
+    Status xlate(const uint32_t* a, unsigned, StreamId& out, Why&) const override { return out = a[0], Status::ok; }
     IommuStats stats() const override { return {}; }
     Status attach(IoDomain&, StreamId) override { return Status::ok; }
     Status detach(IoDomain&, StreamId) override { return Status::ok; }

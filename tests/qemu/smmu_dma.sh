@@ -8,7 +8,7 @@
 run_qemu smmu_dma 120 -- -kernel "$IMAGE"
 expect_rc 0
 expect_line "pci:      00:01.0 1234:11e8 class 00ff00, requester id 0x0008 -> stream 0x8"
-expect_line "smmuv3:   smmuv3@9050000 enabled: stage 1 yes"
+expect_line "smmu_v3:  smmuv3@9050000 enabled: stage 1 yes"
 expect_line "every stream aborts until attached"
 expect_line "ok     edu answers (id 0x010000ed, liveness)"
 expect_line "ok     DMA RAM -> edu -> RAM through IOVA 0x1000000 and 0x1001000: all 2048 bytes arrived"
@@ -21,7 +21,7 @@ expect_line "ok     after detach: DMA to 0x1000000 blocked, memory unchanged"
 expect_line "ok     after destroy: DMA blocked, memory unchanged"
 expect_line "ok     every table page back in the pool"
 expect_line "figure: map 512 pages: 0 commands; unmap 512 pages: 2 commands (1 invalidation, 1 sync)"
-expect_line ", 0 failed; smmu issued"
+expect_line ", 0 failed; smmuv3@9050000 issued"
 expect_no_line "FAILED"
 expect_line "moat: all checks passed; exit 0"
 finish

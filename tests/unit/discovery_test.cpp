@@ -28,8 +28,8 @@ TEST(Discovery, FindsIommusAndTheirMasters) {
     StringSink report;
     ASSERT_EQ(discover(t, topo, report), Status::ok);
     ASSERT_EQ(topo.niommus, 2u) << report.text;  // the disabled one is not an IOMMU we can use
-    EXPECT_STREQ(topo.iommus[0].driver->driver, "smmu_v3");
-    EXPECT_STREQ(topo.iommus[1].driver->driver, "smmu_v2");
+    EXPECT_STREQ(topo.iommus[0].driver->driver(), "smmu_v3");
+    EXPECT_STREQ(topo.iommus[1].driver->driver(), "smmu_v2");
     EXPECT_EQ(topo.iommus[0].nirqs, 4u);
     EXPECT_EQ(topo.iommus[1].regs[0].addr, 0xfd800000u);
 

@@ -27,7 +27,7 @@ struct Classified : Loaded {
     }
 };
 
-void expect_class(const Classified& c, const char* path, Dma dma, Basis basis, Why why) {
+void expect_class(const Classified& c, const char* path, Dma dma, Basis basis, Cause why) {
     const DeviceEntry* e = c.entry(path);
     ASSERT_NE(e, nullptr) << path << " is not listed";
     EXPECT_EQ(to_string(e->dma), std::string(to_string(dma))) << path;
@@ -37,20 +37,20 @@ void expect_class(const Classified& c, const char* path, Dma dma, Basis basis, W
 
 TEST(DtProtection, ClassifiesEveryKindOfMaster) {
     Classified c("dt_protection");
-    expect_class(c, "/protected@5000", Dma::protected_dma, Basis::iommus, Why::driven_iommu);
-    expect_class(c, "/soc/sd@1000", Dma::protected_dma, Basis::iommus, Why::driven_iommu);
-    expect_class(c, "/virtio@6000", Dma::protected_dma, Basis::iommus, Why::grant_dma);
-    expect_class(c, "/behind-other@7000", Dma::unprotected, Basis::iommus, Why::iommu_not_driven);
-    expect_class(c, "/broken@8000", Dma::unknown, Basis::iommus, Why::wiring_broken);
-    expect_class(c, "/dma-controller@9000", Dma::unprotected, Basis::dma_engine, Why::no_iommu);
-    expect_class(c, "/coherent@a000", Dma::unprotected, Basis::dma_coherent, Why::no_iommu);
-    expect_class(c, "/ethernet@b000", Dma::unprotected, Basis::known_master, Why::no_iommu);
-    expect_class(c, "/mystery@c000", Dma::unknown, Basis::registers, Why::no_heuristic);
-    expect_class(c, "/soc/thing@2000", Dma::unknown, Basis::registers, Why::no_heuristic);
-    expect_class(c, "/pcie@10000000", Dma::protected_dma, Basis::iommu_map, Why::driven_iommu);
-    expect_class(c, "/pcie@20000000", Dma::unprotected, Basis::iommu_map, Why::map_gap);
-    expect_class(c, "/pcie@21000000", Dma::protected_dma, Basis::iommu_map, Why::grant_dma);
-    expect_class(c, "/pcie@30000000", Dma::unprotected, Basis::pci_host, Why::no_iommu);
+    expect_class(c, "/protected@5000", Dma::protected_dma, Basis::iommus, Cause::driven_iommu);
+    expect_class(c, "/soc/sd@1000", Dma::protected_dma, Basis::iommus, Cause::driven_iommu);
+    expect_class(c, "/virtio@6000", Dma::protected_dma, Basis::iommus, Cause::grant_dma);
+    expect_class(c, "/behind-other@7000", Dma::unprotected, Basis::iommus, Cause::iommu_not_driven);
+    expect_class(c, "/broken@8000", Dma::unknown, Basis::iommus, Cause::wiring_broken);
+    expect_class(c, "/dma-controller@9000", Dma::unprotected, Basis::dma_engine, Cause::no_iommu);
+    expect_class(c, "/coherent@a000", Dma::unprotected, Basis::dma_coherent, Cause::no_iommu);
+    expect_class(c, "/ethernet@b000", Dma::unprotected, Basis::known_master, Cause::no_iommu);
+    expect_class(c, "/mystery@c000", Dma::unknown, Basis::registers, Cause::no_heuristic);
+    expect_class(c, "/soc/thing@2000", Dma::unknown, Basis::registers, Cause::no_heuristic);
+    expect_class(c, "/pcie@10000000", Dma::protected_dma, Basis::iommu_map, Cause::driven_iommu);
+    expect_class(c, "/pcie@20000000", Dma::unprotected, Basis::iommu_map, Cause::map_gap);
+    expect_class(c, "/pcie@21000000", Dma::protected_dma, Basis::iommu_map, Cause::grant_dma);
+    expect_class(c, "/pcie@30000000", Dma::unprotected, Basis::pci_host, Cause::no_iommu);
     EXPECT_EQ(c.entry("/pcie@20000000")->detail, 0x11u);  // 0x0-0xf via the SMMU, 0x10 via grants
 }
 
@@ -109,9 +109,9 @@ TEST(DtProtection, Zcu102EveryMasterBehindTheMmu500) {
 TEST(DtProtection, SalvatorXSdhiBehindIpmmuDs1AndAudioDmacUnprotected) {
     Classified c("board_salvator_x");
     for (const char* p : {"/soc/mmc@ee100000", "/soc/mmc@ee120000", "/soc/mmc@ee140000", "/soc/usb@ee000000"})
-        expect_class(c, p, Dma::protected_dma, Basis::iommus, Why::driven_iommu);
+        expect_class(c, p, Dma::protected_dma, Basis::iommus, Cause::driven_iommu);
     EXPECT_EQ(c.streams("/soc/mmc@ee140000"), "0x22");  // uTLB 34
-    expect_class(c, "/soc/dma-controller@ec700000", Dma::unprotected, Basis::dma_engine, Why::no_iommu);
+    expect_class(c, "/soc/dma-controller@ec700000", Dma::unprotected, Basis::dma_engine, Cause::no_iommu);
     EXPECT_EQ(c.report->count, 6u);
 }
 

@@ -44,9 +44,9 @@ TEST_F(FdtTest, InterruptsGoThroughTheGic) {
     EXPECT_EQ(irqs[0].intid, 106u);
     EXPECT_EQ(irqs[0].flags, 1u);
     EXPECT_EQ(irqs[3].intid, 111u);
-    // max bounds the copy
-    ASSERT_EQ(t.interrupts(node("/soc/iommu@9050000"), irqs, 2, n), Status::ok);
-    EXPECT_EQ(n, 2u);
+    // More lines than the caller keeps is a refusal naming the node, never a silent drop.
+    EXPECT_EQ(t.interrupts(node("/soc/iommu@9050000"), irqs, 2, n), Status::no_space);
+    EXPECT_STREQ(t.error(), "/soc/iommu@9050000: 4 interrupts; at most 2 are read");
 }
 
 TEST_F(FdtTest, PhandleArgsFollowTheTargetsCellCount) {

@@ -12,6 +12,9 @@ class FakeIommu final : public Iommu {
 public:
     const char* name() const override { return "fake"; }
     const IommuCaps& caps() const override { return caps_; }
+    const char* why() const override { return ""; }
+    void describe(Sink&) const override {}
+    Status xlate(const uint32_t* a, unsigned, StreamId& out, Why&) const override { return out = a[0], Status::ok; }
     IommuStats stats() const override { return stats_; }
     Status attach(IoDomain&, StreamId) override { return attach_result; }
     Status detach(IoDomain&, StreamId) override { return Status::ok; }

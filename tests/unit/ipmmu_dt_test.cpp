@@ -1,7 +1,18 @@
-// IPMMU topology from device trees: the Salvator-X subset in dts/ (printed, probed against
-// register models at the H3 addresses, its masters blocked until attached and a master's DMA
-// translated through it), and trees with each binding mistake, every one refused with a
-// message naming the node.
+// IPMMU topology from device trees, through the driver contract (common/registry.hpp): discovery
+// reads the tree (and each cache's renesas,ipmmu-main), IommuSet::probe_all probes every IPMMU
+// through the registry's kIpmmuOps, retrying a cache whose root has not probed yet, and
+// check_masters runs every master's uTLB through IpmmuVmsa::xlate. What it proves:
+//  - the Salvator-X subset in dts/, against register models at the H3 addresses: the product
+//    register read once for the root and printed, root + five caches probed and described, the
+//    masters blocked until attached, a master's DMA translated once it is;
+//  - every instance probes, caches before their roots wait and are retried (two roots, caches
+//    first in the tree), each cache on its own root;
+//  - block_unattached off is said once; an env without a page pool refuses the root and writes
+//    no register; no register at all (not even the PRR) is read when there is no IPMMU;
+//  - binding mistakes (#iommu-cells, reg too small, renesas,ipmmu-main naming a cache, a node
+//    that is no IPMMU, or malformed, a uTLB beyond 47, a root without interrupts, an unsupported
+//    SoC revision) refused with one line naming the node, leaving what was right probed.
+// Plus the board's console (SalvatorXConsole).
 #include <stdio.h>
 #include <string.h>
 
@@ -12,9 +23,11 @@
 #include "arch/mmio.hpp"
 #include "common/discovery.hpp"
 #include "common/io_domain.hpp"
+#include "common/iommu_set.hpp"
 #include "drivers/iommu/ipmmu_vmsa_dt.hpp"
 #include "drivers/serial/scif.hpp"
-#include "dt_fixture.hpp"
+#include "dt_support.hpp"
+#include "tests/models/host_pool.hpp"
 #include "tests/models/ipmmu_model.hpp"
 
 using namespace moat;
@@ -22,246 +35,406 @@ using model::IpmmuModel;
 
 namespace {
 
-constexpr uint64_t kPhysBase = 0x80000000;
 constexpr uint32_t kPrrH3Es30 = 0x4f20;
-
-class StringSink final : public Sink {
-public:
-    void write(const char* s, size_t n) override { text.append(s, n); }
-    std::string text;
-};
+constexpr uint32_t kUtlbBlocked = 0x71;  // IMUCTR: TTSEL 7 (the blocking context), FLUSH, MMUEN
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+unsigned occurrences(const std::string& text, const std::string& what) {
+    unsigned n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) n++;
+    return n;
+}
 
-// A tree, what discovery made of it, register models wherever the tree puts an IPMMU (the first
-// root found is the models' root), the product register, and the IPMMU set under test.
+// The line probe_all writes for a refused or still-waiting IPMMU.
+std::string refused(const char* path, const char* why) {
+    return std::string("ipmmu_vmsa: ") + path + ": " + why + "; its masters stay blocked\n";
+}
+std::string waits(const char* path, const char* root = "iommu@e67b0000") {
+    return refused(path, (std::string("waits for its root ") + root + ", which has not probed").c_str());
+}
+const char* kRootH3 = "root: R-Car H3 ES3.0; 8 contexts, context 0 reserved, context 7 blocks unattached masters, 6 free; "
+                      "stage-2 tables (IMSAUXCTLR.S2PTE, VA64); faults polled";  // no interrupt controller in the env
+
+// A tree after discovery, register models wherever it puts an IPMMU (each root its own model, each
+// cache in front of the model of the root its renesas,ipmmu-main names, or of the first root),
+// the product register at Gen3's fixed address, and the IommuSet under test (after the Topology,
+// and released in the destructor while the models are still mapped).
 struct DtRig {
-    std::vector<uint64_t> blob;
-    dt::Tree t;
-    std::unique_ptr<Topology> topo = std::make_unique<Topology>();
-    std::vector<uint8_t> buf;
-    std::unique_ptr<PagePool> pool;
-    std::unique_ptr<model::PoolPhysMem> mem;
+    model::HostPool mem{512};
+    model::PoolPhysMem phys{*mem.pool};
+    dt_test::Loaded dt;
     std::vector<std::unique_ptr<IpmmuModel>> models;
     std::vector<uintptr_t> bases;
     std::unique_ptr<model::PrrModel> prr;
-    std::unique_ptr<IpmmuSet> set;
-    StringSink report;
+    IommuSet set;
+    dt_test::StrSink report;
+    bool block_unattached;
 
-    DtRig(const char* name, uint32_t prr_value = kPrrH3Es30, bool block_unattached = true)
-        : blob(load_dtb(name)), buf(513 * kPageSize) {
-        EXPECT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok) << t.error();
-        EXPECT_EQ(discover(t, *topo, report), Status::ok);
-        uintptr_t host = align_up(reinterpret_cast<uintptr_t>(buf.data()), kPageSize);
-        pool = std::make_unique<PagePool>(host - kPhysBase);
-        EXPECT_EQ(pool->add_region(kPhysBase, 512 * kPageSize), Status::ok);
-        mem = std::make_unique<model::PoolPhysMem>(*pool);
-        set = std::make_unique<IpmmuSet>(*pool, block_unattached);
-        IpmmuModel* root = nullptr;
-        for (unsigned i = 0; i < topo->niommus; i++)
-            if (!t.has(topo->iommus[i].node, "renesas,ipmmu-main") && !root) {
-                models.push_back(std::make_unique<IpmmuModel>(*mem));
-                root = models.back().get();
-                bases.push_back(static_cast<uintptr_t>(topo->iommus[i].regs[0].addr));
-                EXPECT_TRUE(mmio::attach(bases.back(), IpmmuModel::kRegSize, root));
+    DtRig(const char* name, uint32_t prr_value = kPrrH3Es30, bool block = true) : dt(name), block_unattached(block) {
+        EXPECT_TRUE(mem.ok);
+        const Topology& topo = *dt.topo;
+        IpmmuModel* first_root = nullptr;
+        std::vector<int> root_nodes;
+        for (unsigned i = 0; i < topo.niommus; i++)
+            if (!dt.tree.has(topo.iommus[i].node, "renesas,ipmmu-main")) {
+                map(topo.iommus[i], std::make_unique<IpmmuModel>(phys));
+                root_nodes.push_back(topo.iommus[i].node);
+                if (!first_root) first_root = models.back().get();
             }
-        for (unsigned i = 0; i < topo->niommus; i++)
-            if (t.has(topo->iommus[i].node, "renesas,ipmmu-main")) {
-                models.push_back(std::make_unique<IpmmuModel>(*root, 0));
-                bases.push_back(static_cast<uintptr_t>(topo->iommus[i].regs[0].addr));
-                EXPECT_TRUE(mmio::attach(bases.back(), IpmmuModel::kRegSize, models.back().get()));
+        for (unsigned i = 0; i < topo.niommus; i++)
+            if (dt.tree.has(topo.iommus[i].node, "renesas,ipmmu-main")) {
+                IpmmuModel* root = first_root;
+                for (size_t r = 0; r < root_nodes.size(); r++)
+                    if (root_nodes[r] == topo.iommus[i].upstream_node) root = models[r].get();
+                if (!root) continue;
+                map(topo.iommus[i], std::make_unique<IpmmuModel>(*root, topo.iommus[i].upstream_arg & 31));
             }
         prr = std::make_unique<model::PrrModel>(prr_value);
         EXPECT_TRUE(mmio::attach(0xfff00044, 4, prr.get()));
     }
     ~DtRig() {
-        set->shutdown();
+        set.release_all();
         for (auto& m : models) {
             mmio::detach(m.get());
             for (const std::string& v : m->violations()) ADD_FAILURE() << "model: " << v;
         }
         mmio::detach(prr.get());
     }
+    void map(const IommuInfo& io, std::unique_ptr<IpmmuModel> m) {
+        bases.push_back(static_cast<uintptr_t>(io.regs[0].addr));
+        EXPECT_TRUE(mmio::attach(bases.back(), IpmmuModel::kRegSize, m.get()));
+        models.push_back(std::move(m));
+    }
+    ProbeEnv env(PagePool* pool) {
+        return ProbeEnv{dt.tree, *dt.topo, pool, 40, nullptr, nullptr, report, nullptr, block_unattached};
+    }
+    // probe_all, then check_masters: what the image does.
+    unsigned probe(PagePool* pool) {
+        ProbeEnv e = env(pool);
+        unsigned n = set.probe_all(e);
+        return n + set.check_masters(dt.tree, *dt.topo, report);
+    }
+    unsigned probe() { return probe(mem.pool.get()); }
     IpmmuModel& model_at(uintptr_t base) {
         for (size_t i = 0; i < models.size(); i++)
             if (bases[i] == base) return *models[i];
         ADD_FAILURE() << "no model at " << std::hex << base;
         return *models.front();
     }
-    int index_of(const char* path) { return topo->iommu_index(t.find_path(path)); }
+    uint64_t register_writes() const {
+        uint64_t n = 0;
+        for (auto& m : models) n += m->register_writes();
+        return n;
+    }
+    unsigned index_of(const char* path) {
+        int i = dt.topo->iommu_index(dt.node(path));
+        EXPECT_GE(i, 0) << path;
+        return static_cast<unsigned>(i);
+    }
+    IpmmuVmsa* ipmmu(const char* path) { return static_cast<IpmmuVmsa*>(set.at(index_of(path))); }
+    const MasterInfo& master(const char* path) {
+        int i = dt.topo->master_index(dt.node(path));
+        EXPECT_GE(i, 0) << path;
+        return dt.topo->masters[i < 0 ? 0 : i];
+    }
 };
 
 TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     DtRig r("board_salvator_x");
-    EXPECT_TRUE(r.report.text.empty()) << r.report.text;
+    EXPECT_TRUE(r.dt.report.text.empty()) << r.dt.report.text;
     uint32_t prr = 0;
     bool from_dt = true;
-    ASSERT_EQ(read_prr(r.t, prr, &from_dt), Status::ok);
+    ASSERT_EQ(read_prr(r.dt.tree, prr, &from_dt), Status::ok);
     EXPECT_EQ(prr, kPrrH3Es30);
     EXPECT_FALSE(from_dt);  // the subset in dts/ has no renesas,prr node: Gen3's fixed address
-    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, prr, r.report), Status::ok);
-    EXPECT_EQ(r.set->problems(), 0u) << r.report.text;
-    EXPECT_EQ(r.set->count(), 6u);
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    EXPECT_EQ(r.set.problems(), 0u);
+    EXPECT_EQ(r.set.probed(), 6u);
+    EXPECT_EQ(r.report.text, std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
+                                 "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" +
+                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e67b0000 bit 2; masters on uTLBs 0\n"
+                                 "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32, 33, "
+                                 "34, 35\n"
+                                 "ipmmu_vmsa: iommu@ec670000 cache -> root iommu@e67b0000 bit 4; masters on uTLBs none\n"
+                                 "ipmmu_vmsa: iommu@fd800000 cache -> root iommu@e67b0000 bit 6; masters on uTLBs none\n"
+                                 "ipmmu_vmsa: iommu@ff8b0000 cache -> root iommu@e67b0000 bit 3; masters on uTLBs none\n");
 
-    StringSink out;
-    print_topology(r.t, *r.topo, out);
-    r.set->print(r.t, out);
-    printf("%s", out.text.c_str());  // the topology, as the image prints it
+    dt_test::StrSink out;
+    print_topology(r.dt.tree, *r.dt.topo, out);
+    printf("%s%s", out.text.c_str(), r.report.text.c_str());  // the topology, as the image prints it
     EXPECT_TRUE(has(out.text, "compatible renesas,ipmmu-r8a7795, #iommu-cells 1, driver ipmmu_vmsa\n")) << out.text;
-    EXPECT_FALSE(has(out.text, "not implemented"));
-    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: R-Car H3 ES3.0; 8 contexts, context 0 reserved, context 7 "
-                              "blocks unattached masters, 6 free; stage-2 tables (IMSAUXCTLR.S2PTE, VA64)\n")) << out.text;
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@e7740000 -> root iommu@e67b0000 bit 1; masters: /soc/mmc@ee100000 uTLB 32, "
-                              "/soc/mmc@ee120000 uTLB 33, /soc/mmc@ee140000 uTLB 34, /soc/mmc@ee160000 uTLB 35\n"))
-        << out.text;
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@e6570000 -> root iommu@e67b0000 bit 2; masters: /soc/usb@ee000000 uTLB 0\n"));
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@fd800000 -> root iommu@e67b0000 bit 6; masters: none\n"));
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@ff8b0000 -> root iommu@e67b0000 bit 3; masters: none\n"));
+    EXPECT_FALSE(has(out.text, "not driven"));
+
+    IpmmuVmsa* mm = r.ipmmu("/soc/iommu@e67b0000");
+    IpmmuVmsa* ds1 = r.ipmmu("/soc/iommu@e7740000");
+    ASSERT_TRUE(mm && ds1);
+    EXPECT_TRUE(mm->is_root());
+    EXPECT_EQ(ds1->root(), mm);
+    EXPECT_EQ(ds1->main_bit(), 1u);
 
     // SDHI2 through IPMMU-DS1: the uTLB its `iommus` names, a domain, and a DMA that lands.
-    int sdhi2 = r.t.find_path("/soc/mmc@ee140000");
-    uint32_t utlb = 0;
-    IpmmuVmsa* ds1 = r.set->iommu_of(sdhi2, 0, utlb);
-    ASSERT_NE(ds1, nullptr);
+    Iommu* via = nullptr;
+    StreamId utlb = 0;
+    Why why;
+    ASSERT_EQ(r.set.stream(r.master("/soc/mmc@ee140000"), 0, 0, via, utlb, why), Status::ok) << why.text();
+    EXPECT_EQ(via, ds1);
     EXPECT_EQ(utlb, 34u);
-    EXPECT_STREQ(ds1->name(), "iommu@e7740000");
+    EXPECT_STREQ(via->name(), "iommu@e7740000");
     // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, USB on HC.
     IpmmuModel& ds1_m = r.model_at(0xe7740000);
-    for (unsigned u = 0; u < 48; u++) EXPECT_EQ(ds1_m.imuctr(u), u >= 32 && u <= 35 ? 0x71u : 0u) << u;
-    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), 0x71u);
-    Result<uint64_t> page = r.pool->alloc();
+    for (unsigned u = 0; u < 48; u++) EXPECT_EQ(ds1_m.imuctr(u), u >= 32 && u <= 35 ? kUtlbBlocked : 0u) << u;
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), kUtlbBlocked);
+    PagePool& pool = *r.mem.pool;
+    Result<uint64_t> page = pool.alloc();
     ASSERT_TRUE(page.ok());
     // SDHI2's DMA before it is attached, at an address that is real memory: a fault, reported.
     uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     IpmmuModel::Dma w = ds1_m.dma_write(34, page.value + 0x10, b, sizeof b);
     EXPECT_FALSE(w.ok || w.bypassed);
     EXPECT_EQ(w.fault, IpmmuModel::kTf);
-    EXPECT_EQ(static_cast<uint8_t*>(r.pool->virt(page.value))[0x10], 0);
+    EXPECT_EQ(static_cast<uint8_t*>(pool.virt(page.value))[0x10], 0);
     FaultLog log;
     ASSERT_EQ(ds1->poll_faults(log), 1u);
     EXPECT_EQ(log.at(0).address, page.value + 0x10);
     EXPECT_EQ(log.at(0).kind, FaultKind::stream_disabled);
     EXPECT_STREQ(log.at(0).iommu, "iommu@e67b0000");  // five masters share the blocking context
-    IoDomain d(*r.pool, iopt::Stage::s2, 40, 40, false);
+    IoDomain d(pool, iopt::Stage::s2, 40, 40, false);
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x20000000, page.value, kPageSize, {}).ok());
-    ASSERT_EQ(d.attach(*ds1, utlb), Status::ok);
+    ASSERT_EQ(d.attach(*via, utlb), Status::ok);
     ASSERT_TRUE(ds1_m.dma_write(34, 0x20000010, b, sizeof b).ok);
-    EXPECT_EQ(memcmp(static_cast<uint8_t*>(r.pool->virt(page.value)) + 0x10, b, sizeof b), 0);
+    EXPECT_EQ(memcmp(static_cast<uint8_t*>(pool.virt(page.value)) + 0x10, b, sizeof b), 0);
     ASSERT_EQ(d.destroy(), Status::ok);
     // Blocked again once its domain is gone.
     w = ds1_m.dma_write(34, 0x20000010, b, sizeof b);
     EXPECT_FALSE(w.ok || w.bypassed);
-    EXPECT_EQ(ds1_m.imuctr(34), 0x71u);
+    EXPECT_EQ(ds1_m.imuctr(34), kUtlbBlocked);
     ASSERT_EQ(ds1->poll_faults(log), 1u);
     EXPECT_EQ(log.at(1).address, 0x20000010u);
+}
+
+// probe_all probes every instance, whatever the order of the tree: the caches come first here,
+// find their roots not probed, and are probed again once both roots have, each on its own root.
+TEST(IpmmuDt, CachesBeforeTheirRootsAreRetriedAndEveryRootProbes) {
+    DtRig r("ipmmu_two_roots");
+    ASSERT_EQ(r.dt.topo->niommus, 4u);
+    EXPECT_EQ(r.dt.topo->iommus[0].upstream_node, r.dt.node("/soc/iommu@e67b0000"));  // discovery's link
+    EXPECT_EQ(r.dt.topo->iommus[1].upstream_node, r.dt.node("/soc/iommu@e6800000"));
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    // Round 1: both caches wait (said nowhere yet), both roots probe; round 2: both caches.
+    const std::string prr = "ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n";
+    EXPECT_EQ(r.report.text, prr + "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" + prr + "ipmmu_vmsa: iommu@e6800000 " +
+                                 kRootH3 + "\n" +
+                                 "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32\n"
+                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e6800000 bit 2; masters on uTLBs 5\n");
+    EXPECT_EQ(r.prr->reads(), 2u);  // once per root
+    EXPECT_EQ(r.set.probed(), 4u);
+    IpmmuVmsa* root_a = r.ipmmu("/soc/iommu@e67b0000");
+    IpmmuVmsa* root_b = r.ipmmu("/soc/iommu@e6800000");
+    IpmmuVmsa* cache_a = r.ipmmu("/soc/iommu@e7740000");
+    IpmmuVmsa* cache_b = r.ipmmu("/soc/iommu@e6570000");
+    ASSERT_TRUE(root_a && root_b && cache_a && cache_b);
+    EXPECT_NE(root_a, root_b);
+    EXPECT_TRUE(root_a->is_root() && root_b->is_root());
+    EXPECT_EQ(cache_a->root(), root_a);
+    EXPECT_EQ(cache_b->root(), root_b);
+    EXPECT_NE(root_a->blocking_table(), root_b->blocking_table());  // a blocking table each
+    EXPECT_EQ(r.mem.pool->used_pages(), root_a->blocking_table_pages() + root_b->blocking_table_pages());
+    for (unsigned i = 0; i < 4; i++) EXPECT_EQ(r.set.status(i), Status::ok);
+
+    // Each master blocked on its own cache; a fault behind cache B is root B's, not root A's.
+    EXPECT_EQ(r.model_at(0xe7740000).imuctr(32), kUtlbBlocked);
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(5), kUtlbBlocked);
+    uint8_t v = 0x5a;
+    IpmmuModel::Dma w = r.model_at(0xe6570000).dma_write(5, 0x1000, &v, 1);
+    EXPECT_FALSE(w.ok || w.bypassed);
+    FaultLog log;
+    EXPECT_EQ(root_a->poll_faults(log), 0u);
+    ASSERT_EQ(root_b->poll_faults(log), 1u);
+    EXPECT_STREQ(log.at(0).iommu, "iommu@e6570000");  // the only master on root B's blocking context
+    EXPECT_EQ(log.at(0).stream, 5u);
+
+    // Released caches first, then roots; probing again gives the same four.
+    r.set.release_all();
+    EXPECT_EQ(r.set.probed(), 0u);
+    EXPECT_EQ(r.ipmmu("/soc/iommu@e7740000"), nullptr);
+    r.report.text.clear();
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    EXPECT_EQ(r.set.probed(), 4u);
 }
 
 // The integrator's choice for masters known to be quiesced: one more context, the masters not
 // attached bypass, and the driver says so once per root.
 TEST(IpmmuDt, BlockUnattachedOffIsSaidOnceAtProbe) {
     DtRig r("board_salvator_x", kPrrH3Es30, false);
-    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, kPrrH3Es30, r.report), Status::ok);
-    EXPECT_EQ(r.set->problems(), 0u) << r.report.text;
-    EXPECT_EQ(r.report.text, "ipmmu: /soc/iommu@e67b0000: block_unattached is off: uTLBs of unattached masters pass DMA "
-                             "untranslated\n");
-    StringSink out;
-    r.set->print(r.t, out);
-    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: R-Car H3 ES3.0; 8 contexts, context 0 reserved, 7 free; "
-                              "stage-2 tables")) << out.text;
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    const char* off = "ipmmu_vmsa: /soc/iommu@e67b0000: block_unattached is off: uTLBs of unattached masters pass DMA "
+                      "untranslated\n";
+    EXPECT_EQ(occurrences(r.report.text, off), 1u) << r.report.text;
+    EXPECT_EQ(occurrences(r.report.text, "block_unattached"), 1u) << r.report.text;
+    EXPECT_TRUE(has(r.report.text, "ipmmu_vmsa: iommu@e67b0000 root: R-Car H3 ES3.0; 8 contexts, context 0 reserved, 7 free; "
+                                   "stage-2 tables (IMSAUXCTLR.S2PTE, VA64); faults polled\n"))
+        << r.report.text;
+    EXPECT_EQ(r.mem.pool->used_pages(), 0u);  // no blocking table
     EXPECT_EQ(r.model_at(0xe7740000).imuctr(34), 0u);
     uint8_t b = 0x42;
     EXPECT_TRUE(r.model_at(0xe7740000).dma_write(34, 0x20000010, &b, 1).bypassed);
 }
 
-// A set built without a page pool cannot block: its roots are refused rather than left open
-// while claiming otherwise (the image must build its IpmmuSet with the pool).
-TEST(IpmmuDt, SetWithoutAPoolRefusesItsRoot) {
+// An env without a page pool cannot block: its roots are refused rather than left open while
+// claiming otherwise (the image must give probe_all its pool), and no register is written.
+TEST(IpmmuDt, EnvWithoutAPoolRefusesItsRootAndWritesNoRegister) {
     DtRig r("board_salvator_x");
-    IpmmuSet bare;
-    StringSink out;
-    EXPECT_GT(probe_ipmmus(r.t, *r.topo, bare, 40, out), 0u);
-    EXPECT_TRUE(has(out.text, "ipmmu: /soc/iommu@e67b0000: block_unattached without a page pool for the blocking table; "
-                              "refused")) << out.text;
-    for (auto& m : r.models) EXPECT_EQ(m->register_writes(), 0u);
+    EXPECT_EQ(r.probe(nullptr), 6u);
+    EXPECT_EQ(r.report.text,
+              std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
+                  refused("/soc/iommu@e67b0000", "block_unattached without a page pool for the blocking table") +
+                  waits("/soc/iommu@e6570000") + waits("/soc/iommu@e7740000") + waits("/soc/iommu@ec670000") +
+                  waits("/soc/iommu@fd800000") + waits("/soc/iommu@ff8b0000"));
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e67b0000")), Status::invalid_argument);
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e7740000")), Status::not_ready);
+    EXPECT_EQ(r.set.probed(), 0u);
+    EXPECT_EQ(r.register_writes(), 0u);
+    // The masters stay as they were (the models' uTLBs were never written) and are not translated.
+    Iommu* via = nullptr;
+    StreamId id = 0;
+    Why why;
+    EXPECT_EQ(r.set.stream(r.master("/soc/mmc@ee140000"), 0, 0, via, id, why), Status::not_ready);
+    EXPECT_EQ(via, nullptr);
 }
 
-TEST(IpmmuDt, ImageHookProbesAndPrintsOnlyWhenThereAreIpmmus) {
+// Without IPMMUs (QEMU virt): not one register read, the product register's included. With
+// them, the product register is read once, for the root, and said once.
+TEST(IpmmuDt, ProductRegisterIsReadOncePerRootAndNeverWithoutIpmmus) {
     DtRig r("board_salvator_x");
-    // Without IPMMUs (QEMU virt): not one register read, the product register's included.
-    static Topology empty;
-    StringSink quiet;
-    EXPECT_EQ(probe_ipmmus(r.t, empty, *r.set, 40, quiet), 0u);
-    EXPECT_TRUE(quiet.text.empty());
+    auto empty = std::make_unique<Topology>();
+    dt_test::StrSink quiet;
+    {
+        IommuSet none;
+        ProbeEnv e{r.dt.tree, *empty, r.mem.pool.get(), 40, nullptr, nullptr, quiet, nullptr};
+        EXPECT_EQ(none.probe_all(e), 0u);
+        EXPECT_EQ(none.check_masters(r.dt.tree, *empty, quiet), 0u);
+        EXPECT_EQ(none.probed(), 0u);
+    }
+    EXPECT_TRUE(quiet.text.empty()) << quiet.text;
     EXPECT_EQ(r.prr->reads(), 0u);
-    StringSink out;
-    EXPECT_EQ(probe_ipmmus(r.t, *r.topo, *r.set, 40, out), 0u) << out.text;
-    EXPECT_TRUE(has(out.text, "ipmmu: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n")) << out.text;
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@e7740000 -> root iommu@e67b0000 bit 1; masters: /soc/mmc@ee100000 uTLB 32"));
+    for (auto& m : r.models) EXPECT_EQ(m->register_reads() + m->register_writes(), 0u);
+
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    EXPECT_EQ(r.prr->reads(), 1u);
+    EXPECT_EQ(occurrences(r.report.text, "product register"), 1u) << r.report.text;
 }
 
+// Through the registry's probe alone: a cache whose root has not probed asks to be probed again
+// later (not_ready, the way Linux defers), having touched nothing.
 TEST(IpmmuDt, CacheProbedBeforeItsRootWaits) {
     DtRig r("board_salvator_x");
-    int ds1 = r.index_of("/soc/iommu@e7740000"), mm = r.index_of("/soc/iommu@e67b0000");
-    ASSERT_GE(ds1, 0);
-    ASSERT_GE(mm, 0);
-    EXPECT_EQ(r.set->probe_node(r.t, *r.topo, static_cast<unsigned>(ds1), kPrrH3Es30, r.report), Status::not_ready);
-    EXPECT_TRUE(has(r.report.text, "ipmmu: /soc/iommu@e7740000: waits for its root iommu@e67b0000, which has not probed\n"))
-        << r.report.text;
-    EXPECT_EQ(r.set->probe_node(r.t, *r.topo, static_cast<unsigned>(mm), kPrrH3Es30, r.report), Status::ok);
-    EXPECT_EQ(r.set->probe_node(r.t, *r.topo, static_cast<unsigned>(ds1), kPrrH3Es30, r.report), Status::ok);
-    EXPECT_TRUE(r.set->find(r.t.find_path("/soc/iommu@e7740000"))->iommu.ready());
+    unsigned ds1 = r.index_of("/soc/iommu@e7740000");
+    const DriverOps* ops = r.dt.topo->iommus[ds1].driver->ops;
+    ASSERT_EQ(ops, &kIpmmuOps);
+    ProbeEnv e = r.env(r.mem.pool.get());
+    e.probed = &r.set;  // nothing probed yet
+    Why why;
+    EXPECT_EQ(ops->probe(e, ds1, why), nullptr);
+    EXPECT_EQ(why.status(), Status::not_ready);
+    EXPECT_STREQ(why.text(), "waits for its root iommu@e67b0000, which has not probed");
+    EXPECT_EQ(r.register_writes(), 0u);
+    EXPECT_EQ(r.prr->reads(), 0u);  // a cache never reads the product register
+    EXPECT_TRUE(r.report.text.empty()) << r.report.text;
+    // probe_all gets the root first and the cache after it.
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    IpmmuVmsa* cache = r.ipmmu("/soc/iommu@e7740000");
+    ASSERT_NE(cache, nullptr);
+    EXPECT_TRUE(cache->ready());
+    EXPECT_EQ(cache->root(), r.ipmmu("/soc/iommu@e67b0000"));
 }
 
 TEST(IpmmuDt, BindingMistakesAreRefusedNamingTheNode) {
     DtRig r("ipmmu_bad");
     uint32_t prr = 0;
     bool from_dt = false;
-    ASSERT_EQ(read_prr(r.t, prr, &from_dt), Status::ok);
+    ASSERT_EQ(read_prr(r.dt.tree, prr, &from_dt), Status::ok);
     EXPECT_TRUE(from_dt);
-    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, prr, r.report), Status::ok);
-    const std::string& rep = r.report.text;
-    EXPECT_TRUE(has(rep, "ipmmu: /soc/iommu@e6570000: #iommu-cells is 2; the IPMMU binding has exactly one cell (the uTLB); "
-                         "refused, its masters are left untranslated\n")) << rep;
-    EXPECT_TRUE(has(rep, "ipmmu: /soc/iommu@ec670000: renesas,ipmmu-main names /soc/iommu@e7740000, which is not a root "
-                         "IPMMU (it has renesas,ipmmu-main itself); refused")) << rep;
-    EXPECT_TRUE(has(rep, "ipmmu: /soc/mmc@ee120000: iommus entry 0: uTLB 48 on /soc/iommu@e7740000 is out of range "
-                         "(R-Car Gen3 has 48); entry ignored\n")) << rep;
-    EXPECT_EQ(r.set->problems(), 3u) << rep;
+    EXPECT_EQ(r.probe(), 3u);
+    EXPECT_EQ(r.set.problems(), 3u);
+    EXPECT_EQ(r.report.text,
+              std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, renesas,prr)\n") + "ipmmu_vmsa: iommu@e67b0000 " +
+                  kRootH3 + "\n" + "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32\n" +
+                  refused("/soc/iommu@e6570000", "#iommu-cells is 2; the IPMMU binding has exactly one cell (the uTLB)") +
+                  refused("/soc/iommu@ec670000", "renesas,ipmmu-main names /soc/iommu@e7740000, which is not a root IPMMU "
+                                                 "(it has renesas,ipmmu-main itself)") +
+                  "dt: /soc/mmc@ee120000: iommus entry 0: uTLB 48 on iommu@e7740000 is out of range (R-Car Gen3 has 48); "
+                  "device left blocked\n");
     // What was right still probed and keeps its good master.
-    const IpmmuSet::Unit* good = r.set->find(r.t.find_path("/soc/iommu@e7740000"));
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e7740000")), Status::ok);
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e6570000")), Status::bad_dt);
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@ec670000")), Status::bad_dt);
+    EXPECT_EQ(r.model_at(0xe6570000).register_writes(), 0u);
+    EXPECT_EQ(r.model_at(0xec670000).register_writes(), 0u);
+    IpmmuVmsa* good = r.ipmmu("/soc/iommu@e7740000");
     ASSERT_NE(good, nullptr);
-    EXPECT_EQ(good->status, Status::ok);
-    ASSERT_EQ(good->nmasters, 1u);
-    EXPECT_EQ(good->masters[0].utlb, 32u);
-    EXPECT_EQ(r.set->find(r.t.find_path("/soc/iommu@e6570000"))->status, Status::bad_dt);
-    EXPECT_EQ(r.set->find(r.t.find_path("/soc/iommu@ec670000"))->status, Status::bad_dt);
-    uint32_t utlb;
-    EXPECT_EQ(r.set->iommu_of(r.t.find_path("/soc/usb@ee020000"), 0, utlb), nullptr);
+    EXPECT_TRUE(good->utlb_blocked(32));
+    EXPECT_FALSE(good->utlb_blocked(47));
+    Iommu* via = nullptr;
+    StreamId utlb = 0;
+    Why why;
+    ASSERT_EQ(r.set.stream(r.master("/soc/mmc@ee100000"), 0, 0, via, utlb, why), Status::ok) << why.text();
+    EXPECT_EQ(via, good);
+    EXPECT_EQ(utlb, 32u);
+    // Refused whole by check_masters; the IPMMU's xlate says why.
+    EXPECT_EQ(r.set.stream(r.master("/soc/mmc@ee120000"), 0, 0, via, utlb, why), Status::denied);
+    const uint32_t utlb48 = 48;
+    EXPECT_EQ(good->xlate(&utlb48, 1, utlb, why), Status::out_of_range);
+    EXPECT_STREQ(why.text(), "uTLB 48 on iommu@e7740000 is out of range (R-Car Gen3 has 48)");
+    EXPECT_EQ(r.set.stream(r.master("/soc/usb@ee020000"), 0, 0, via, utlb, why), Status::not_ready);
+    EXPECT_EQ(via, nullptr);
+}
+
+TEST(IpmmuDt, MoreBindingMistakesAreRefusedNamingTheNode) {
+    DtRig r("ipmmu_binding");
+    EXPECT_EQ(r.probe(), 4u);
+    EXPECT_EQ(r.report.text,
+              std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
+                  "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" +
+                  "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32\n" +
+                  refused("/soc/iommu@e6570000", "reg must give the 0x1000-byte register window") +
+                  refused("/soc/iommu@ec670000",
+                          "renesas,ipmmu-main names /interrupt-controller@f1010000, which is not an IPMMU") +
+                  refused("/soc/iommu@fd800000", "renesas,ipmmu-main is 4 bytes, expected <&root bit> (8)") +
+                  refused("/soc/iommu@ff8b0000", "renesas,ipmmu-main bit 40 is beyond IMSSTR's 32 bits"));
+    // Discovery parsed the link once and kept what was wrong with it.
+    const IommuInfo& bit40 = r.dt.topo->iommus[r.index_of("/soc/iommu@ff8b0000")];
+    EXPECT_EQ(bit40.upstream_node, -1);
+    EXPECT_STREQ(bit40.upstream_problem, "renesas,ipmmu-main bit 40 is beyond IMSSTR's 32 bits");
+    for (uintptr_t refused_at : {0xe6570000ul, 0xec670000ul, 0xfd800000ul, 0xff8b0000ul})
+        EXPECT_EQ(r.model_at(refused_at).register_writes(), 0u) << std::hex << refused_at;
+    EXPECT_EQ(r.set.probed(), 2u);
 }
 
 TEST(IpmmuDt, RootWithoutInterruptsIsRefused) {
     DtRig r("ipmmu_noirq", 0x5510);
-    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, 0x5510, r.report), Status::ok);
-    EXPECT_TRUE(has(r.report.text, "ipmmu: /soc/iommu@e67b0000: root IPMMU without interrupts: its faults could never be "
-                                   "reported; refused")) << r.report.text;
-    EXPECT_TRUE(has(r.report.text, "ipmmu: /soc/iommu@e7740000: waits for its root iommu@e67b0000")) << r.report.text;
-    EXPECT_EQ(r.set->problems(), 2u);
-    StringSink out;
-    r.set->print(r.t, out);
-    EXPECT_TRUE(has(out.text, "ipmmu: root iommu@e67b0000: refused (bad device tree)")) << out.text;
-    EXPECT_TRUE(has(out.text, "ipmmu: cache iommu@e7740000: waiting for its root")) << out.text;
+    EXPECT_EQ(r.probe(), 2u);
+    EXPECT_EQ(r.report.text,
+              refused("/soc/iommu@e67b0000", "root IPMMU without interrupts: its faults could never be reported") +
+                  waits("/soc/iommu@e7740000"));
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e67b0000")), Status::bad_dt);
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e7740000")), Status::not_ready);
+    EXPECT_EQ(r.prr->reads(), 0u);  // refused from the tree alone
+    EXPECT_EQ(r.register_writes(), 0u);
 }
 
 TEST(IpmmuDt, UnsupportedSocRevisionIsRefusedNamingTheRoot) {
     DtRig r("board_salvator_x", 0x4f10);
-    ASSERT_EQ(r.set->probe_all(r.t, *r.topo, 0x4f10, r.report), Status::ok);
-    EXPECT_TRUE(has(r.report.text, "ipmmu: /soc/iommu@e67b0000: R-Car H3 ES2.0: its IPMMU cannot share stage-2 tables "
-                                   "before ES3.0; refused")) << r.report.text;
     // Its five caches wait: one line each, and nothing was written to any IPMMU.
-    EXPECT_EQ(r.set->problems(), 6u) << r.report.text;
-    for (auto& m : r.models) EXPECT_EQ(m->register_writes(), 0u);
-    EXPECT_EQ(r.pool->used_pages(), 0u);  // no blocking table taken for a refused root
+    EXPECT_EQ(r.probe(), 6u);
+    EXPECT_EQ(r.report.text,
+              std::string("ipmmu_vmsa: product register 0x00004f10 (R-Car H3, Gen3 fixed address)\n") +
+                  refused("/soc/iommu@e67b0000", "R-Car H3 ES2.0: its IPMMU cannot share stage-2 tables before ES3.0") +
+                  waits("/soc/iommu@e6570000") + waits("/soc/iommu@e7740000") + waits("/soc/iommu@ec670000") +
+                  waits("/soc/iommu@fd800000") + waits("/soc/iommu@ff8b0000"));
+    EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e67b0000")), Status::unsupported);
+    EXPECT_EQ(r.register_writes(), 0u);
+    EXPECT_EQ(r.mem.pool->used_pages(), 0u);  // no blocking table taken for a refused root
 }
 
 // ---------------------------------------------------------------- the board's console

@@ -246,7 +246,8 @@ TEST(IpmmuVmsa, ProbeResetsEverythingAndSelectsTheTableFormat) {
     EXPECT_EQ(r.mm.imsauxctlr(), 0x8u);  // S2PTE
     EXPECT_EQ(r.ds1_m.imuctr(40), 0u);
     EXPECT_EQ(r.ds1_m.imctr(3), 0u);
-    EXPECT_STREQ(r.root.why(), "R-Car H3 ES3.0");
+    EXPECT_STREQ(r.root.soc(), "R-Car H3 ES3.0");
+    EXPECT_STREQ(r.root.why(), "");  // nothing refused
     const IommuCaps& c = r.ds1.caps();
     EXPECT_TRUE(c.stage2 && !c.stage1 && !c.coherent_walk && !c.range_invalidation);
     EXPECT_EQ(c.ias, 40u);

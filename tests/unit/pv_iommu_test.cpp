@@ -19,6 +19,9 @@ class RecordingIommu final : public Iommu {
 public:
     const char* name() const override { return "fake"; }
     const IommuCaps& caps() const override { return caps_; }
+    const char* why() const override { return ""; }
+    void describe(Sink&) const override {}
+    Status xlate(const uint32_t* a, unsigned, StreamId& out, Why&) const override { return out = a[0], Status::ok; }
     IommuStats stats() const override { return stats_; }
     Status attach(IoDomain& d, StreamId sid) override { last_attach = &d; attached_sid = sid; return Status::ok; }
     Status detach(IoDomain&, StreamId) override { detaches++; return Status::ok; }

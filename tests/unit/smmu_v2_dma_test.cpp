@@ -131,7 +131,7 @@ void expect_fault(const FaultRecord& r, FaultKind kind, uint32_t stream, uint64_
 TEST(SmmuV2Probe, ReadsTheLayoutAndEnablesWithEveryStreamFaulting) {
     PaBits pa(40);
     Rig r;
-    ASSERT_EQ(r.probe(), Status::ok) << r.drv.error();
+    ASSERT_EQ(r.probe(), Status::ok) << r.drv.why();
     EXPECT_EQ(r.drv.page_size(), 4096u);
     EXPECT_EQ(r.drv.num_banks(), 16u);
     EXPECT_EQ(r.drv.num_smrs(), 48u);
@@ -174,7 +174,7 @@ TEST(SmmuV2Probe, FirmwareLeftoversNeverOpenABypassWindow) {
     Mmu500Model::Dma d = r.poke(0x870, buf);
     EXPECT_TRUE(d.ok && d.bypassed);  // before moat: DMA goes straight to memory
     EXPECT_TRUE(r.poke(0x333, buf).bypassed);
-    ASSERT_EQ(r.probe(), Status::ok) << r.drv.error();
+    ASSERT_EQ(r.probe(), Status::ok) << r.drv.why();
     EXPECT_TRUE(r.drv.was_enabled());
     EXPECT_EQ(r.poke(0x870, buf).fault, hw::kGfsrUsf);
     EXPECT_EQ(r.poke(0x333, buf).fault, hw::kGfsrUsf);
@@ -201,7 +201,7 @@ TEST(SmmuV2Probe, RefusesWhatItCannotDriveAndEnablesNothing) {
         c.tweak(f);
         Rig r(f);
         EXPECT_EQ(r.probe(), c.want);
-        EXPECT_NE(std::string(r.drv.error()).find(c.says), std::string::npos) << r.drv.error();
+        EXPECT_NE(std::string(r.drv.why()).find(c.says), std::string::npos) << r.drv.why();
         EXPECT_EQ(r.model.scr0(), kClientPd);  // untouched
         EXPECT_FALSE(r.drv.ready());
     }
@@ -217,7 +217,7 @@ TEST(SmmuV2Probe, RegSmallerThanTheLayoutId1DescribesIsRefused) {
     {
         Rig r;
         EXPECT_EQ(r.probe("iommu@fd800000", 0x10000), Status::bad_dt);
-        EXPECT_STREQ(r.drv.error(),
+        EXPECT_STREQ(r.drv.why(),
                      "reg size 0x10000 is smaller than the 0x20000 ID1 describes (2 x 16 register pages of 4 KiB)");
         EXPECT_EQ(r.model.scr0(), kClientPd);
     }
@@ -226,8 +226,8 @@ TEST(SmmuV2Probe, RegSmallerThanTheLayoutId1DescribesIsRefused) {
         f.page64k = true;  // 64 KiB pages: 2 x 16 x 64 KiB
         Rig r(f);
         EXPECT_EQ(r.probe("iommu@fd800000", 0x20000), Status::bad_dt);
-        EXPECT_NE(std::string(r.drv.error()).find("0x200000"), std::string::npos) << r.drv.error();
-        ASSERT_EQ(r.probe(), Status::ok) << r.drv.error();
+        EXPECT_NE(std::string(r.drv.why()).find("0x200000"), std::string::npos) << r.drv.why();
+        ASSERT_EQ(r.probe(), Status::ok) << r.drv.why();
         EXPECT_EQ(r.drv.page_size(), 0x10000u);
         IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
         uint64_t buf = r.buffer();
@@ -245,12 +245,12 @@ TEST(SmmuV2Probe, ATlbSyncThatNeverCompletesFailsProbeCleanly) {
     Rig r;
     r.model.stall_syncs(true);
     EXPECT_EQ(r.probe(), Status::timeout);
-    EXPECT_NE(std::string(r.drv.error()).find("TLB sync"), std::string::npos) << r.drv.error();
+    EXPECT_NE(std::string(r.drv.why()).find("TLB sync"), std::string::npos) << r.drv.why();
     EXPECT_EQ(r.model.scr0() & kClientPd, kClientPd);  // never enabled
     EXPECT_FALSE(r.drv.ready());
     EXPECT_EQ(r.drv.sync_timeouts(), 1u);
     r.model.stall_syncs(false);
-    EXPECT_EQ(r.probe(), Status::ok) << r.drv.error();  // the instance is reusable
+    EXPECT_EQ(r.probe(), Status::ok) << r.drv.why();  // the instance is reusable
 }
 
 TEST(SmmuV2Probe, SizesAreCheckedAgainstTheCpuAndTheSmmu) {
@@ -414,7 +414,7 @@ TEST(SmmuV2Streams, OverlappingMatchesAreRefusedAndUnknownStreamsFault) {
     ASSERT_TRUE(ready(a, r.drv, sid(0x870)));
     ASSERT_EQ(b.init(), Status::ok);
     EXPECT_EQ(b.attach(r.drv, sid(0x870, 0xf)), Status::in_use);  // would match 0x870 too
-    EXPECT_STREQ(r.drv.error(), "stream 0x870 mask 0xf overlaps stream 0x870 mask 0x0 of another domain");
+    EXPECT_STREQ(r.drv.why(), "stream 0x870 mask 0xf overlaps stream 0x870 mask 0x0 of another domain");
     EXPECT_EQ(a.attach(r.drv, sid(0x870, 0x1)), Status::in_use);  // even for the same domain
     EXPECT_EQ(b.attach(r.drv, sid(0x8000)), Status::out_of_range); // beyond 15 stream-id bits
     EXPECT_EQ(b.attach(r.drv, sid(0x10, 0x4000)), Status::ok);     // 0x10 and 0x4010
@@ -484,14 +484,14 @@ TEST(SmmuV2Banks, RunningOutOfBanksOrStreamEntriesRefusesCleanly) {
     }
     for (unsigned i = 0; i < 3; i++) ASSERT_EQ(d[i]->attach(r.drv, sid(0x100 + i)), Status::ok);
     EXPECT_EQ(d[3]->attach(r.drv, sid(0x103)), Status::no_space);  // no bank left
-    EXPECT_STREQ(r.drv.error(), "no free context bank for a stage-2 domain (3 banks, 0 of them stage-2 only)");
+    EXPECT_STREQ(r.drv.why(), "no free context bank for a stage-2 domain (3 banks, 0 of them stage-2 only)");
     EXPECT_EQ(r.drv.smrs_in_use(), 3u);
     EXPECT_EQ(r.model.valid_smrs(), 3u);
     EXPECT_EQ(r.poke(0x103, 0).fault, hw::kGfsrUsf);
     ASSERT_EQ(d[0]->attach(r.drv, sid(0x200)), Status::ok);         // banks are per domain:
     ASSERT_EQ(d[0]->attach(r.drv, sid(0x201)), Status::ok);         // more streams are fine
     EXPECT_EQ(d[1]->attach(r.drv, sid(0x202)), Status::no_space);    // until the SMRs run out
-    EXPECT_STREQ(r.drv.error(), "all 5 stream match entries are in use");
+    EXPECT_STREQ(r.drv.why(), "all 5 stream match entries are in use");
     EXPECT_EQ(r.drv.banks_in_use(), 3u);
     EXPECT_EQ(r.model.valid_smrs(), 5u);
     ASSERT_EQ(d[2]->destroy(), Status::ok);

@@ -11,11 +11,8 @@ MOAT_DT_MK := 1
 
 DT_TOOL := $(HOST_OUT)/moat-dt
 DTS_OUT := $(BUILD)/dts
-# Only what the tool needs, so that work in progress elsewhere in the core cannot break it.
-DT_CORE_SRCS := common/fdt.cpp common/format.cpp common/status.cpp common/discovery.cpp drivers/iommu/registry.cpp \
-                xen-compat/protection.cpp xen-compat/wiring_check.cpp xen-compat/dom0_dt.cpp \
-                xen-compat/guest_check.cpp xen-compat/guest_dt.cpp xen-compat/guest_verify.cpp \
-                xen-compat/guest_config.cpp arch/host/host.cpp
+# The portable core: the registry names every driver's operations, so the drivers come along.
+DT_CORE_SRCS := $(PORTABLE_SRCS) $(HOST_ARCH_SRCS)
 DT_TOOL_OBJS := $(patsubst %.cpp,$(HOST_OUT)/%.o,$(DT_CORE_SRCS) $(wildcard tools/dt/*.cpp))
 
 $(DT_TOOL): $(DT_TOOL_OBJS)

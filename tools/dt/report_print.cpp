@@ -61,7 +61,7 @@ void print_report_table(const HostTree& h, const xen::DrivenSet& driven, const x
         const IommuInfo& io = topo.iommus[i];
         bool grants = h.tree.compatible(io.node, "xen,grant-dma");
         std::fprintf(out, "%-*s  %-22s %-11s %s\n", wi, path_of(h.tree, io.node).c_str(), io.compatible ? io.compatible : "-",
-                     io.driver ? io.driver->driver : "-",
+                     io.driven() ? io.driver->driver() : "-",
                      grants ? "grants (Xen)" : driven.has(i) ? "drives" : "leaves it to its owner");
     }
     if (topo.niommus == 0) std::fprintf(out, "(none)\n");
@@ -90,7 +90,7 @@ void print_report_json(const HostTree& h, const xen::DrivenSet& driven, const xe
         std::fprintf(out, "%s\n    {\"path\": %s, \"compatible\": %s, \"driver\": %s, \"driven\": %s, \"iommu_cells\": %u}",
                      i ? "," : "", json_string(path_of(h.tree, io.node)).c_str(),
                      io.compatible ? json_string(io.compatible).c_str() : "null",
-                     io.driver ? json_string(io.driver->driver).c_str() : "null", driven.has(i) ? "true" : "false", io.iommu_cells);
+                     io.driven() ? json_string(io.driver->driver()).c_str() : "null", driven.has(i) ? "true" : "false", io.iommu_cells);
     }
     std::fprintf(out, "%s],\n  \"devices\": [", topo.niommus ? "\n  " : "");
     for (unsigned i = 0; i < r.count; i++) {

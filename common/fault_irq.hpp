@@ -1,0 +1,58 @@
+// The fault interrupts of one IOMMU instance: requested at probe from the lines discovery read,
+// all bound to one handler (the driver's fault drain), enabled together once every one was
+// granted, and released together. Shared by every driver so that each only says which lines
+// carry its faults. Without a controller nothing is requested and the driver polls.
+#pragma once
+#include "common/fdt.hpp"
+#include "common/irq.hpp"
+#include "common/why.hpp"
+
+namespace moat {
+
+class FaultIrqs {
+public:
+    static constexpr unsigned kMax = 72;  // as many as discovery reads for one IOMMU
+
+    // Requests `n` lines (GIC INTIDs with the tree's trigger flags) for fn(ctx). On a refusal every
+    // line already requested is given back and `why` names the line. ok with no controller.
+    Status request(IrqController* ic, const dt::Irq* lines, unsigned n, IrqHandler fn, void* ctx, Why& why) {
+        release();
+        if (!ic || n == 0) return Status::ok;
+        if (n > kMax) return why.set(Status::no_space, "%u fault interrupts; at most %u are taken", n, kMax);
+        for (unsigned i = 0; i < n; i++) {
+            Trigger trig = static_cast<Trigger>(lines[i].flags & 0xf);
+            Status st = lines[i].kind == dt::IrqKind::other ? Status::unsupported
+                                                            : ic->request(lines[i].intid, trig, kPriority, fn, ctx);
+            if (st != Status::ok) {
+                ic_ = ic;
+                release();
+                return why.set(st, "fault interrupt INTID %u refused by %s (%s)", lines[i].intid, ic->name(), to_string(st));
+            }
+            intid_[count_++] = lines[i].intid;
+            ic_ = ic;
+        }
+        return Status::ok;
+    }
+    // Unmasks every line requested: after the hardware is ready to signal them.
+    void enable() {
+        for (unsigned i = 0; i < count_; i++) ic_->enable(intid_[i]);
+    }
+    void release() {
+        for (unsigned i = 0; i < count_; i++) {
+            ic_->mask(intid_[i]);
+            (void)ic_->release(intid_[i]);
+        }
+        count_ = 0;
+        ic_ = nullptr;
+    }
+    bool active() const { return count_ != 0; }
+    unsigned count() const { return count_; }
+
+private:
+    static constexpr unsigned kPriority = 0x80;  // mid-range: faults are reported, not urgent
+    IrqController* ic_ = nullptr;
+    unsigned intid_[kMax] = {};
+    unsigned count_ = 0;
+};
+
+}  // namespace moat

@@ -1,0 +1,176 @@
+#include "hyp/boot.hpp"
+
+#include "arch/cpu.hpp"
+#include "arch/irq.hpp"
+#include "common/boot_memory.hpp"
+#include "common/discovery.hpp"
+#include "common/format.hpp"
+#include "common/iommu_set.hpp"
+#include "drivers/pci/edu.hpp"
+#include "hyp/dma_selftest.hpp"
+
+namespace moat::hyp {
+
+namespace {
+
+PagePool g_pool;
+Topology g_topo;
+MemoryPlan g_plan;
+IommuSet g_iommus;
+pci::Host g_pci;
+FaultLog g_faults;
+
+bool has_bootarg(const dt::Tree& t, const char* arg) {
+    int chosen = t.find_path("/chosen");
+    int len;
+    const char* args = chosen >= 0 ? static_cast<const char*>(t.prop(chosen, "bootargs", &len)) : nullptr;
+    if (!args || len <= 0 || args[len - 1] != 0) return false;
+    size_t n = __builtin_strlen(arg);
+    for (const char* p = args; *p;) {
+        while (*p == ' ') p++;
+        const char* w = p;
+        while (*p && *p != ' ') p++;
+        if (static_cast<size_t>(p - w) == n && __builtin_memcmp(w, arg, n) == 0) return true;
+    }
+    return false;
+}
+
+[[noreturn]] void unusable(const char* what) {
+    print("moat: %s; cannot continue\n", what);
+    arch::halt(kExitTreeUnusable);
+}
+
+// The first host bridge (a master with iommu-map) whose IOMMU probed.
+const MasterInfo* probed_bridge() {
+    for (unsigned m = 0; m < g_topo.nmasters; m++)
+        for (unsigned s = 0; s < g_topo.masters[m].nstreams; s++)
+            if (g_topo.masters[m].streams[s].from_map && g_iommus.at(g_topo.masters[m].streams[s].iommu)) return &g_topo.masters[m];
+    return nullptr;
+}
+
+struct Outcome {
+    unsigned failures = 0;
+    bool guest_ready = false;
+    Iommu* iommu = nullptr;
+    pci::Device* edu = nullptr;
+    StreamId sid = 0;
+};
+
+// Steps 5 and 6: PCI behind the first bridge an IOMMU translates, and edu's DMA through it.
+Outcome pci_and_selftest(const dt::Tree& t) {
+    Outcome o;
+    const MasterInfo* bridge = probed_bridge();
+    if (!bridge) {
+        print("pci:      no PCIe host bridge behind an IOMMU moat drives; no DMA selftest\n");
+        return o;
+    }
+    if (g_pci.probe(t, bridge->node) != Status::ok || g_pci.enumerate() != Status::ok) {
+        print("pci: %s\n", t.error());
+        o.failures = 1;
+        return o;
+    }
+    for (unsigned i = 0; i < g_pci.count(); i++) {
+        pci::Device& d = g_pci.at(i);
+        Iommu* iommu;
+        StreamId sid;
+        Why why;
+        bool mapped = g_iommus.stream_of_rid(t, *bridge, d.rid(), iommu, sid, why) == Status::ok;
+        print("pci:      %02x:%02x.%u %04x:%04x class %06x", d.bus, d.dev, d.fn, d.vendor, d.device, d.class_code);
+        if (mapped) print(", requester id 0x%04x -> stream 0x%x\n", d.rid(), sid);
+        else print(" (no stream id: %s)\n", why.text());
+    }
+    pci::Device* edu_dev = g_pci.find(Edu::kVendor, Edu::kDevice);
+    if (!edu_dev) {
+        print("pci: no edu device (QEMU: -device edu); no DMA selftest\n");
+        return o;
+    }
+    Why why;
+    if (g_iommus.stream_of_rid(t, *bridge, edu_dev->rid(), o.iommu, o.sid, why) != Status::ok) {
+        print("pci: edu: %s; no DMA selftest\n", why.text());
+        o.failures = 1;
+        return o;
+    }
+    if (g_pci.enable(*edu_dev) != Status::ok) {
+        print("pci: cannot assign edu's BARs in the 32-bit window\n");
+        o.failures = 1;
+        return o;
+    }
+    Edu edu(static_cast<uintptr_t>(edu_dev->bars[0].addr));
+    SelftestResult r = dma_selftest(g_pool, *o.iommu, o.sid, edu, g_faults, console());
+    IommuStats st = o.iommu->stats();
+    print("dma selftest: %u passed, %u failed; %s issued %lu commands (%lu syncs)\n", r.passed, r.failed, o.iommu->name(),
+          st.commands, st.syncs);
+    o.failures = r.failed;
+    o.edu = edu_dev;
+    o.guest_ready = r.failed == 0;
+    return o;
+}
+
+}  // namespace
+
+[[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks) {
+    // 1. The tree, checked whole before anything reads it.
+    if (info.dtb_pa < info.ram_base || info.dtb_pa >= info.ram_end) {
+        print("moat: device tree at 0x%lx is outside RAM; cannot continue\n", info.dtb_pa);
+        arch::halt(kExitTreeUnusable);
+    }
+    dt::Tree tree;
+    size_t avail = static_cast<size_t>(min(info.max_dtb, info.ram_end - info.dtb_pa));
+    if (tree.open(reinterpret_cast<const void*>(info.dtb_pa), avail) != Status::ok) unusable(tree.error());
+    print("dtb:      0x%010lx, %zu bytes\n", info.dtb_pa, tree.size());
+    if (hooks.console_from_dt) hooks.console_from_dt(tree);
+
+    // 2. Memory: everything but the image, the tree and what the tree reserves goes to the pool.
+    if (plan_memory(tree, {info.load_pa, info.image_size}, {info.dtb_pa, tree.size()}, g_plan) != Status::ok)
+        unusable(tree.error());
+    for (unsigned i = 0; i < g_plan.nfree; i++) {
+        MemRange& f = g_plan.free[i];
+        if (f.base < info.ram_base || f.end() > info.ram_end) {
+            print("moat: RAM 0x%lx-0x%lx lies outside the %s RAM window; not used\n", f.base, f.end() - 1, info.board);
+            f.size = 0;
+        }
+    }
+    Status pst = fill_pool(g_plan, g_pool);
+    if (pst != Status::ok) print("moat: page pool: %s; continuing with what was added\n", to_string(pst));
+    print_memory(g_plan, g_pool, console());
+
+    if (has_bootarg(tree, "moat.selftest=fault")) {
+        if (!hooks.provoke_exception) unusable("moat.selftest=fault: this arch cannot take an exception on purpose");
+        hooks.provoke_exception();
+        print("selftest: no exception was taken\n");
+        arch::halt(kExitCheckFailed);
+    }
+
+    // 3. Discovery.
+    if (discover(tree, g_topo, console()) != Status::ok) unusable(tree.error());
+    print_topology(tree, g_topo, console());
+
+    // 4. Every IOMMU instance of every driver, then every master's references.
+    ProbeEnv env{tree, g_topo, &g_pool, arch::pa_bits(), arch::irq_controller(), &g_faults, console(), nullptr};
+    unsigned hw_problems = g_iommus.probe_all(env);
+    hw_problems += g_iommus.check_masters(tree, g_topo, console());
+
+    // 5, 6. PCI and the DMA selftest.
+    Outcome o = pci_and_selftest(tree);
+    if (o.failures) {
+        print("moat: %u check(s) failed; exit 1\n", o.failures);
+        arch::halt(kExitCheckFailed);
+    }
+
+    // 7. The guest runs last and never returns: only when nothing before it failed.
+    if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0) {
+        if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid);
+        print("guest:    this arch runs no guests yet\n");
+    }
+
+    // 8. The verdict.
+    if (g_topo.problems || hw_problems) {
+        print("moat: %u device-tree and %u IOMMU problem(s); affected devices left blocked; exit 2\n", g_topo.problems,
+              hw_problems);
+        arch::halt(kExitTreeProblems);
+    }
+    print("moat: all checks passed; exit 0\n");
+    arch::halt(kExitOk);
+}
+
+}  // namespace moat::hyp

@@ -1,0 +1,56 @@
+// The image's flow, portable: what moat does from the device tree to its exit status, in order,
+// through declared seams only (the arch headers, the registry's drivers, the hooks below). An
+// arch's entry does what only it can (its MMU, its privilege level, its board's early console)
+// and calls boot(); a second arch reuses this flow as it is.
+//
+//   1. open the device tree (refused before use when libfdt's full check fails)
+//   2. plan memory (RAM minus the image, the tree and reserved ranges) and fill the page pool
+//   3. discover every IOMMU and DMA master (one walk of the tree)
+//   4. probe every IOMMU instance of every driver (common/iommu_set.hpp), check every master's
+//      references against its instance
+//   5. enumerate PCI behind the first host bridge whose IOMMU probed, print each function's stream
+//   6. run the DMA selftest through that IOMMU with QEMU's edu, when there is one
+//   7. build and run the PV-IOMMU test guest (never returns), when the arch can run guests
+//   8. report and exit with a status
+#pragma once
+#include "common/fdt.hpp"
+#include "common/iommu.hpp"
+#include "common/page_pool.hpp"
+#include "drivers/pci/ecam.hpp"
+
+namespace moat::hyp {
+
+// Exit statuses: the same on every arch (tests decode them).
+enum Exit : int {
+    kExitOk = 0,
+    kExitCheckFailed = 1,   // a selftest check failed
+    kExitTreeProblems = 2,  // finished, but the tree had problems: the devices named are left blocked
+    kExitTreeUnusable = 3,  // the tree (or the memory it describes) cannot be used
+    kExitException = 4,     // an unexpected exception (decoded by the arch)
+    kExitWrongLevel = 5,    // not entered at the hypervisor's privilege level
+    kExitGuestFault = 6,    // the guest stopped on a fault
+};
+
+struct BootInfo {
+    const char* board;
+    uint64_t dtb_pa;
+    uint64_t load_pa, image_size;     // where the image runs
+    uint64_t ram_base, ram_end;       // the window that may hold RAM (mapped as memory by the arch)
+    uint64_t max_dtb = 2 * MiB;       // what Linux accepts too
+};
+
+// What the flow asks of the arch beyond its headers. A hook left nullptr is something the arch
+// cannot do; the flow says so and goes on.
+struct ArchHooks {
+    // Switch the console to the device the tree's stdout-path names.
+    void (*console_from_dt)(const dt::Tree& t);
+    // `moat.selftest=fault`: take an exception on purpose (the arch's report ends the run).
+    void (*provoke_exception)();
+    // Run the PV-IOMMU test guest with `edu` passed through and attached, through `iommu`, to its
+    // default context; ends the run with the guest's verdict.
+    void (*run_pv_guest)(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid);
+};
+
+[[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);
+
+}  // namespace moat::hyp
