@@ -24,7 +24,11 @@ struct Shared {
 // Takes the lock its thread-context code also takes: the reason IrqSpinlock exists.
 void handler(void* ctx) {
     auto* s = static_cast<Shared*>(ctx);
-    s->ran_inside_section |= s->in_section;
+    if (s->in_section) {  // the bug under test: report it rather than deadlock on the lock
+        s->ran_inside_section = true;
+        s->c->eoi(48);
+        return;
+    }
     {
         IrqLockGuard g(s->lock);
         s->calls++;
@@ -59,14 +63,17 @@ TEST(IrqSpinlock, NestedSectionsUnmaskOnlyAtTheOutermost) {
     ASSERT_EQ(c.request(48, Trigger::edge_rising, 0, handler, &s), Status::ok);
     c.enable(48);
     outer.lock();
+    s.in_section = true;
     {
         IrqLockGuard g(s.lock);
         c.raise(48);
     }
     EXPECT_TRUE(arch::irqs_masked());
     EXPECT_EQ(s.calls, 0);
+    s.in_section = false;
     outer.unlock();
     EXPECT_EQ(s.calls, 1);
+    EXPECT_FALSE(s.ran_inside_section);
 }
 
 TEST(IrqSpinlock, PlainSpinlockLeavesInterruptsAlone) {
