@@ -8,7 +8,7 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
 .SECONDARY:  # keep intermediate objects (the fuzz and guest links would otherwise rebuild them each time)
-.PHONY: all help deps run test unit bench fuzz image clean
+.PHONY: all help deps run test unit tsan-unit bench fuzz image clean
 
 help:
 	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
@@ -17,6 +17,7 @@ help:
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
 	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, zcu102) under $(IMG_OUT)"
 	@echo "make unit       only the host unit tests"
+	@echo "make tsan-unit  the lock, interrupt and per-CPU tests under ThreadSanitizer"
 	@echo "make dt-test    only the moat-dt suite; make dts: board trees, failing on any dtc warning"
 	@echo "make deps       install missing Debian packages (tools/install-deps.sh)"
 	@echo "make clean      remove $(BUILD)/"
@@ -59,6 +60,20 @@ $(HOST_OUT)/unit_tests: $(HOST_LIB_OBJS) $(UNIT_OBJS) | $(TESTDATA)
 
 unit: $(HOST_OUT)/unit_tests $(TESTDATA)
 	$(HOST_OUT)/unit_tests
+
+# ThreadSanitizer over the tests that run several host threads as CPUs (locks, interrupt mask,
+# per-CPU data); the rest of the suite is single-threaded and stays on ASan/UBSan.
+TSAN_OUT := $(BUILD)/tsan
+TSAN_CXXFLAGS := $(CXXSTD) $(WARN) -O1 -g -fsanitize=thread -Iarch/host/include -I. -MMD -MP
+TSAN_SRCS := arch/host/cpu.cpp arch/host/irq.cpp arch/host/host.cpp common/format.cpp common/status.cpp \
+             tests/unit/irq_controller_test.cpp tests/unit/irq_lock_test.cpp tests/unit/percpu_test.cpp
+$(TSAN_OUT)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(HOST_CXX) $(TSAN_CXXFLAGS) -c $< -o $@
+$(TSAN_OUT)/seam_tests: $(patsubst %.cpp,$(TSAN_OUT)/%.o,$(TSAN_SRCS))
+	$(HOST_CXX) -fsanitize=thread $^ -lgtest -lgtest_main -pthread -o $@
+tsan-unit: $(TSAN_OUT)/seam_tests
+	TSAN_OPTIONS=halt_on_error=1 $(TSAN_OUT)/seam_tests
 
 # Dependencies first (quick when all are there), then everything the tests need.
 test: deps

@@ -69,6 +69,7 @@ entry:
     cmp     x3, #(2 << 2)
     b.ne    8f
     msr     vbar_el2, x2
+    msr     tpidr_el2, xzr          // logical CPU id 0 (arch::cpu_id) until cpu_init says otherwise
     isb
 8:
     mov     x2, x20

@@ -79,9 +79,3 @@ void moat_run_constructors() {
 }
 
 }  // extern "C"
-
-#include "arch/irq.hpp"
-namespace moat::arch {
-// No interrupt controller is driven yet: every IOMMU polls for faults.
-IrqController* irq_controller() { return nullptr; }
-}  // namespace moat::arch

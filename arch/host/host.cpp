@@ -111,8 +111,3 @@ void write64(uintptr_t a, uint64_t v) { write(a, v, 8); }
 
 }  // namespace mmio
 }  // namespace moat
-
-#include "arch/irq.hpp"
-namespace moat::arch {
-IrqController* irq_controller() { return nullptr; }
-}  // namespace moat::arch
