@@ -41,13 +41,13 @@ private:
 void fill(void* p, uint8_t seed) {
     auto* b = static_cast<uint8_t*>(p);
     for (size_t i = 0; i < kPageSize; i++) b[i] = static_cast<uint8_t>(seed + i * 7);
-    cache::clean_range(p, kPageSize);
+    cache::sync_for_device(p, kPageSize);
 }
 
 // The whole page: the transferred half must match, and the other half must be untouched.
 bool same(const void* a, const void* b) {
-    cache::clean_invalidate_range(a, kPageSize);
-    cache::clean_invalidate_range(b, kPageSize);
+    cache::sync_for_cpu(a, kPageSize);
+    cache::sync_for_cpu(b, kPageSize);
     return memcmp(a, b, kPageSize) == 0;
 }
 
@@ -125,7 +125,7 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
         // After unmap (and its invalidation) the IOTLB must not remember the old translation.
         Progress u = dom.unmap(kIovaDst, kPageSize);
         memcpy(dst, ref, kPageSize);
-        cache::clean_range(dst, kPageSize);
+        cache::sync_for_device(dst, kPageSize);
         from = log.total();
         (void)edu.to_ram(Edu::kBufBase, kIovaDst, kProbe);
         c.check(u.ok() && saw_fault(iommu, log, from, FaultKind::translation, sid, kIovaDst, true, out) && same(dst, ref),

@@ -330,7 +330,7 @@ uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Geomet
 // first. Enabled with a flush like any context (firmware may have left translations in it),
 // bounded like every other wait. It maps nothing, so it never needs a flush again.
 Status IpmmuVmsa::enable_blocking() {
-    cache::clean_range(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
+    cache::sync_for_device(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
     uint32_t v = program_context(kBlockContext, block_pa_, block_geometry(cfg_.format));
     ctx_[kBlockContext] = Context{Context::blocking, nullptr, 0, v};
     wr(Ctx::IMCTR, kBlockContext, v | imctr::kFlush);
@@ -365,7 +365,7 @@ void IpmmuVmsa::put_context(uint8_t id) {
 }
 
 Status IpmmuVmsa::wait_flush(uint8_t id) {
-    barrier::dsb_sy();  // the FLUSH write has reached the IPMMU before we look for its completion
+    barrier::complete_mmio();  // the FLUSH write has reached the IPMMU before we look for its completion
     syncs_++;
     Status st = wait_until(kFlushTimeoutNs, [&] { return (rd(Ctx::IMCTR, id) & imctr::kFlush) == 0; });
     if (st != Status::ok) flush_timeouts_++;

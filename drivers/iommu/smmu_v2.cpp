@@ -211,13 +211,13 @@ Status SmmuV2::wait_idle(uintptr_t status_reg) {
 }
 
 Status SmmuV2::sync_global() {
-    barrier::dsb_sy();  // invalidations after the table stores they are for
+    barrier::before_invalidate();  // invalidations after the table stores they are for
     wr(Gr0::sTLBGSYNC, 0);
     return wait_idle(cfg_.base + static_cast<uint32_t>(Gr0::sTLBGSTATUS));
 }
 
 Status SmmuV2::sync_bank(unsigned bank) {
-    barrier::dsb_sy();
+    barrier::before_invalidate();
     wr(bank, Cb::TLBSYNC, 0);
     return wait_idle(bank_base(bank) + static_cast<uint32_t>(Cb::TLBSTATUS));
 }
@@ -286,7 +286,7 @@ void SmmuV2::program_bank(unsigned n, const IoDomain& d) {
     uint64_t cache = coherent_ ? tcr::kCacheWbWa : tcr::kCacheNc;
     uint64_t share = coherent_ ? tcr::kShInner : tcr::kShOuter;
     uint32_t enable = sctlr::kM | sctlr::kTre | sctlr::kAfe | sctlr::kCfre | sctlr::kCfie;  // CFCFG clear
-    barrier::dsb_sy();  // the tables are complete (and cleaned) before the SMMU may walk them
+    barrier::memory_before_mmio();  // the tables are complete (and cleaned) before the SMMU may walk them
     wr(n, Cb::SCTLR, 0);
     wr(Gr1Array::CBA2R, n, cba2r::kVa64);
     if (d.stage() == iopt::Stage::s1) {

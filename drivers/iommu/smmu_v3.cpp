@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "arch/barrier.hpp"
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
 #include "common/wait.hpp"
@@ -78,7 +79,7 @@ void SmmuV3::wr32(Reg32 r, uint32_t v) const { mmio::write32(cfg_.base + static_
 void SmmuV3::wr64(Reg64 r, uint64_t v) const { mmio::write64(cfg_.base + static_cast<uint32_t>(r), v); }
 
 void SmmuV3::clean(const void* p, size_t n) const {
-    if (!coherent_) cache::clean_range(p, n);
+    if (!coherent_) cache::sync_for_device(p, n);
 }
 
 Result<uint64_t> SmmuV3::alloc(size_t pages) {
@@ -218,7 +219,7 @@ Status SmmuV3::queue_cmd(uint64_t dw0, uint64_t dw1) {
     e[0] = dw0;
     e[1] = dw1;
     clean(e, kCmdDwords * 8);
-    barrier::dsb_ishst();  // the command in memory before the SMMU sees the new PROD
+    barrier::memory_before_mmio();  // the command in memory before the SMMU sees the new PROD
     cmdq_prod_ = q_inc(cmdq_prod_, cmdq_log2_);
     wr32(Reg32::CMDQ_PROD, cmdq_prod_);
     commands_++;
@@ -235,7 +236,7 @@ Status SmmuV3::handle_cmdq_error() {
     e[0] = cmd::kOpcode.make(cmd::kSync);
     e[1] = 0;
     clean(e, kCmdDwords * 8);
-    barrier::dsb_ishst();
+    barrier::memory_before_mmio();  // the replacement in memory before the SMMU resumes on GERRORN
     uint32_t gerr = rd32(Reg32::GERROR), gerrn = rd32(Reg32::GERRORN);
     wr32(Reg32::GERRORN, (gerrn & ~gerror::kCmdqErr) | (gerr & gerror::kCmdqErr));
     return Status::hw_error;
@@ -284,7 +285,7 @@ uint64_t* SmmuV3::ste(StreamId sid, bool allocate, Status& st) {
         auto* l2 = static_cast<uint64_t*>(pool_.virt(r.value));
         for (size_t i = 0; i < (size_t{1} << kSplit); i++) l2[i * ste::kDwords] = ste::kValid;  // abort
         clean(l2, bytes);
-        barrier::dsb_ishst();
+        barrier::publish_table();  // the level-2 table before the descriptor that links it
         l2_pa_[l1] = r.value;
         __atomic_store_n(&l1t[l1], strtab::kL1Span.make(kSplit + 1) | strtab::kL1L2Ptr.make(r.value >> 6), __ATOMIC_RELAXED);
         clean(&l1t[l1], 8);
@@ -314,7 +315,7 @@ Status SmmuV3::write_ste(StreamId sid, uint64_t* e, const uint64_t (&v)[ste::kDw
     Status st = was_abort ? Status::ok : cfgi();
     for (unsigned i = 1; i < ste::kDwords; i++) e[i] = v[i];
     clean(e, ste::kDwords * 8);
-    barrier::dsb_ishst();
+    barrier::publish_table();  // dwords 1..7 before the dword 0 that makes them valid
     if (st == Status::ok && v[0] != ste::kValid) st = cfgi();
     __atomic_store_n(&e[0], v[0], __ATOMIC_RELAXED);
     clean(e, 8);
@@ -509,7 +510,7 @@ unsigned SmmuV3::poll_faults(FaultLog& log) {
     cons &= mask;
     for (unsigned guard = 0; (cons & mask) != (prod & mask) && guard < (2u << evtq_log2_); guard++) {
         const uint64_t* e = q + q_idx(cons, evtq_log2_) * kEvtDwords;
-        if (!coherent_) cache::clean_range(e, kEvtDwords * 8);  // (clean+invalidate on real hardware)
+        if (!coherent_) cache::sync_for_cpu(e, kEvtDwords * 8);  // the SMMU wrote it: no stale line may hide it
         uint64_t type = evt::kType.get(e[0]);
         FaultRecord r{};
         r.iommu = cfg_.name;
