@@ -88,9 +88,13 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
     void* ref = pool.virt(ref_pa);
     size_t pool_before = pool.used_pages();
 
+    // A DMA space of its own, in the format the IOMMU walks (an invalid one, if it has none: init fails).
+    Result<iopt::Format> fmt = iommu.domain_format(DomainUse::dma, kIas);
+    const iopt::Format f = fmt.ok() ? fmt.value : iopt::Format{};
     {
-        IoDomain dom(pool, iopt::Stage::s1, kIas, iommu.caps().oas, iommu.caps().coherent_walk);
-        if (!c.check(dom.init() == Status::ok, "stage-1 domain, %u-bit IOVA, tag %u", kIas, dom.tag())) return res;
+        IoDomain dom(pool, f);
+        if (!c.check(dom.init() == Status::ok, "%s domain, %u-bit IOVA, tag %u", iopt::format_name(f.id), f.ias, dom.tag()))
+            return res;
         iopt::Prot rw, rdonly;
         rdonly.perm = iopt::kRead;
         bool mapped = dom.map(kIovaSrc, src_pa, kPageSize, rw).ok() && dom.map(kIovaDst, dst_pa, kPageSize, rw).ok() &&
@@ -151,7 +155,7 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
 
     // The figure: what mapping and unmapping 512 pages in one call each costs in commands.
     {
-        IoDomain dom(pool, iopt::Stage::s1, kIas, iommu.caps().oas, iommu.caps().coherent_walk);
+        IoDomain dom(pool, f);
         iopt::Prot rw;
         if (dom.init() == Status::ok && dom.attach(iommu, sid) == Status::ok) {
             IommuStats s0 = iommu.stats();

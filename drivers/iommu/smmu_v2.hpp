@@ -27,6 +27,7 @@
 #include "common/discovery.hpp"
 #include "common/io_domain.hpp"
 #include "drivers/iommu/smmu_v2_regs.hpp"
+#include "drivers/iommu/vmsa_walker.hpp"
 
 namespace moat {
 
@@ -97,10 +98,10 @@ public:
 
     const char* name() const override { return name_; }
     const IommuCaps& caps() const override { return caps_; }
+    Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
-    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     unsigned poll_faults(FaultLog& log) override;
     IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
 
@@ -171,6 +172,7 @@ private:
     mutable Spinlock lock_;
     Config cfg_;
     IommuCaps caps_;
+    VmsaWalker walker_;
     char name_[kNameMax] = "smmu-v2";
     char path_[dt::kPathMax] = "";  // the DT node, when probed from one
     char error_[dt::kErrorMax] = "";

@@ -129,6 +129,7 @@ Status SmmuV3::probe(const Config& cfg) {
     caps_.range_invalidation = ril_;
     if (cfg.max_sid >> sid_bits_) return Status::out_of_range;
     caps_.max_stream = cfg.max_sid;
+    walker_ = VmsaWalker{caps_.stage1, caps_.stage2, iopt::kMinIas, caps_.ias, iopt::kMinIas, caps_.ias, caps_.oas, coherent_};
 
     // Off while we build: tables and queues are only read once enabled.
     if (write_cr0(0) != Status::ok) return Status::timeout;
@@ -341,14 +342,18 @@ SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
     return free_slot;
 }
 
+Result<iopt::Format> SmmuV3::domain_format(DomainUse use, unsigned ias) const {
+    if (!ready_) return Status::invalid_argument;
+    return walker_.format_for(use, ias);
+}
+
 Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     if (!ready_) return Status::invalid_argument;
-    const iopt::Geometry& g = d.geometry();
-    bool s1 = d.stage() == iopt::Stage::s1;
-    if ((s1 && !caps_.stage1) || (!s1 && !caps_.stage2)) return Status::unsupported;
-    if (g.oas > caps_.oas || g.ias > caps_.ias || (s1 && g.ias < 25)) return Status::out_of_range;
-    if (d.coherent_walk() && !coherent_) return Status::invalid_argument;  // tables would not be cleaned
-    Status st;
+    Status st = walker_.check(d.format());  // VMSA only, a stage it has, sizes it takes, cleaned if need be
+    if (st != Status::ok) return st;
+    const iopt::Geometry g = iopt::vmsa_geometry(d.format());
+    const iopt::VmsaWalkCodes w = iopt::vmsa_walk_codes(d.format());
+    bool s1 = d.format().id == iopt::FormatId::vmsa_s1;
     uint64_t* e = ste(sid, true, st);
     if (!e) return st;
     Context* c = context(d, true, st);
@@ -366,7 +371,7 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
             auto* cdp = static_cast<uint64_t*>(pool_.virt(c->cd_pa));
             cdp[1] = cd::kTtb0.make(d.root_pa() >> 4);
             cdp[3] = iopt::Stage1::kMair;
-            cdp[0] = cd::kT0sz.make(g.t0sz()) | cd::kTg0.make(0) | cd::kIr0.make(1) | cd::kOr0.make(1) | cd::kSh0.make(3) |
+            cdp[0] = cd::kT0sz.make(g.t0sz()) | cd::kTg0.make(0) | cd::kIr0.make(w.irgn) | cd::kOr0.make(w.orgn) | cd::kSh0.make(w.sh) |
                      cd::kEpd1 | cd::kValid | cd::kIps.make(g.ps()) | cd::kAa64 | cd::kR | cd::kA | cd::kAsid.make(d.tag());
             clean(cdp, cd::kDwords * 8);
         }
@@ -376,8 +381,8 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     } else {
         v[0] = ste::kValid | ste::kConfig.make(ste::kCfgS2);
         v[1] = ste::kShcfg.make(ste::kShcfgIncoming);
-        v[2] = ste::kS2Vmid.make(d.tag()) | ste::kS2T0sz.make(g.t0sz()) | ste::kS2Sl0.make(g.sl0()) | ste::kS2Ir0.make(1) |
-               ste::kS2Or0.make(1) | ste::kS2Sh0.make(3) | ste::kS2Tg.make(0) | ste::kS2Ps.make(g.ps()) | ste::kS2Aa64 |
+        v[2] = ste::kS2Vmid.make(d.tag()) | ste::kS2T0sz.make(g.t0sz()) | ste::kS2Sl0.make(g.sl0()) | ste::kS2Ir0.make(w.irgn) |
+               ste::kS2Or0.make(w.orgn) | ste::kS2Sh0.make(w.sh) | ste::kS2Tg.make(0) | ste::kS2Ps.make(g.ps()) | ste::kS2Aa64 |
                ste::kS2Ptw | ste::kS2R;
         v[3] = ste::kS2Ttb.make(d.root_pa() >> 4);
     }
@@ -434,7 +439,7 @@ Status SmmuV3::detach(IoDomain& d, StreamId sid) {
 // ---------------------------------------------------------------- invalidation
 
 Status SmmuV3::invalidate_domain(IoDomain& d) {
-    Status st = d.stage() == iopt::Stage::s1
+    Status st = d.format().id == iopt::FormatId::vmsa_s1
                     ? queue_cmd(cmd::kOpcode.make(cmd::kTlbiNhAsid) | cmd::kAsid.make(d.tag()), 0)
                     : queue_cmd(cmd::kOpcode.make(cmd::kTlbiS12Vmall) | cmd::kVmid.make(d.tag()), 0);
     return st == Status::ok ? sync() : st;
@@ -443,7 +448,7 @@ Status SmmuV3::invalidate_domain(IoDomain& d) {
 // Queues the invalidation of [iova, iova + size) without the sync: with range invalidation,
 // one command per power-of-two-aligned run (usually one); without, one per leaf.
 Status SmmuV3::inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf) {
-    bool s1 = d.stage() == iopt::Stage::s1;
+    bool s1 = d.format().id == iopt::FormatId::vmsa_s1;
     uint64_t dw0 = s1 ? cmd::kOpcode.make(cmd::kTlbiNhVa) | cmd::kAsid.make(d.tag())
                       : cmd::kOpcode.make(cmd::kTlbiS2Ipa) | cmd::kVmid.make(d.tag());
     uint64_t leaf_bit = leaf ? cmd::kLeaf : 0;
@@ -480,11 +485,6 @@ Status SmmuV3::flush(IoDomain& d, const iopt::Gather& g) {
         if (st != Status::ok) return st;
     }
     return sync();
-}
-
-Status SmmuV3::invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) {
-    Status st = inval_range_cmds(d, iova, size, granule_shift, false);
-    return st == Status::ok ? sync() : st;
 }
 
 // ---------------------------------------------------------------- events and global errors

@@ -6,6 +6,7 @@
 #include "common/io_domain.hpp"
 #include "common/page_pool.hpp"
 #include "drivers/iommu/smmu_v3_regs.hpp"
+#include "drivers/iommu/vmsa_walker.hpp"
 
 namespace moat {
 
@@ -33,10 +34,10 @@ public:
 
     const char* name() const override { return cfg_.name; }
     const IommuCaps& caps() const override { return caps_; }
+    Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
-    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     unsigned poll_faults(FaultLog& log) override;
 
     IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
@@ -82,6 +83,7 @@ private:
     PagePool& pool_;
     Config cfg_;
     IommuCaps caps_;
+    VmsaWalker walker_;
     bool ready_ = false;
     bool coherent_ = false;
     bool ril_ = false;

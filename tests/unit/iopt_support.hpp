@@ -222,8 +222,9 @@ private:
 };
 
 // The hook tests hand to a Gather: records the invalidation in the memory's log.
-inline void record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsigned) {
+inline Status record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsigned) {
     static_cast<RecordingMemory*>(ctx)->invalidated(iova, size);
+    return Status::ok;
 }
 inline InvalidateHook hook_for(RecordingMemory& m) { return InvalidateHook{record_invalidation, &m}; }
 

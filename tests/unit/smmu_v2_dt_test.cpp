@@ -122,7 +122,7 @@ TEST(SmmuV2Dt, Zcu102ProbesAndEveryMastersStreamsTranslate) {
     {
         std::vector<std::unique_ptr<IoDomain>> doms;
         for (unsigned i = 0; i < 4; i++) {
-            doms.push_back(std::make_unique<IoDomain>(*mem.pool, iopt::Stage::s2, 40, 40, false));
+            doms.push_back(std::make_unique<IoDomain>(*mem.pool, iopt::vmsa_s2(40, 40, false)));
             ASSERT_EQ(doms[i]->init(), Status::ok);
             ASSERT_TRUE(doms[i]->map(0x10000, i == 3 ? sd1 : shared, kPageSize, {}).ok());
         }
@@ -176,7 +176,7 @@ TEST(SmmuV2Dt, TwoCellMasksAndStreamMatchMask) {
         EXPECT_EQ(find(*list, t, "/wide@20002000"), nullptr);
 
         uint64_t buf = mem.page();
-        IoDomain d(*mem.pool, iopt::Stage::s1, 39, 40, false);
+        IoDomain d(*mem.pool, iopt::vmsa_s1(39, 40, false));
         ASSERT_EQ(d.init(), Status::ok);
         ASSERT_TRUE(d.map(0x3000, buf, kPageSize, {}).ok());
         ASSERT_EQ(d.attach(smmu, dma->streams[0]), Status::ok);
@@ -206,7 +206,7 @@ TEST(SmmuV2Dt, TwoCellMasksAndStreamMatchMask) {
         EXPECT_EQ(find(*list, t, "/far@20004000"), nullptr);  // its good reference goes with the bad one
 
         uint64_t buf = mem.page();
-        IoDomain d(*mem.pool, iopt::Stage::s2, 40, 40, false);
+        IoDomain d(*mem.pool, iopt::vmsa_s2(40, 40, false));
         ASSERT_EQ(d.init(), Status::ok);
         ASSERT_TRUE(d.map(0x3000, buf, kPageSize, {}).ok());
         ASSERT_EQ(d.attach(smmu, sd->streams[0]), Status::ok);
@@ -242,7 +242,7 @@ TEST(SmmuV2Dt, LegacyMmuMastersBinding) {
     ASSERT_TRUE(sata && sata->nstreams == 1);
 
     uint64_t buf = mem.page();
-    IoDomain d(*mem.pool, iopt::Stage::s2, 40, 40, false);
+    IoDomain d(*mem.pool, iopt::vmsa_s2(40, 40, false));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x7000, buf, kPageSize, {}).ok());
     for (unsigned k = 0; k < dma->nstreams; k++) ASSERT_EQ(d.attach(smmu, dma->streams[k]), Status::ok);
