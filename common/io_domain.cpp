@@ -1,7 +1,5 @@
 #include "common/io_domain.hpp"
 
-#include <new>
-
 #include "common/lock.hpp"
 
 namespace moat {
@@ -29,22 +27,17 @@ StreamOwner* find_owner(const Iommu& iommu, StreamId sid) {
 
 }  // namespace
 
-IoDomain::IoDomain(PagePool& pool, iopt::Stage stage, unsigned ias, unsigned oas, bool coherent_walk)
-    : stage_(stage), coherent_(coherent_walk), mem_(pool, coherent_walk) {
-    if (stage == iopt::Stage::s1) s1_ = new (table_) S1(mem_, ias, oas);
-    else s2_ = new (table_) S2(mem_, ias, oas);
+IoDomain::IoDomain(PagePool& pool, const iopt::Format& format) : format_(format) {
+    if (slot_.build(pool, format) == Status::ok) table_ = slot_.get();
 }
 
-IoDomain::~IoDomain() {
-    (void)destroy();
-    if (s1_) s1_->~S1();
-    if (s2_) s2_->~S2();
-}
+IoDomain::~IoDomain() { (void)destroy(); }
 
-const iopt::Geometry& IoDomain::geometry() const { return s1_ ? s1_->geometry() : s2_->geometry(); }
-uint64_t IoDomain::root_pa() const { return s1_ ? s1_->root_pa() : s2_->root_pa(); }
+uint64_t IoDomain::root_pa() const { return table_ ? table_->root_pa() : 0; }
+uint64_t IoDomain::pgsize_bitmap() const { return table_ ? table_->pgsize_bitmap() : 0; }
 
 Status IoDomain::init() {
+    if (!table_) return Status::unsupported;  // no engine builds this format
     if (tag_) return Status::in_use;
     {
         LockGuard g(g_lock);
@@ -55,7 +48,7 @@ Status IoDomain::init() {
             }
     }
     if (!tag_) return Status::no_space;
-    Status st = s1_ ? s1_->init() : s2_->init();
+    Status st = table_->init();
     if (st != Status::ok) {
         LockGuard g(g_lock);
         g_tag_used[tag_] = false;
@@ -66,7 +59,6 @@ Status IoDomain::init() {
 
 Status IoDomain::destroy() {
     if (!tag_) return Status::ok;
-    Status first = Status::ok;
     while (nattached_) {
         Attachment a = attached_[nattached_ - 1];
         Status st = detach(*a.iommu, a.sid);
@@ -75,70 +67,76 @@ Status IoDomain::destroy() {
             return st;
         }
     }
-    if (s1_) s1_->destroy();
-    else s2_->destroy();
+    table_->destroy();
     LockGuard g(g_lock);
     g_tag_used[tag_] = false;
     tag_ = 0;
+    return Status::ok;
+}
+
+// The one invalidation path: each distinct IOMMU the domain is attached through, once.
+Status IoDomain::flush_iommus(const iopt::Gather& g) {
+    Status first = Status::ok;
+    for (unsigned i = 0; i < nattached_; i++) {
+        bool seen = false;
+        for (unsigned k = 0; k < i; k++) seen = seen || attached_[k].iommu == attached_[i].iommu;
+        if (seen) continue;
+        Status st = attached_[i].iommu->flush(*this, g);
+        flushes_++;
+        if (st != Status::ok && first == Status::ok) first = st;
+    }
     return first;
 }
 
-void IoDomain::invalidate_hook(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) {
-    auto* d = static_cast<IoDomain*>(ctx);
-    for (unsigned i = 0; i < d->nattached_; i++)
-        (void)d->attached_[i].iommu->invalidate_range(*d, iova, size, granule_shift);
+// Break-before-make inside the engine: the block's range, as a gather of its own, down the same
+// path as the end-of-call flush. (A block is a leaf: leaf invalidation is enough.)
+Status IoDomain::invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) {
+    iopt::Gather one;
+    one.add(iova, size, granule_shift, true);
+    return static_cast<IoDomain*>(ctx)->flush_iommus(one);
 }
 
-// One flush per distinct IOMMU the domain is attached through.
-Status IoDomain::flush_all(iopt::Gather& g) {
-    Status first = Status::ok;
+// End of a call. Unlinked table pages go back only once every walker has been told to forget
+// them. If an invalidation failed, now or in the middle of the call, a walker may still hold them:
+// they stay out of the pool for good (counted) rather than come back as someone else's memory.
+Status IoDomain::finish(iopt::Gather& g) {
+    Status first = g.immediate_status();
     if (!g.empty()) {
-        for (unsigned i = 0; i < nattached_; i++) {
-            bool seen = false;
-            for (unsigned k = 0; k < i; k++) seen = seen || attached_[k].iommu == attached_[i].iommu;
-            if (seen) continue;
-            Status st = attached_[i].iommu->flush(*this, g);
-            flushes_++;
-            if (st != Status::ok && first == Status::ok) first = st;
-        }
+        Status st = flush_iommus(g);
+        if (first == Status::ok) first = st;
     }
-    // Unlinked table pages go back only once every walker has been told to forget them. If an
-    // invalidation failed, a walker may still hold them: they stay out of the pool for good
-    // (counted) rather than come back as someone else's memory.
-    if (first == Status::ok) {
-        if (s1_) s1_->release(g);
-        else s2_->release(g);
-    } else {
-        quarantined_ += g.pending_pages();
-    }
+    if (first == Status::ok) table_->release(g);
+    else quarantined_ += g.pending_pages();
     return first;
 }
 
 Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
     if (!tag_) return {0, Status::invalid_argument};
-    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_hook, this});
-    // Stage-1 entries are tagged with the domain's ASID, so that invalidating the ASID covers them.
-    iopt::Prot tagged = prot;
-    tagged.not_global = true;
-    Progress p = s1_ ? s1_->map(iova, pa, size, tagged, g, pgsize) : s2_->map(iova, pa, size, prot, g, pgsize);
+    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
+    Progress p = table_->map(iova, pa, size, prot, g, pgsize);
     // A map only writes entries that were invalid; walkers of the Arm IOMMUs do not cache invalid
     // entries, so nothing needs invalidating unless the engine says something was removed.
     if (!g.removed() && !g.tables_freed()) g.clear_ranges();
-    Status st = flush_all(g);
+    Status st = finish(g);
     if (p.status == Status::ok && st != Status::ok) p.status = st;
     return p;
 }
 
+// A failed break-before-make invalidation stopped the engine with its status; the end-of-call
+// flush still runs for what was done (and the broken block), and its own error comes second.
 Progress IoDomain::unmap(uint64_t iova, uint64_t size) {
     if (!tag_) return {0, Status::invalid_argument};
-    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_hook, this});
-    Progress p = s1_ ? s1_->unmap(iova, size, g) : s2_->unmap(iova, size, g);
-    Status st = flush_all(g);
+    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
+    Progress p = table_->unmap(iova, size, g);
+    Status st = finish(g);
     if (p.status == Status::ok && st != Status::ok) p.status = st;
     return p;
 }
 
-Result<iopt::Translation> IoDomain::lookup(uint64_t iova) const { return s1_ ? s1_->lookup(iova) : s2_->lookup(iova); }
+Result<iopt::Translation> IoDomain::lookup(uint64_t iova) const {
+    if (!tag_) return Status::invalid_argument;
+    return table_->lookup(iova);
+}
 
 Status IoDomain::attach(Iommu& iommu, StreamId sid) {
     if (!tag_) return Status::invalid_argument;

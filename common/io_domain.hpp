@@ -1,25 +1,30 @@
-// One DMA address space: a page table (stage 1 or stage 2) and the (IOMMU, stream) pairs that
-// use it. Every map or unmap ends with one flush per attached IOMMU for what the call changed.
-// A stream is attached to at most one domain in the whole system: a second attach is refused.
+// One DMA address space: a page table of the format its IOMMUs walk (chosen by a driver, see
+// Iommu::domain_format) and the (IOMMU, stream) pairs that use it. A stream is attached to at most
+// one domain in the whole system: a second attach is refused.
+//
+// Invalidation has one path. Whether it is the break-before-make invalidation the engine asks for
+// in the middle of a call (splitting a block) or the flush at the end of one, it is Iommu::flush
+// for each distinct IOMMU the domain is attached through, once; every error reaches the caller,
+// and the table pages the call unlinked are quarantined (never given back) after any failure.
 #pragma once
 #include "common/iommu.hpp"
-#include "common/iopt/memory.hpp"
-#include "common/iopt/page_table.hpp"
+#include "common/iopt/table.hpp"
 
 namespace moat {
 
 class IoDomain {
 public:
     static constexpr unsigned kMaxAttached = 16;
-    static constexpr uint64_t kLargest = 0;
+    static constexpr uint64_t kLargest = iopt::Table::kLargest;
 
-    // tag: a small id unique among live domains, usable as ASID/VMID by drivers (never 0).
-    IoDomain(PagePool& pool, iopt::Stage stage, unsigned ias, unsigned oas, bool coherent_walk);
+    IoDomain(PagePool& pool, const iopt::Format& format);
     ~IoDomain();
     IoDomain(const IoDomain&) = delete;
     IoDomain& operator=(const IoDomain&) = delete;
 
-    // Allocates the root table and a tag. invalid_argument for a bad geometry, no_memory, no_space.
+    // Allocates the root table and a tag (a small id unique among live domains, usable as ASID or
+    // VMID, never 0). unsupported for a format no engine builds, invalid_argument for a bad
+    // geometry, no_memory, no_space.
     Status init();
     // Detaches every stream (each to abort), releases every table page and the tag.
     Status destroy();
@@ -33,31 +38,29 @@ public:
     bool attached(const Iommu& iommu, StreamId sid) const;
     unsigned attached_count() const { return nattached_; }
 
-    iopt::Stage stage() const { return stage_; }
-    const iopt::Geometry& geometry() const;
+    // What drivers program: the format (an Arm driver gets its VMSA geometry from it with
+    // iopt::vmsa_geometry) and the root. pgsize_bitmap: what map() can write.
+    const iopt::Format& format() const { return format_; }
     uint64_t root_pa() const;
+    uint64_t pgsize_bitmap() const;
     uint16_t tag() const { return tag_; }
-    bool coherent_walk() const { return coherent_; }
-    // Flushes issued by map/unmap (one per attached IOMMU per call that changed something).
+    // Flushes issued (one per distinct attached IOMMU per invalidation: at the end of a call that
+    // removed something, and for each break-before-make in it).
     uint64_t flushes() const { return flushes_; }
-    // Table pages withheld from the pool because the flush that should have preceded their
+    // Table pages withheld from the pool because an invalidation that should have preceded their
     // release failed (a walker may still read them).
     uint64_t quarantined_pages() const { return quarantined_; }
     // Owner of a stream, or nullptr.
     static IoDomain* owner(const Iommu& iommu, StreamId sid);
 
 private:
-    using S1 = iopt::PageTable<iopt::Stage1, iopt::PoolMemory>;
-    using S2 = iopt::PageTable<iopt::Stage2, iopt::PoolMemory>;
-    static void invalidate_hook(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift);
-    Status flush_all(iopt::Gather& g);
+    static Status invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift);
+    Status flush_iommus(const iopt::Gather& g);
+    Status finish(iopt::Gather& g);
 
-    iopt::Stage stage_;
-    bool coherent_;
-    iopt::PoolMemory mem_;
-    alignas(8) unsigned char table_[sizeof(S1) > sizeof(S2) ? sizeof(S1) : sizeof(S2)];
-    S1* s1_ = nullptr;
-    S2* s2_ = nullptr;
+    iopt::Format format_;
+    iopt::TableSlot slot_;
+    iopt::Table* table_ = nullptr;
     uint16_t tag_ = 0;
     unsigned nattached_ = 0;
     struct Attachment { Iommu* iommu; StreamId sid; };

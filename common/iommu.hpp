@@ -2,8 +2,8 @@
 // it points its hardware at an IoDomain's root and invalidates what the domain's Gather says.
 #pragma once
 #include "common/fault_log.hpp"
+#include "common/iopt/format.hpp"
 #include "common/iopt/gather.hpp"
-#include "common/iopt/geometry.hpp"
 #include "common/status.hpp"
 #include "common/why.hpp"
 
@@ -21,6 +21,20 @@ struct IommuCaps {
     bool range_invalidation = false;
     uint32_t max_stream = 0;      // largest stream id the instance accepts
 };
+
+// What a domain's table is for; the driver picks the format its hardware walks for it.
+enum class DomainUse : uint8_t {
+    dma,        // a DMA space of its own (PV-IOMMU contexts, selftests): IOVA -> PA, any format will do
+    guest_p2m,  // the guest's stage-2 P2M shared with the IOMMU (Xen's way): IPA -> PA, the CPU's format
+};
+
+// The input size a driver gives a domain that asks for `wanted` bits when its walker takes [lo, hi]:
+// a DMA space may be smaller than asked (its IOVA allocator learns the size from the format), a
+// shared P2M must cover the guest's addresses.
+constexpr Result<unsigned> fit_ias(DomainUse use, unsigned wanted, unsigned lo, unsigned hi) {
+    if (lo > hi || (use == DomainUse::guest_p2m && wanted > hi)) return Status::out_of_range;
+    return wanted < lo ? lo : wanted > hi ? hi : wanted;
+}
 
 // Work an instance has asked of its hardware, for tests and benchmarks.
 struct IommuStats {
@@ -43,15 +57,18 @@ public:
     // `iommu-map` entry gives a requester id) as the StreamId attach() takes, checked against what
     // this hardware has. Refusals go in `why`, naming the value at fault.
     virtual Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const = 0;
+    // The table format a domain for `use` must have to be walked here, wanting `ias` input bits
+    // (see fit_ias), with this walker's coherency: callers build their IoDomain from it. unsupported
+    // when this IOMMU cannot serve the use at all (a shared P2M on a stage-1-only SMMU).
+    virtual Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const = 0;
     // Points the stream at the domain's tables. The domain has checked that the stream is not
     // attached elsewhere; the driver checks its own limits (stream range, contexts, tags).
     virtual Status attach(IoDomain& d, StreamId sid) = 0;
     // Back to blocked: afterwards the stream's DMA faults.
     virtual Status detach(IoDomain& d, StreamId sid) = 0;
-    // Invalidates what `g` gathered for `d` and waits for completion.
+    // Invalidates what `g` gathered for `d` and waits for completion: the only invalidation entry,
+    // for the end of a map/unmap as for a break-before-make in the middle of one.
     virtual Status flush(IoDomain& d, const iopt::Gather& g) = 0;
-    // Invalidate one range now and wait (break-before-make inside the page-table engine).
-    virtual Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) = 0;
     // Moves pending fault reports into `log`; returns how many.
     virtual unsigned poll_faults(FaultLog& log) = 0;
 protected:

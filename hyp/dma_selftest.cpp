@@ -41,13 +41,13 @@ private:
 void fill(void* p, uint8_t seed) {
     auto* b = static_cast<uint8_t*>(p);
     for (size_t i = 0; i < kPageSize; i++) b[i] = static_cast<uint8_t>(seed + i * 7);
-    cache::clean_range(p, kPageSize);
+    cache::sync_for_device(p, kPageSize);
 }
 
 // The whole page: the transferred half must match, and the other half must be untouched.
 bool same(const void* a, const void* b) {
-    cache::clean_invalidate_range(a, kPageSize);
-    cache::clean_invalidate_range(b, kPageSize);
+    cache::sync_for_cpu(a, kPageSize);
+    cache::sync_for_cpu(b, kPageSize);
     return memcmp(a, b, kPageSize) == 0;
 }
 
@@ -90,9 +90,13 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
     auto tables_in_use = [&] { return pool.used_pages() - static_cast<size_t>(iommu.stats().pages); };
     size_t pool_before = tables_in_use();
 
+    // A DMA space of its own, in the format the IOMMU walks (an invalid one, if it has none: init fails).
+    Result<iopt::Format> fmt = iommu.domain_format(DomainUse::dma, kIas);
+    const iopt::Format f = fmt.ok() ? fmt.value : iopt::Format{};
     {
-        IoDomain dom(pool, iopt::Stage::s1, kIas, iommu.caps().oas, iommu.caps().coherent_walk);
-        if (!c.check(dom.init() == Status::ok, "stage-1 domain, %u-bit IOVA, tag %u", kIas, dom.tag())) return res;
+        IoDomain dom(pool, f);
+        if (!c.check(dom.init() == Status::ok, "%s domain, %u-bit IOVA, tag %u", iopt::format_name(f.id), f.ias, dom.tag()))
+            return res;
         iopt::Prot rw, rdonly;
         rdonly.perm = iopt::kRead;
         bool mapped = dom.map(kIovaSrc, src_pa, kPageSize, rw).ok() && dom.map(kIovaDst, dst_pa, kPageSize, rw).ok() &&
@@ -127,7 +131,7 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
         // After unmap (and its invalidation) the IOTLB must not remember the old translation.
         Progress u = dom.unmap(kIovaDst, kPageSize);
         memcpy(dst, ref, kPageSize);
-        cache::clean_range(dst, kPageSize);
+        cache::sync_for_device(dst, kPageSize);
         from = log.total();
         (void)edu.to_ram(Edu::kBufBase, kIovaDst, kProbe);
         c.check(u.ok() && saw_fault(iommu, log, from, FaultKind::translation, sid, kIovaDst, true, out) && same(dst, ref),
@@ -153,7 +157,7 @@ SelftestResult dma_selftest(PagePool& pool, Iommu& iommu, StreamId sid, Edu& edu
 
     // The figure: what mapping and unmapping 512 pages in one call each costs in commands.
     {
-        IoDomain dom(pool, iopt::Stage::s1, kIas, iommu.caps().oas, iommu.caps().coherent_walk);
+        IoDomain dom(pool, f);
         iopt::Prot rw;
         if (dom.init() == Status::ok && dom.attach(iommu, sid) == Status::ok) {
             IommuStats s0 = iommu.stats();

@@ -43,7 +43,7 @@ PvDevice* PvIommuGuest::device(uint16_t seg, uint8_t bus, uint8_t devfn) {
 // Maps every RAM frame of the guest at DMA address == guest address, in runs of contiguous frames.
 Status PvIommuGuest::map_identity(IoDomain& d) {
     iopt::Prot prot;
-    if (!cfg_.coherent_walk) prot.type = iopt::MemType::normal_nc;
+    if (!cfg_.format.coherent_walk) prot.type = iopt::MemType::normal_nc;
     uint64_t run_gfn = 0, run_mfn = 0, run_len = 0;
     for (uint64_t i = 0; i <= ram_pages_; i++) {
         uint64_t gfn = ram_first_gfn_ + i, mfn = 0;
@@ -70,7 +70,7 @@ Result<unsigned> PvIommuGuest::create_context(bool identity) {
             if (!ctx_[k]) c = k;
         if (!c) return Status::no_space;
     }
-    IoDomain* d = new (storage_[c]) IoDomain(pool_, iopt::Stage::s1, cfg_.ias, cfg_.oas, cfg_.coherent_walk);
+    IoDomain* d = new (storage_[c]) IoDomain(pool_, cfg_.format);
     Status st = d->init();
     if (st == Status::ok && identity) st = map_identity(*d);
     if (st != Status::ok) {
@@ -140,9 +140,9 @@ constexpr uint64_t kPageSizes = (1ull << 12) | (1ull << 21) | (1ull << 30);
 long do_query(Call& c, PvIommuCapabilities& a) {
     const PvIommuConfig& cfg = c.target.config();
     a = PvIommuCapabilities{};
-    a.max_iova_addr = (uint64_t{1} << cfg.ias) - 1;
+    a.max_iova_addr = (uint64_t{1} << cfg.format.ias) - 1;
     // `cache` only when entries really are cacheable and the walker snoops.
-    a.cap_flags = cap::kIdentity | (cfg.coherent_walk ? cap::kCache : 0);
+    a.cap_flags = cap::kIdentity | (cfg.format.coherent_walk ? cap::kCache : 0);
     a.pgsize_mask = static_cast<uint32_t>(kPageSizes);
     a.max_pasid = 0;
     a.max_ctx_no = static_cast<uint16_t>(c.target.initialised ? c.target.max_ctx : PvIommuGuest::kMaxContexts - 1);
@@ -218,7 +218,7 @@ long check_range(Call& c, uint16_t ctx, uint64_t dfn, uint64_t pgsize, uint64_t 
     if (!is_pow2(pgsize) || !(pgsize & kPageSizes)) return err(Errno::einval);
     uint64_t frames = pgsize >> kPageShift;
     if (!is_aligned(dfn, frames)) return err(Errno::einval);
-    uint64_t limit_frames = uint64_t{1} << (c.target.config().ias - kPageShift);
+    uint64_t limit_frames = uint64_t{1} << (c.target.config().format.ias - kPageShift);
     if (nr_pages > limit_frames / frames || dfn > limit_frames || nr_pages * frames > limit_frames - dfn)
         return err(Errno::erange);
     return 0;
@@ -228,7 +228,7 @@ long do_map(Call& c, PvIommuMapPages& a) {
     IoDomain* d = nullptr;
     if (long e = check_range(c, a.ctx_no, a.dfn, a.pgsize, a.nr_pages, d)) return e;
     if ((a.map_flags & ~mapf::kAll) || !(a.map_flags & (mapf::kReadable | mapf::kWriteable))) return err(Errno::einval);
-    if ((a.map_flags & mapf::kCache) && !c.target.config().coherent_walk) return err(Errno::eopnotsupp);
+    if ((a.map_flags & mapf::kCache) && !c.target.config().format.coherent_walk) return err(Errno::eopnotsupp);
     uint64_t frames = a.pgsize >> kPageShift;
     if (!is_aligned(a.gfn, frames) || add_overflows(a.gfn, a.nr_pages * frames)) return err(Errno::einval);
     if (a.nr_pages == 0) return 0;

@@ -24,9 +24,10 @@ protected:
 };
 
 struct PvIommuConfig {
-    unsigned ias = 39;              // DMA address bits of every context
-    unsigned oas = 44;
-    bool coherent_walk = true;      // the IOMMU snoops: entries may be cacheable (cap `cache`)
+    // The table format of every context, as the guest's IOMMU chose it for a DMA space of its own
+    // (Iommu::domain_format): its ias is the DMA address size; coherent_walk means the IOMMU snoops,
+    // so entries may be cacheable (cap `cache`).
+    iopt::Format format = iopt::vmsa_s1(39, 44, true);
     uint64_t budget_pages = 2048;   // 4 KiB pages of work per call before a continuation
 };
 

@@ -147,9 +147,12 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
     memcpy(vm.ram(xen::layout::kRam0Base + kDtbOffset, dtb_size), g_guest_dtb, dtb_size);
 
     xen::PvIommuConfig cfg;
-    cfg.ias = 39;
-    cfg.oas = smmu.caps().oas;
-    cfg.coherent_walk = smmu.caps().coherent_walk;
+    Result<iopt::Format> fmt = smmu.domain_format(DomainUse::dma, 39);  // the guest's DMA contexts
+    if (!fmt.ok()) {
+        print("moat: guest: %s has no table format for DMA contexts: %s\n", smmu.name(), to_string(fmt.status));
+        arch::halt(1);
+    }
+    cfg.format = fmt.value;
     alignas(xen::PvIommuGuest) static unsigned char storage[sizeof(xen::PvIommuGuest)];
     g.pool_before = pool.used_pages();
     g.guest = new (storage) xen::PvIommuGuest(1, false, vm, pool, cfg);

@@ -17,13 +17,16 @@ constexpr uint64_t kSpsrDaif = 0xfull << 6;
 constexpr uint64_t kSctlrEl1Res1 = (1ull << 11) | (1ull << 20) | (3ull << 22) | (3ull << 28);
 }  // namespace
 
-Vm::Vm(PagePool& pool) : mem_(pool, true), p2m_(mem_, kIpaBits, pa_bits() < 48 ? pa_bits() : 48) {}
+Vm::Vm(PagePool& pool) : pool_(pool), format_(iopt::vmsa_s2(kIpaBits, pa_bits() < 48 ? pa_bits() : 48, true)) {
+    if (slot_.build(pool, format_) == Status::ok) p2m_ = slot_.get();
+}
 
 Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
     if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, 2 * MiB) || ram_size == 0) return Status::invalid_argument;
-    Status st = p2m_.init();
+    if (!p2m_) return Status::unsupported;
+    Status st = p2m_->init();
     if (st != Status::ok) return st;
-    Result<uint64_t> r = mem_.pool().alloc(ram_size >> kPageShift, 512);
+    Result<uint64_t> r = pool_.alloc(ram_size >> kPageShift, 512);
     if (!r.ok()) return r.status;
     ram_ipa_ = ram_ipa;
     ram_pa_ = r.value;
@@ -31,8 +34,8 @@ Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
     iopt::Prot prot;
     prot.perm = iopt::kRead | iopt::kWrite | iopt::kExec;
     iopt::Gather g;
-    Progress p = p2m_.map(ram_ipa, ram_pa_, ram_size, prot, g);
-    p2m_.release(g);
+    Progress p = p2m_->map(ram_ipa, ram_pa_, ram_size, prot, g, iopt::Table::kLargest);
+    p2m_->release(g);
     return p.status;
 }
 
@@ -42,19 +45,20 @@ Status Vm::map_mmio(uint64_t ipa, uint64_t pa, uint64_t size) {
     prot.type = iopt::MemType::device;
     prot.share = iopt::Share::none;
     iopt::Gather g;
-    Progress p = p2m_.map(ipa, pa, align_up(size, kPageSize), prot, g);
-    p2m_.release(g);
+    Progress p = p2m_->map(ipa, pa, align_up(size, kPageSize), prot, g, iopt::Table::kLargest);
+    p2m_->release(g);
     return p.status;
 }
 
 void* Vm::ram(uint64_t ipa, uint64_t size) const {
     if (ipa < ram_ipa_ || ipa - ram_ipa_ > ram_size_ || size > ram_size_ - (ipa - ram_ipa_)) return nullptr;
-    return mem_.pool().virt(ram_pa_ + (ipa - ram_ipa_));
+    return pool_.virt(ram_pa_ + (ipa - ram_ipa_));
 }
 
 Status Vm::ram_frame(uint64_t gfn, uint64_t& mfn) {
     if (gfn >> (kIpaBits - kPageShift)) return Status::not_found;
-    Result<iopt::Translation> t = p2m_.lookup(gfn << kPageShift);
+    if (!p2m_) return Status::not_found;
+    Result<iopt::Translation> t = p2m_->lookup(gfn << kPageShift);
     if (!t.ok()) return Status::not_found;
     if (t.value.prot.type != iopt::MemType::normal_wb) return Status::denied;  // MMIO is not RAM to map
     mfn = t.value.pa >> kPageShift;
@@ -74,7 +78,7 @@ bool Vm::copy(uint64_t gpa, void* buf, size_t n, bool to_guest) {
         uint64_t mfn;
         (void)ram_frame(gpa >> kPageShift, mfn);
         size_t chunk = static_cast<size_t>(min<uint64_t>(n, kPageSize - (gpa & (kPageSize - 1))));
-        auto* host = static_cast<uint8_t*>(mem_.pool().virt((mfn << kPageShift) | (gpa & (kPageSize - 1))));
+        auto* host = static_cast<uint8_t*>(pool_.virt((mfn << kPageShift) | (gpa & (kPageSize - 1))));
         if (to_guest) memcpy(host, b, chunk);
         else memcpy(b, host, chunk);
         gpa += chunk;
@@ -88,10 +92,8 @@ bool Vm::read(uint64_t gpa, void* dst, size_t n) { return copy(gpa, dst, n, fals
 bool Vm::write(uint64_t gpa, const void* src, size_t n) { return copy(gpa, const_cast<void*>(src), n, true); }
 
 [[noreturn]] void Vm::enter(uint64_t entry, uint64_t arg) {
-    const iopt::Geometry& g = p2m_.geometry();
-    uint64_t vtcr = g.t0sz() | (uint64_t{g.sl0()} << 6) | (1ull << 8) | (1ull << 10) | (3ull << 12) | (0ull << 14) |
-                    (uint64_t{g.ps()} << 16) | (1ull << 31);
-    uint64_t vttbr = p2m_.root_pa() | (uint64_t{kVmid} << 48);
+    uint64_t vtcr = vtcr_el2(format_);
+    uint64_t vttbr = p2m_->root_pa() | (uint64_t{kVmid} << 48);
     uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTsc | kHcrRw;
     uint64_t midr, mpidr;
     asm volatile("mrs %0, midr_el1" : "=r"(midr));

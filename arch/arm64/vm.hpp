@@ -1,11 +1,29 @@
-// One guest at EL1: its stage-2 translation (the same page-table engine the IOMMUs use), its
-// RAM from the page pool, the MMIO it is given, and the way in (ERET) and back (traps).
+// One guest at EL1: its stage-2 translation (a table built through the same seam, and by the same
+// engine, as the IOMMUs' domains), its RAM from the page pool, the MMIO it is given, and the way
+// in (ERET) and back (traps).
 #pragma once
-#include "common/iopt/memory.hpp"
-#include "common/iopt/page_table.hpp"
+#include "common/iopt/geometry.hpp"
+#include "common/iopt/table.hpp"
 #include "xen-compat/pv_iommu.hpp"
 
 namespace moat::arch {
+
+// VTCR_EL2 fields (4 KiB granule, TG0 = 0).
+namespace vtcr {
+constexpr Field kT0sz{5, 0}, kSl0{7, 6}, kIrgn0{9, 8}, kOrgn0{11, 10}, kSh0{13, 12}, kTg0{15, 14}, kPs{18, 16};
+constexpr uint64_t kRes1 = uint64_t{1} << 31;
+}  // namespace vtcr
+
+// VTCR_EL2 for a guest's stage-2 format: its geometry, and walk attributes from the one place
+// every IOMMU driver takes its own from (iopt::vmsa_walk_codes).
+constexpr uint64_t vtcr_el2(const iopt::Format& f) {
+    const iopt::Geometry g = iopt::vmsa_geometry(f);
+    const iopt::VmsaWalkCodes w = iopt::vmsa_walk_codes(f);
+    return vtcr::kT0sz.make(g.t0sz()) | vtcr::kSl0.make(g.sl0()) | vtcr::kIrgn0.make(w.irgn) | vtcr::kOrgn0.make(w.orgn) |
+           vtcr::kSh0.make(w.sh) | vtcr::kTg0.make(0) | vtcr::kPs.make(g.ps()) | vtcr::kRes1;
+}
+// What it was before the seam, spelled out: T0SZ 24, SL0 1 (level 1), WBWA inner shareable, PS 40 bits.
+static_assert(vtcr_el2(iopt::vmsa_s2(40, 40, true)) == (24u | 1u << 6 | 1u << 8 | 1u << 10 | 3u << 12 | 2u << 16 | 1ull << 31));
 
 class Vm final : public xen::GuestMemory {
 public:
@@ -13,6 +31,8 @@ public:
     static constexpr uint16_t kVmid = 1;
 
     explicit Vm(PagePool& pool);
+    // The P2M's format: VMSAv8-64 stage 2, walked by this CPU (coherent by definition).
+    const iopt::Format& format() const { return format_; }
     // Stage-2 root and `ram_size` bytes of RAM (2 MiB aligned, zeroed) at guest address ram_ipa.
     Status create(uint64_t ram_ipa, uint64_t ram_size);
     // Device memory the guest may access directly (a passed-through BAR, the console).
@@ -34,8 +54,10 @@ public:
 
 private:
     bool copy(uint64_t gpa, void* buf, size_t n, bool to_guest);
-    iopt::PoolMemory mem_;
-    iopt::PageTable<iopt::Stage2, iopt::PoolMemory> p2m_;
+    PagePool& pool_;
+    iopt::Format format_;
+    iopt::TableSlot slot_;
+    iopt::Table* p2m_ = nullptr;
     uint64_t ram_ipa_ = 0, ram_pa_ = 0, ram_size_ = 0;
 };
 

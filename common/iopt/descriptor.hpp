@@ -1,34 +1,11 @@
 // VMSAv8-64 long descriptors (4 KiB granule) and the two formats the engine is instantiated with.
-// A format turns a caller's Prot into the attribute bits of a leaf and reads them back; everything
-// else (valid/table bits, output address) is the same at both stages.
+// A format turns a caller's Prot (prot.hpp, format-neutral) into the attribute bits of a leaf and
+// reads them back; everything else (valid/table bits, output address) is the same at both stages.
 #pragma once
 #include "common/iopt/geometry.hpp"
+#include "common/iopt/prot.hpp"
 
 namespace moat::iopt {
-
-// Access a mapping allows. Execute is only meaningful to walkers that fetch instructions (the CPU
-// sharing a stage-2 table); devices ignore it, so the default is execute-never.
-enum Perm : uint8_t { kRead = 1, kWrite = 2, kExec = 4 };
-constexpr uint8_t kPermMask = kRead | kWrite | kExec;
-
-enum class MemType : uint8_t {
-    normal_wb,  // Normal, inner and outer write-back (read/write-allocate): cacheable, snooped DMA
-    normal_nc,  // Normal, non-cacheable
-    device,     // Device-nGnRE: MMIO (MSI doorbells, peer-to-peer BARs)
-};
-
-// Shareability, with its SH[1:0] encoding. Ignored by hardware for device and non-cacheable memory
-// but still encoded as given so that lookup reads back what was mapped.
-enum class Share : uint8_t { none = 0, outer = 2, inner = 3 };
-
-struct Prot {
-    uint8_t perm = kRead | kWrite;
-    MemType type = MemType::normal_wb;
-    Share share = Share::inner;
-    bool privileged = false;  // stage 1 only: no unprivileged access (AP[1] clear)
-    bool not_global = false;  // stage 1 only: nG, the TLB entry is tagged with the ASID
-    constexpr bool operator==(const Prot&) const = default;
-};
 
 // Bits common to every descriptor.
 namespace desc {

@@ -10,7 +10,7 @@
 // and freed by PageTable::release() after the caller's flush. Nothing bounds how many pages one
 // unmap frees, so the chain lives in the pages themselves, not in a fixed array here.
 #pragma once
-#include "common/types.hpp"
+#include "common/status.hpp"
 
 namespace moat::iopt {
 
@@ -19,8 +19,10 @@ template <class Format, class Memory> class PageTable;
 // Invalidate [iova, iova + size) (leaf entries of 2^granule_shift bytes) in every TLB that may hold
 // it and WAIT for completion. The engine calls it between the "break" and the "make" of a
 // break-before-make update (splitting a block), where a later, gathered invalidation is too late.
+// Anything but ok means some walker may still hold the old entry: the engine then leaves the entry
+// broken (invalid) and stops, since making it again could let two translations coexist.
 struct InvalidateHook {
-    void (*fn)(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) = nullptr;
+    Status (*fn)(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) = nullptr;
     void* ctx = nullptr;
 };
 
@@ -56,6 +58,9 @@ public:
     size_t pending_pages() const { return free_count_; }
     // Break-before-make invalidations issued through the hook during the operations gathered.
     unsigned immediate_invalidations() const { return immediate_; }
+    // The first of them that failed (ok if none). The pending pages must then stay out of the pool
+    // even if a later flush succeeds: the owner quarantines them instead of calling release().
+    Status immediate_status() const { return immediate_status_; }
     bool has_hook() const { return hook_.fn != nullptr; }
 
     // Forget the ranges (after the driver invalidated them); pending pages stay until release().
@@ -72,9 +77,11 @@ public:
 private:
     template <class F, class M> friend class PageTable;
 
-    void invalidate_now(uint64_t iova, uint64_t size, unsigned granule_shift) {
-        hook_.fn(hook_.ctx, iova, size, granule_shift);
+    Status invalidate_now(uint64_t iova, uint64_t size, unsigned granule_shift) {
         immediate_++;
+        Status st = hook_.fn(hook_.ctx, iova, size, granule_shift);
+        if (st != Status::ok && immediate_status_ == Status::ok) immediate_status_ = st;
+        return st;
     }
 
     InvalidateHook hook_;
@@ -82,6 +89,7 @@ private:
     unsigned nranges_ = 0;
     unsigned granule_shift_ = 63;
     unsigned immediate_ = 0;
+    Status immediate_status_ = Status::ok;
     bool overflowed_ = false;
     bool removed_ = false;
     bool tables_freed_ = false;

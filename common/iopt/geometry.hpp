@@ -1,7 +1,8 @@
 // Shape of a VMSAv8-64 translation table with the 4 KiB granule: levels, start level, root size,
-// and the register encodings a driver programs from them.
+// and the register encodings a driver programs from them. Stage is a VMSA notion: above the
+// table seam a domain only has a Format (format.hpp), and Arm drivers get their geometry from it.
 #pragma once
-#include "common/types.hpp"
+#include "common/iopt/format.hpp"
 
 namespace moat::iopt {
 
@@ -91,5 +92,29 @@ static_assert(make_geometry(Stage::s2, 40, 40).start_level == 1 && make_geometry
 static_assert(make_geometry(Stage::s2, 43, 44).root_tables == 16 && make_geometry(Stage::s2, 44, 44).start_level == 0);
 static_assert(make_geometry(Stage::s1, 40, 40).start_level == 0 && make_geometry(Stage::s1, 32, 40).root_entries() == 4);
 static_assert(s2_min_ias(1) == 31 && s2_max_ias(1) == 43 && s2_min_ias(0) == 40 && s2_max_ias(2) == 34);
+
+// The VMSA formats below the seam: the stage a format id walks, and its geometry. A format that is
+// not VMSA gets an invalid geometry (root_tables 0): an Arm driver refuses it (is_vmsa first).
+constexpr bool is_vmsa(FormatId id) { return id == FormatId::vmsa_s1 || id == FormatId::vmsa_s2; }
+constexpr Stage vmsa_stage(FormatId id) { return id == FormatId::vmsa_s2 ? Stage::s2 : Stage::s1; }
+constexpr Geometry vmsa_geometry(const Format& f) {
+    return is_vmsa(f.id) ? make_geometry(vmsa_stage(f.id), f.ias, f.oas) : Geometry{};
+}
+
+// Walk attributes (walk_attrs) as every VMSA translation-control register encodes them: TCR_ELx
+// and SMMUv2 TCR (IRGN0/ORGN0/SH0), VTCR_EL2 and SMMUv2 stage-2 TCR, SMMUv3 CD (IR0/OR0/SH0) and
+// STE (S2IR0/S2OR0/S2SH0, and S1CIR/S1COR/S1CSH for the walker's CD fetches), IPMMU IMTTBCR.
+// Each driver puts the codes in its own register's fields; the values come only from here.
+struct VmsaWalkCodes {
+    unsigned irgn, orgn, sh;  // RGN: 0 non-cacheable, 1 write-back read/write-allocate; SH: 0, 2 outer, 3 inner
+    constexpr bool operator==(const VmsaWalkCodes&) const = default;
+};
+constexpr unsigned rgn_code(Cacheability c) { return c == Cacheability::write_back ? 1u : 0u; }
+constexpr VmsaWalkCodes vmsa_walk_codes(const Format& f) {
+    const WalkAttrs w = walk_attrs(f);
+    return VmsaWalkCodes{rgn_code(w.inner), rgn_code(w.outer), static_cast<unsigned>(w.share)};
+}
+static_assert(vmsa_walk_codes(vmsa_s2(40, 40, true)) == VmsaWalkCodes{1, 1, 3});
+static_assert(vmsa_walk_codes(vmsa_s1(39, 40, false)) == VmsaWalkCodes{0, 0, 2});
 
 }  // namespace moat::iopt

@@ -53,15 +53,15 @@ public:
     }
 
     void sync(const uint64_t* p, size_t n) const {
-        if (!coherent_) cache::clean_range(p, n * sizeof(uint64_t));
+        if (!coherent_) cache::sync_for_device(p, n * sizeof(uint64_t));
     }
-    // A coherent walker observes our stores in order only after a barrier (Linux's dma_wmb). For a
-    // non-coherent one, the clean in sync() already ended with dsb sy.
+    // A coherent walker observes our stores in order only after a barrier. For a non-coherent one,
+    // the clean in sync() already waited for the cleaned lines to reach memory.
     void order() const {
-        if (coherent_) barrier::dmb_oshst();
+        if (coherent_) barrier::publish_table();
     }
     // An invalidation (TLBI, an IOMMU command) must not overtake the table stores before it.
-    static void barrier() { barrier::dsb_sy(); }
+    static void barrier() { barrier::before_invalidate(); }
 
 private:
     PagePool& pool_;

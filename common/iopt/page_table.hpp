@@ -21,13 +21,6 @@
 
 namespace moat::iopt {
 
-struct Translation {
-    uint64_t pa = 0;     // output address of the IOVA looked up (block base + offset)
-    uint64_t size = 0;   // size of the leaf: 4 KiB page, 2 MiB or 1 GiB block
-    unsigned level = 0;  // level of the leaf
-    Prot prot;
-};
-
 template <class Format, class Memory>
 class PageTable {
 public:
@@ -84,7 +77,8 @@ public:
 
     // Unmaps [iova, iova + size). Stops at the first hole (not_found). Unmapping part of a block
     // splits it, which needs table pages and the Gather's hook: without memory it stops before that
-    // block with no_memory and nothing about the block changed; without a hook, unsupported.
+    // block with no_memory and nothing about the block changed; without a hook, unsupported; when
+    // the hook's invalidation fails, with its status and the whole block unmapped (gathered).
     // Tables that empty are unlinked and wait in `g` for release().
     Progress unmap(uint64_t iova, uint64_t size, Gather& g) {
         Status bad = check_range(iova, size);
@@ -398,7 +392,15 @@ private:
         mem_.store(slot, 0);  // break
         mem_.sync(slot, 1);
         mem_.barrier();
-        g.invalidate_now(base, uint64_t{1} << shift, shift);
+        Status st = g.invalidate_now(base, uint64_t{1} << shift, shift);
+        if (st != Status::ok) {
+            // Some TLB may still hold the block: leave it broken (its DMA faults) rather than make
+            // the table, and let the caller's flush try the whole block again. The block's bytes
+            // outside the cut are unmapped too; the remainder was never linked.
+            free_private(r.value, level + 1);
+            g.add(base, uint64_t{1} << shift, shift, true);
+            return st;
+        }
         mem_.order();
         mem_.store(slot, desc::table(r.value));  // make
         mem_.sync(slot, 1);  // now, not with the rest of the parent: shortens the walker's fault window

@@ -19,12 +19,14 @@ constexpr unsigned kS2MinIas = 64 - 31, kS2MaxIas = 40;
 // LPAE stage 1: the whole 32-bit input space, from level 1 (4 entries of 1 GiB).
 constexpr unsigned kS1Ias = 32, kS1StartLevel = 1;
 // The blocking context: the last one, so that domains keep getting contexts from 1 up. Its table
-// spans everything a context of the format can walk (stage 2: two concatenated level-1 tables).
+// spans everything a context of the format can walk (stage 2: two concatenated level-1 tables),
+// walked like any other (never coherently).
 constexpr uint8_t kBlockContext = kContexts - 1;
-constexpr iopt::Geometry block_geometry(IpmmuVmsa::Format f) {
-    return f == IpmmuVmsa::Format::stage2 ? iopt::make_geometry(iopt::Stage::s2, kS2MaxIas, imttlbr::kPaBits)
-                                          : iopt::make_geometry(iopt::Stage::s1, kS1Ias, imttlbr::kPaBits);
+constexpr iopt::Format block_format(IpmmuVmsa::Format f) {
+    return f == IpmmuVmsa::Format::stage2 ? iopt::vmsa_s2(kS2MaxIas, imttlbr::kPaBits, false)
+                                          : iopt::vmsa_s1(kS1Ias, imttlbr::kPaBits, false);
 }
+constexpr iopt::Geometry block_geometry(IpmmuVmsa::Format f) { return iopt::vmsa_geometry(block_format(f)); }
 static_assert(block_geometry(IpmmuVmsa::Format::stage2).root_tables == 2 &&
               block_geometry(IpmmuVmsa::Format::stage2).start_level == 1);
 static_assert(block_geometry(IpmmuVmsa::Format::stage1).root_tables == 1 &&
@@ -131,6 +133,8 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         caps_.coherent_walk = false;
         caps_.range_invalidation = false;
         caps_.max_stream = kUtlbs - 1;
+        walker_ = cfg.format == Format::stage2 ? VmsaWalker{false, true, 0, 0, kS2MinIas, kS2MaxIas, caps_.oas, false}
+                                               : VmsaWalker{true, false, kS1Ias, kS1Ias, 0, 0, caps_.oas, false};
         if (cfg.block_unattached) {
             block_pool_ = cfg.pool;
             block_pa_ = table.value;
@@ -244,17 +248,18 @@ void IpmmuVmsa::park(unsigned utlb) {
 
 // ---------------------------------------------------------------- contexts (root)
 
+Result<iopt::Format> IpmmuVmsa::domain_format(DomainUse use, unsigned ias) const {
+    if (!ready_) return Status::invalid_argument;
+    return root_->walker_.format_for(use, ias);
+}
+
+// The format's stage and sizes, and tables cleaned for us (walks are never coherent); then what
+// the registers can hold: the start level the context encodes and a root below 40 bits.
 Status IpmmuVmsa::check_domain(const IoDomain& d) const {
-    const iopt::Geometry& g = d.geometry();
-    if (d.coherent_walk()) return Status::invalid_argument;  // its tables would not be cleaned for us
-    if (g.oas > caps_.oas) return Status::out_of_range;
-    if (cfg_.format == Format::stage2) {
-        if (d.stage() != iopt::Stage::s2) return Status::unsupported;
-        if (g.ias < kS2MinIas || g.ias > kS2MaxIas || g.start_level != 1) return Status::out_of_range;
-    } else {
-        if (d.stage() != iopt::Stage::s1) return Status::unsupported;
-        if (g.ias != kS1Ias || g.start_level != kS1StartLevel) return Status::out_of_range;
-    }
+    Status st = walker_.check(d.format());
+    if (st != Status::ok) return st;
+    const iopt::Geometry g = iopt::vmsa_geometry(d.format());
+    if (g.start_level != (cfg_.format == Format::stage2 ? 1u : kS1StartLevel)) return Status::out_of_range;
     if (d.root_pa() >> imttlbr::kPaBits) return Status::out_of_range;
     return Status::ok;
 }
@@ -286,7 +291,7 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
         if (ctx_[n].state == Context::free) id = static_cast<uint8_t>(n);
     if (id == kNoContext) return Status::no_space;
 
-    uint32_t imctr_v = program_context(id, d.root_pa(), d.geometry());
+    uint32_t imctr_v = program_context(id, d.root_pa(), d.format());
     ctx_[id] = Context{Context::used, &d, 1, imctr_v};
     // Enabled with a flush: a previous user's translations must be gone before any uTLB points here.
     wr(Ctx::IMCTR, id, imctr_v | imctr::kFlush);
@@ -301,17 +306,22 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
 }
 
 // Table base, format and attributes of a disabled context; returns the IMCTR that enables it.
-uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Geometry& g) {
-    uint32_t ttbcr, imctr_v;
+uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Format& f) {
+    const iopt::Geometry g = iopt::vmsa_geometry(f);
+    const iopt::VmsaWalkCodes w = iopt::vmsa_walk_codes(f);
+    // Walk attributes: until the table seam, IRGN0/ORGN0/SH0 were left 0 here while the SMMUs set
+    // theirs; non-cacheable was right for this non-coherent walker, SH0 now says outer as well.
+    uint32_t ttbcr = static_cast<uint32_t>(imttbcr::kIrgn0.make(w.irgn) | imttbcr::kOrgn0.make(w.orgn) | imttbcr::kSh0.make(w.sh));
+    uint32_t imctr_v;
     if (cfg_.format == Format::stage2) {
         // VTCR-style start level and 64-bit input size; PMB as Xen sets it for this mode.
-        ttbcr = imttbcr::kEae | imttbcr::kPmb | static_cast<uint32_t>(imttbcr::kSl0.make(g.sl0())) |
-                static_cast<uint32_t>(imttbcr::kTsz0.make(g.t0sz()));
+        ttbcr |= imttbcr::kEae | imttbcr::kPmb | static_cast<uint32_t>(imttbcr::kSl0.make(g.sl0())) |
+                 static_cast<uint32_t>(imttbcr::kTsz0.make(g.t0sz()));
         imctr_v = imctr::kVa64 | imctr::kIntEn | imctr::kMmuEn;
     } else {
         // LPAE: the whole 32-bit space (TSZ0 0), start level 1 in the two-bit encoding.
-        ttbcr = imttbcr::kEae | static_cast<uint32_t>(imttbcr::kSl0.make(3 - kS1StartLevel)) |
-                static_cast<uint32_t>(imttbcr::kTsz0.make(kS1Ias - g.ias));
+        ttbcr |= imttbcr::kEae | static_cast<uint32_t>(imttbcr::kSl0.make(3 - kS1StartLevel)) |
+                 static_cast<uint32_t>(imttbcr::kTsz0.make(kS1Ias - g.ias));
         imctr_v = imctr::kIntEn | imctr::kMmuEn;
     }
     wr(Ctx::IMTTLBR0, id, static_cast<uint32_t>(ttb & imttlbr::kLow.mask));
@@ -329,8 +339,8 @@ uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Geomet
 // first. Enabled with a flush like any context (firmware may have left translations in it),
 // bounded like every other wait. It maps nothing, so it never needs a flush again.
 Status IpmmuVmsa::enable_blocking() {
-    cache::clean_range(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
-    uint32_t v = program_context(kBlockContext, block_pa_, block_geometry(cfg_.format));
+    cache::sync_for_device(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
+    uint32_t v = program_context(kBlockContext, block_pa_, block_format(cfg_.format));
     ctx_[kBlockContext] = Context{Context::blocking, nullptr, 0, v};
     wr(Ctx::IMCTR, kBlockContext, v | imctr::kFlush);
     commands_++;
@@ -364,7 +374,7 @@ void IpmmuVmsa::put_context(uint8_t id) {
 }
 
 Status IpmmuVmsa::wait_flush(uint8_t id) {
-    barrier::dsb_sy();  // the FLUSH write has reached the IPMMU before we look for its completion
+    barrier::complete_mmio();  // the FLUSH write has reached the IPMMU before we look for its completion
     syncs_++;
     Status st = wait_until(kFlushTimeoutNs, [&] { return (rd(Ctx::IMCTR, id) & imctr::kFlush) == 0; });
     if (st != Status::ok) flush_timeouts_++;
@@ -453,13 +463,6 @@ Status IpmmuVmsa::flush(IoDomain& d, const iopt::Gather& g) {
     // anywhere: there is no context id to flush, and certainly not someone else's.
     uint8_t id = root_->find_context(d);
     return id == kNoContext ? Status::ok : root_->flush_context(id);
-}
-
-Status IpmmuVmsa::invalidate_range(IoDomain& d, uint64_t, uint64_t size, unsigned) {
-    if (!ready_) return Status::invalid_argument;
-    if (size == 0) return Status::ok;
-    uint8_t id = root_->find_context(d);
-    return id == kNoContext ? Status::ok : root_->flush_context(id);  // no per-address invalidation
 }
 
 // ---------------------------------------------------------------- faults

@@ -33,6 +33,7 @@
 #include "common/page_pool.hpp"
 #include "common/registry.hpp"
 #include "drivers/iommu/ipmmu_vmsa_regs.hpp"
+#include "drivers/iommu/vmsa_walker.hpp"
 
 namespace moat {
 
@@ -99,10 +100,11 @@ public:
 
     const char* name() const override { return cfg_.name; }
     const IommuCaps& caps() const override { return root_ ? root_->caps_ : caps_; }
+    // The root's table format, whichever use is asked for: the one format its contexts walk.
+    Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId utlb) override;
     Status detach(IoDomain& d, StreamId utlb) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
-    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     // Every context of the root, whichever instance is asked: a context has one fault status.
     unsigned poll_faults(FaultLog& log) override;
     // Counted once per root: its caches report the same numbers (the root does the waiting).
@@ -170,7 +172,7 @@ private:
     void park(unsigned utlb);
 
     // Root side.
-    uint32_t program_context(uint8_t id, uint64_t ttb, const iopt::Geometry& g);
+    uint32_t program_context(uint8_t id, uint64_t ttb, const iopt::Format& f);
     Status enable_blocking();
     void release_blocking_table();
     Status check_domain(const IoDomain& d) const;
@@ -189,6 +191,7 @@ private:
     char soc_[96] = {};
     FaultIrqs irqs_;
     static void on_irq(void* self);
+    VmsaWalker walker_;  // root: what its contexts take (one stage, chosen at probe)
     // Root: contexts and the caches in front of it.
     Context ctx_[ipmmu::kContexts];
     IpmmuVmsa* caches_[kMaxCaches] = {};

@@ -119,6 +119,7 @@ Status SmmuV2::check_ids(uint32_t id0, uint32_t id1, uint32_t id2) {
     caps_.coherent_walk = coherent_;
     caps_.range_invalidation = false;
     caps_.max_stream = numsidb_ ? (1u << numsidb_) - 1 : 0;
+    walker_ = VmsaWalker{s1_, s2_, iopt::kMinIas, s1_ias_, iopt::kMinIas, s2_ias_, oas, coherent_};
     if (cfg_.stream_match_mask >> numsidb_)
         return why_.set(Status::bad_dt, "stream-match-mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives",
                     cfg_.stream_match_mask, numsidb_);
@@ -244,18 +245,24 @@ Status SmmuV2::wait_idle(uintptr_t status_reg) {
 }
 
 Status SmmuV2::sync_global() {
-    barrier::dsb_sy();  // invalidations after the table stores they are for
+    barrier::before_invalidate();  // invalidations after the table stores they are for
     wr(Gr0::sTLBGSYNC, 0);
     return wait_idle(cfg_.base + static_cast<uint32_t>(Gr0::sTLBGSTATUS));
 }
 
 Status SmmuV2::sync_bank(unsigned bank) {
-    barrier::dsb_sy();
+    barrier::before_invalidate();
     wr(bank, Cb::TLBSYNC, 0);
     return wait_idle(bank_base(bank) + static_cast<uint32_t>(Cb::TLBSTATUS));
 }
 
 // ---------------------------------------------------------------- streams and banks
+
+Result<iopt::Format> SmmuV2::domain_format(DomainUse use, unsigned ias) const {
+    LockGuard g(lock_);
+    if (!ready_) return Status::invalid_argument;
+    return walker_.format_for(use, ias);
+}
 
 unsigned SmmuV2::smrs_in_use() const {
     LockGuard g(lock_);
@@ -287,15 +294,22 @@ Status SmmuV2::check_domain(const IoDomain& d, uint32_t id, uint32_t mask) {
     if (id >> numsidb_ || mask >> numsidb_)
         return why_.set(Status::out_of_range, "stream 0x%x mask 0x%x is wider than the %u stream-id bits ID0.NUMSIDB gives", id,
                     mask, numsidb_);
-    const iopt::Geometry& g = d.geometry();
-    bool s1 = d.stage() == iopt::Stage::s1;
+    const iopt::Format& f = d.format();
+    bool s1 = f.id == iopt::FormatId::vmsa_s1;
     unsigned stage = s1 ? 1 : 2, ias = s1 ? s1_ias_ : s2_ias_;
-    if (s1 ? !s1_ : !s2_) return why_.set(Status::unsupported, "no stage-%u translation here", stage);
-    if (g.ias > ias || g.oas > caps_.oas)
+    switch (walker_.check(f)) {
+    case Status::ok: break;
+    case Status::unsupported:
+        if (!iopt::is_vmsa(f.id))
+            return why_.set(Status::unsupported, "format %u is not a VMSAv8-64 table, the only kind walked here",
+                        static_cast<unsigned>(f.id));
+        return why_.set(Status::unsupported, "no stage-%u translation here", stage);
+    case Status::out_of_range:
         return why_.set(Status::out_of_range, "a stage-%u domain of %u input and %u output bits exceeds the %u and %u bits here",
-                    stage, g.ias, g.oas, ias, caps_.oas);
-    if (d.coherent_walk() && !coherent_)
+                    stage, f.ias, f.oas, ias, caps_.oas);
+    default:
         return why_.set(Status::invalid_argument, "the domain's tables are not cleaned, and this SMMU's walks are not coherent");
+    }
     if (d.tag() == 0 || d.tag() > kMaxTag)
         return why_.set(Status::no_space, "domain tag %u does not fit an 8-bit VMID / ASID", d.tag());
     return Status::ok;
@@ -304,7 +318,7 @@ Status SmmuV2::check_domain(const IoDomain& d, uint32_t id, uint32_t mask) {
 // Stage-2-only banks come first in the bank space: stage 2 takes from the bottom, stage 1 from
 // above them, so stage-2 domains use up the banks stage 1 cannot use before the others.
 int SmmuV2::alloc_bank(IoDomain& d) {
-    unsigned first = d.stage() == iopt::Stage::s1 ? nums2cb_ : 0;
+    unsigned first = d.format().id == iopt::FormatId::vmsa_s1 ? nums2cb_ : 0;
     for (unsigned n = first; n < min(numcb_, kMaxBanks); n++)
         if (!banks_[n].domain) {
             banks_[n] = Bank{&d, 0};
@@ -315,19 +329,18 @@ int SmmuV2::alloc_bank(IoDomain& d) {
 
 // The bank is off (SCTLR.M clear) and nothing routes to it while it is written; M comes last.
 void SmmuV2::program_bank(unsigned n, const IoDomain& d) {
-    const iopt::Geometry& g = d.geometry();
-    uint64_t cache = coherent_ ? tcr::kCacheWbWa : tcr::kCacheNc;
-    uint64_t share = coherent_ ? tcr::kShInner : tcr::kShOuter;
+    const iopt::Geometry g = iopt::vmsa_geometry(d.format());
+    const iopt::VmsaWalkCodes w = iopt::vmsa_walk_codes(d.format());
     uint32_t enable = sctlr::kM | sctlr::kTre | sctlr::kAfe | sctlr::kCfre | sctlr::kCfie;  // CFCFG clear
-    barrier::dsb_sy();  // the tables are complete (and cleaned) before the SMMU may walk them
+    barrier::memory_before_mmio();  // the tables are complete (and cleaned) before the SMMU may walk them
     wr(n, Cb::SCTLR, 0);
     wr(Gr1Array::CBA2R, n, cba2r::kVa64);
-    if (d.stage() == iopt::Stage::s1) {
+    if (d.format().id == iopt::FormatId::vmsa_s1) {
         wr(Gr1Array::CBAR, n, static_cast<uint32_t>(cbar::kType.make(cbar::kTypeS1BypassS2) | cbar::kVmid.make(d.tag()) |
                                                     cbar::kBpshcfg.make(cbar::kBpshcfgNsh) | cbar::kMemAttr.make(cbar::kMemAttrWb)));
         wr(n, Cb::TCR2, static_cast<uint32_t>(tcr2::kPaSize.make(g.ps()) | tcr2::kSep.make(tcr2::kSepUpstream)));
-        wr(n, Cb::TCR, static_cast<uint32_t>(tcr::kT0sz.make(g.t0sz()) | tcr::kTg0.make(tcr::kTg4k) | tcr::kIrgn0.make(cache) |
-                                             tcr::kOrgn0.make(cache) | tcr::kSh0.make(share) | tcr::kEpd1));
+        wr(n, Cb::TCR, static_cast<uint32_t>(tcr::kT0sz.make(g.t0sz()) | tcr::kTg0.make(tcr::kTg4k) | tcr::kIrgn0.make(w.irgn) |
+                                             tcr::kOrgn0.make(w.orgn) | tcr::kSh0.make(w.sh) | tcr::kEpd1));
         wr(n, Cb::MAIR0, static_cast<uint32_t>(iopt::Stage1::kMair));
         wr(n, Cb::MAIR1, static_cast<uint32_t>(iopt::Stage1::kMair >> 32));
         wr(n, Cb64::TTBR0, ttbr::kBase.make(d.root_pa() >> 4) | ttbr::kAsid.make(d.tag()));
@@ -335,7 +348,7 @@ void SmmuV2::program_bank(unsigned n, const IoDomain& d) {
     } else {
         wr(Gr1Array::CBAR, n, static_cast<uint32_t>(cbar::kType.make(cbar::kTypeS2) | cbar::kVmid.make(d.tag())));
         wr(n, Cb::TCR, static_cast<uint32_t>(vtcr::kRes1 | vtcr::kT0sz.make(g.t0sz()) | vtcr::kSl0.make(g.sl0()) |
-                                             vtcr::kIrgn0.make(cache) | vtcr::kOrgn0.make(cache) | vtcr::kSh0.make(share) |
+                                             vtcr::kIrgn0.make(w.irgn) | vtcr::kOrgn0.make(w.orgn) | vtcr::kSh0.make(w.sh) |
                                              vtcr::kTg0.make(tcr::kTg4k) | vtcr::kPs.make(g.ps())));
         wr(n, Cb64::TTBR0, ttbr::kBase.make(d.root_pa() >> 4));
     }
@@ -374,7 +387,7 @@ Status SmmuV2::attach(IoDomain& d, StreamId sid) {
     bool fresh = bank < 0;
     if (fresh && (bank = alloc_bank(d)) < 0)
         return why_.set(Status::no_space, "no free context bank for a stage-%u domain (%u banks, %u of them stage-2 only)",
-                    d.stage() == iopt::Stage::s1 ? 1u : 2u, numcb_, nums2cb_);
+                    d.format().id == iopt::FormatId::vmsa_s1 ? 1u : 2u, numcb_, nums2cb_);
     unsigned n = static_cast<unsigned>(bank);
     if (fresh) program_bank(n, d);
     unsigned idx = static_cast<unsigned>(slot - entries_);
@@ -407,7 +420,7 @@ Status SmmuV2::detach(IoDomain& d, StreamId sid) {
 // ---------------------------------------------------------------- invalidation
 
 Status SmmuV2::invalidate_context(unsigned bank, const IoDomain& d) {
-    if (d.stage() == iopt::Stage::s1) {
+    if (d.format().id == iopt::FormatId::vmsa_s1) {
         wr(bank, Cb::TLBIASID, d.tag());
         commands_++;
         return sync_bank(bank);
@@ -420,7 +433,7 @@ Status SmmuV2::invalidate_context(unsigned bank, const IoDomain& d) {
 // One register write per leaf of 2^granule_shift bytes; the caller syncs the bank once.
 void SmmuV2::invalidate_by_address(unsigned bank, const IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift,
                                    bool leaf) {
-    bool s1 = d.stage() == iopt::Stage::s1;
+    bool s1 = d.format().id == iopt::FormatId::vmsa_s1;
     Cb64 reg = s1 ? (leaf ? Cb64::TLBIVAL : Cb64::TLBIVA) : (leaf ? Cb64::TLBIIPAS2L : Cb64::TLBIIPAS2);
     uint64_t step = uint64_t{1} << granule_shift;
     for (uint64_t a = align_down(iova, step); a < iova + size; a += step) {
@@ -442,18 +455,6 @@ Status SmmuV2::flush(IoDomain& d, const iopt::Gather& g) {
     if (g.overflowed() || leaves > kMaxByAddress) return invalidate_context(n, d);
     bool leaf = !g.tables_freed();  // freed tables: walk caches must go too
     for (unsigned i = 0; i < g.range_count(); i++) invalidate_by_address(n, d, g.range(i).iova, g.range(i).size, shift, leaf);
-    return sync_bank(n);
-}
-
-Status SmmuV2::invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) {
-    LockGuard lk(lock_);
-    if (!ready_) return Status::invalid_argument;
-    int bank = find_bank(d);
-    if (bank < 0) return Status::not_found;
-    unsigned shift = granule_shift < 63 ? granule_shift : kPageShift;
-    unsigned n = static_cast<unsigned>(bank);
-    if ((size >> shift) > kMaxByAddress) return invalidate_context(n, d);
-    invalidate_by_address(n, d, iova, size, shift, false);
     return sync_bank(n);
 }
 

@@ -28,6 +28,7 @@
 #include "common/io_domain.hpp"
 #include "common/registry.hpp"
 #include "drivers/iommu/smmu_v2_regs.hpp"
+#include "drivers/iommu/vmsa_walker.hpp"
 
 namespace moat {
 
@@ -89,10 +90,10 @@ public:
     // One reference (the cells of an `iommus` entry, or one legacy `mmu-masters` id) as an SMR,
     // checked against ID0.NUMSIDB; one cell takes the node's stream-match-mask.
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
+    Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
-    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     unsigned poll_faults(FaultLog& log) override;
     IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
 
@@ -164,6 +165,7 @@ private:
     mutable Spinlock lock_;
     Config cfg_;
     IommuCaps caps_;
+    VmsaWalker walker_;
     char name_[kNameMax] = "smmu-v2";
     Why why_;
     FaultIrqs irqs_;

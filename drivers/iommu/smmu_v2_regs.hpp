@@ -188,9 +188,7 @@ namespace tcr {
 constexpr Field kT0sz{5, 0};
 constexpr uint32_t kEpd0 = 1u << 7;
 constexpr Field kIrgn0{9, 8}, kOrgn0{11, 10}, kSh0{13, 12}, kTg0{15, 14};
-constexpr uint32_t kEpd1 = 1u << 23;      // no TTBR1 walks
-constexpr uint64_t kCacheWbWa = 1, kCacheNc = 0;
-constexpr uint64_t kShInner = 3, kShOuter = 2;
+constexpr uint32_t kEpd1 = 1u << 23;      // no TTBR1 walks (IRGN0/ORGN0/SH0 codes: iopt::vmsa_walk_codes)
 constexpr uint64_t kTg4k = 0;
 }  // namespace tcr
 

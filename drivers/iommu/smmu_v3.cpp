@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "arch/barrier.hpp"
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
 #include "common/discovery.hpp"
@@ -80,7 +81,7 @@ void SmmuV3::wr32(Reg32 r, uint32_t v) const { mmio::write32(cfg_.base + static_
 void SmmuV3::wr64(Reg64 r, uint64_t v) const { mmio::write64(cfg_.base + static_cast<uint32_t>(r), v); }
 
 void SmmuV3::clean(const void* p, size_t n) const {
-    if (!coherent_) cache::clean_range(p, n);
+    if (!coherent_) cache::sync_for_device(p, n);
 }
 
 Result<uint64_t> SmmuV3::alloc(size_t pages) {
@@ -135,6 +136,7 @@ Status SmmuV3::probe(const Config& cfg) {
     if (cfg.max_sid >> sid_bits_)
         return why_.set(Status::out_of_range, "stream id 0x%x is wider than the %u bits IDR1.SIDSIZE gives", cfg.max_sid, sid_bits_);
     caps_.max_stream = cfg.max_sid;
+    walker_ = VmsaWalker{caps_.stage1, caps_.stage2, iopt::kMinIas, caps_.ias, iopt::kMinIas, caps_.ias, caps_.oas, coherent_};
 
     // Off while we build: tables and queues are only read once enabled.
     if (write_cr0(0) != Status::ok) return why_.set(Status::timeout, "CR0ACK did not follow CR0 = 0 within %lu ms", kTimeoutNs / 1000000);
@@ -230,7 +232,7 @@ Status SmmuV3::queue_cmd(uint64_t dw0, uint64_t dw1) {
     e[0] = dw0;
     e[1] = dw1;
     clean(e, kCmdDwords * 8);
-    barrier::dsb_ishst();  // the command in memory before the SMMU sees the new PROD
+    barrier::memory_before_mmio();  // the command in memory before the SMMU sees the new PROD
     cmdq_prod_ = q_inc(cmdq_prod_, cmdq_log2_);
     wr32(Reg32::CMDQ_PROD, cmdq_prod_);
     commands_++;
@@ -247,7 +249,7 @@ Status SmmuV3::handle_cmdq_error() {
     e[0] = cmd::kOpcode.make(cmd::kSync);
     e[1] = 0;
     clean(e, kCmdDwords * 8);
-    barrier::dsb_ishst();
+    barrier::memory_before_mmio();  // the replacement in memory before the SMMU resumes on GERRORN
     uint32_t gerr = rd32(Reg32::GERROR), gerrn = rd32(Reg32::GERRORN);
     wr32(Reg32::GERRORN, (gerrn & ~gerror::kCmdqErr) | (gerr & gerror::kCmdqErr));
     return Status::hw_error;
@@ -296,7 +298,7 @@ uint64_t* SmmuV3::ste(StreamId sid, bool allocate, Status& st) {
         auto* l2 = static_cast<uint64_t*>(pool_.virt(r.value));
         for (size_t i = 0; i < (size_t{1} << kSplit); i++) l2[i * ste::kDwords] = ste::kValid;  // abort
         clean(l2, bytes);
-        barrier::dsb_ishst();
+        barrier::publish_table();  // the level-2 table before the descriptor that links it
         l2_pa_[l1] = r.value;
         __atomic_store_n(&l1t[l1], strtab::kL1Span.make(kSplit + 1) | strtab::kL1L2Ptr.make(r.value >> 6), __ATOMIC_RELAXED);
         clean(&l1t[l1], 8);
@@ -326,7 +328,7 @@ Status SmmuV3::write_ste(StreamId sid, uint64_t* e, const uint64_t (&v)[ste::kDw
     Status st = was_abort ? Status::ok : cfgi();
     for (unsigned i = 1; i < ste::kDwords; i++) e[i] = v[i];
     clean(e, ste::kDwords * 8);
-    barrier::dsb_ishst();
+    barrier::publish_table();  // dwords 1..7 before the dword 0 that makes them valid
     if (st == Status::ok && v[0] != ste::kValid) st = cfgi();
     __atomic_store_n(&e[0], v[0], __ATOMIC_RELAXED);
     clean(e, 8);
@@ -352,14 +354,18 @@ SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
     return free_slot;
 }
 
+Result<iopt::Format> SmmuV3::domain_format(DomainUse use, unsigned ias) const {
+    if (!ready_) return Status::invalid_argument;
+    return walker_.format_for(use, ias);
+}
+
 Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     if (!ready_) return Status::invalid_argument;
-    const iopt::Geometry& g = d.geometry();
-    bool s1 = d.stage() == iopt::Stage::s1;
-    if ((s1 && !caps_.stage1) || (!s1 && !caps_.stage2)) return Status::unsupported;
-    if (g.oas > caps_.oas || g.ias > caps_.ias || (s1 && g.ias < 25)) return Status::out_of_range;
-    if (d.coherent_walk() && !coherent_) return Status::invalid_argument;  // tables would not be cleaned
-    Status st;
+    Status st = walker_.check(d.format());  // VMSA only, a stage it has, sizes it takes, cleaned if need be
+    if (st != Status::ok) return st;
+    const iopt::Geometry g = iopt::vmsa_geometry(d.format());
+    const iopt::VmsaWalkCodes w = iopt::vmsa_walk_codes(d.format());
+    bool s1 = d.format().id == iopt::FormatId::vmsa_s1;
     uint64_t* e = ste(sid, true, st);
     if (!e) return st;
     Context* c = context(d, true, st);
@@ -377,7 +383,7 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
             auto* cdp = static_cast<uint64_t*>(pool_.virt(c->cd_pa));
             cdp[1] = cd::kTtb0.make(d.root_pa() >> 4);
             cdp[3] = iopt::Stage1::kMair;
-            cdp[0] = cd::kT0sz.make(g.t0sz()) | cd::kTg0.make(0) | cd::kIr0.make(1) | cd::kOr0.make(1) | cd::kSh0.make(3) |
+            cdp[0] = cd::kT0sz.make(g.t0sz()) | cd::kTg0.make(0) | cd::kIr0.make(w.irgn) | cd::kOr0.make(w.orgn) | cd::kSh0.make(w.sh) |
                      cd::kEpd1 | cd::kValid | cd::kIps.make(g.ps()) | cd::kAa64 | cd::kR | cd::kA | cd::kAsid.make(d.tag());
             clean(cdp, cd::kDwords * 8);
         }
@@ -387,8 +393,8 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     } else {
         v[0] = ste::kValid | ste::kConfig.make(ste::kCfgS2);
         v[1] = ste::kShcfg.make(ste::kShcfgIncoming);
-        v[2] = ste::kS2Vmid.make(d.tag()) | ste::kS2T0sz.make(g.t0sz()) | ste::kS2Sl0.make(g.sl0()) | ste::kS2Ir0.make(1) |
-               ste::kS2Or0.make(1) | ste::kS2Sh0.make(3) | ste::kS2Tg.make(0) | ste::kS2Ps.make(g.ps()) | ste::kS2Aa64 |
+        v[2] = ste::kS2Vmid.make(d.tag()) | ste::kS2T0sz.make(g.t0sz()) | ste::kS2Sl0.make(g.sl0()) | ste::kS2Ir0.make(w.irgn) |
+               ste::kS2Or0.make(w.orgn) | ste::kS2Sh0.make(w.sh) | ste::kS2Tg.make(0) | ste::kS2Ps.make(g.ps()) | ste::kS2Aa64 |
                ste::kS2Ptw | ste::kS2R;
         v[3] = ste::kS2Ttb.make(d.root_pa() >> 4);
     }
@@ -445,7 +451,7 @@ Status SmmuV3::detach(IoDomain& d, StreamId sid) {
 // ---------------------------------------------------------------- invalidation
 
 Status SmmuV3::invalidate_domain(IoDomain& d) {
-    Status st = d.stage() == iopt::Stage::s1
+    Status st = d.format().id == iopt::FormatId::vmsa_s1
                     ? queue_cmd(cmd::kOpcode.make(cmd::kTlbiNhAsid) | cmd::kAsid.make(d.tag()), 0)
                     : queue_cmd(cmd::kOpcode.make(cmd::kTlbiS12Vmall) | cmd::kVmid.make(d.tag()), 0);
     return st == Status::ok ? sync() : st;
@@ -454,7 +460,7 @@ Status SmmuV3::invalidate_domain(IoDomain& d) {
 // Queues the invalidation of [iova, iova + size) without the sync: with range invalidation,
 // one command per power-of-two-aligned run (usually one); without, one per leaf.
 Status SmmuV3::inval_range_cmds(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift, bool leaf) {
-    bool s1 = d.stage() == iopt::Stage::s1;
+    bool s1 = d.format().id == iopt::FormatId::vmsa_s1;
     uint64_t dw0 = s1 ? cmd::kOpcode.make(cmd::kTlbiNhVa) | cmd::kAsid.make(d.tag())
                       : cmd::kOpcode.make(cmd::kTlbiS2Ipa) | cmd::kVmid.make(d.tag());
     uint64_t leaf_bit = leaf ? cmd::kLeaf : 0;
@@ -493,11 +499,6 @@ Status SmmuV3::flush(IoDomain& d, const iopt::Gather& g) {
     return sync();
 }
 
-Status SmmuV3::invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) {
-    Status st = inval_range_cmds(d, iova, size, granule_shift, false);
-    return st == Status::ok ? sync() : st;
-}
-
 // ---------------------------------------------------------------- events and global errors
 
 unsigned SmmuV3::poll_faults(FaultLog& log) {
@@ -521,7 +522,7 @@ unsigned SmmuV3::poll_faults(FaultLog& log) {
     cons &= mask;
     for (unsigned guard = 0; (cons & mask) != (prod & mask) && guard < (2u << evtq_log2_); guard++) {
         const uint64_t* e = q + q_idx(cons, evtq_log2_) * kEvtDwords;
-        if (!coherent_) cache::clean_range(e, kEvtDwords * 8);  // (clean+invalidate on real hardware)
+        if (!coherent_) cache::sync_for_cpu(e, kEvtDwords * 8);  // the SMMU wrote it: no stale line may hide it
         uint64_t type = evt::kType.get(e[0]);
         FaultRecord r{};
         r.iommu = cfg_.name;

@@ -8,6 +8,7 @@
 #include "common/page_pool.hpp"
 #include "common/registry.hpp"
 #include "drivers/iommu/smmu_v3_regs.hpp"
+#include "drivers/iommu/vmsa_walker.hpp"
 
 namespace moat {
 
@@ -48,10 +49,10 @@ public:
     // Interrupts taken (event queue and global errors), and whether the lines are in use.
     uint64_t interrupts() const { return irqs_; }
     bool interrupt_driven() const { return irqs_on_.active(); }
+    Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
-    Status invalidate_range(IoDomain& d, uint64_t iova, uint64_t size, unsigned granule_shift) override;
     unsigned poll_faults(FaultLog& log) override;
 
     IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_}; }
@@ -101,6 +102,7 @@ private:
     Config cfg_;
     IommuCaps caps_;
     Why why_;
+    VmsaWalker walker_;
     bool ready_ = false;
     FaultIrqs irqs_on_;
     uint64_t irqs_ = 0;

@@ -27,7 +27,7 @@ public:
     Status attach(IoDomain&, StreamId) override { return Status::ok; }
     Status detach(IoDomain&, StreamId) override { return Status::ok; }
     Status flush(IoDomain&, const iopt::Gather&) override { return Status::ok; }
-    Status invalidate_range(IoDomain&, uint64_t, uint64_t, unsigned) override { return Status::ok; }
+    Result<iopt::Format> domain_format(DomainUse, unsigned ias) const override { return iopt::vmsa_s1(ias, 44, true); }
     unsigned poll_faults(FaultLog&) override { return 0; }
 private:
     IommuCaps caps_{true, false, 48, 44, true, true, 0xffff};

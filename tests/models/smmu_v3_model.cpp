@@ -365,6 +365,21 @@ bool SmmuV3Model::ste_address(uint32_t sid, uint64_t& pa) {
     return locate_ste(sid, false, pa, ev);
 }
 
+bool SmmuV3Model::walk_codes(uint32_t sid, vmsa::WalkCodes& out) {
+    uint64_t pa = 0;
+    std::array<uint64_t, 8> ste{}, cd{};
+    if (!ste_address(sid, pa) || !mem_.read(pa, ste.data(), 64) || !(ste[0] & 1)) return false;
+    uint64_t config = get(ste[0], 3, 1);
+    if (config == 6) {
+        out = vmsa::WalkCodes{static_cast<unsigned>(get(ste[2], 41, 40)), static_cast<unsigned>(get(ste[2], 43, 42)),
+                              static_cast<unsigned>(get(ste[2], 45, 44))};
+        return true;
+    }
+    if (config != 5 || !mem_.read(ste[0] & mask(51, 6), cd.data(), 64)) return false;
+    out = vmsa::tcr0_walk(cd[0]);
+    return true;
+}
+
 SmmuV3Model::StreamCfg SmmuV3Model::stream_config(uint32_t sid) {
     StreamCfg c{};
     std::array<uint64_t, 8> ste{};

@@ -95,6 +95,9 @@ public:
     // Where the STE of `sid` is in memory, following the tables as they are now (not the caches);
     // false if the stream table does not reach it.
     bool ste_address(uint32_t sid, uint64_t& pa);
+    // The walk attributes a translating stream's tables are read with, from its STE (stage 2:
+    // S2IR0/S2OR0/S2SH0) or CD (stage 1: IR0/OR0/SH0) in memory now; false for any other stream.
+    bool walk_codes(uint32_t sid, vmsa::WalkCodes& out);
 
     // Counters.
     uint64_t commands(uint8_t opcode) const { return cmd_count_[opcode]; }

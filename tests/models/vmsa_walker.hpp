@@ -55,6 +55,20 @@ struct Regime {
     int start_level = -1;  // stage 2: from SL0 (s2_level_from_sl0); stage 1: derived from ias
 };
 
+// The memory attributes of the walker's own table reads, as the registers hold them: IRGN and ORGN
+// (0 non-cacheable, 1 write-back write-allocate, 2 write-through, 3 write-back no write-allocate)
+// and SH (0 non, 2 outer, 3 inner shareable). Positions are the models' own, from the specs.
+struct WalkCodes {
+    unsigned irgn = 0, orgn = 0, sh = 0;
+    bool operator==(const WalkCodes&) const = default;
+};
+// TCR_ELx (TTBR0 half), VTCR_EL2, SMMUv2 TCR in either layout, SMMUv3 CD dword 0, IPMMU IMTTBCR:
+// IRGN0 [9:8], ORGN0 [11:10], SH0 [13:12].
+inline WalkCodes tcr0_walk(uint64_t tcr) {
+    return WalkCodes{static_cast<unsigned>((tcr >> 8) & 3), static_cast<unsigned>((tcr >> 10) & 3),
+                     static_cast<unsigned>((tcr >> 12) & 3)};
+}
+
 // Stage 2, 4 KiB granule: SL0 0, 1, 2 start at levels 2, 1, 0; 3 is reserved (-1).
 constexpr int s2_level_from_sl0(unsigned sl0) { return sl0 <= 2 ? 2 - static_cast<int>(sl0) : -1; }
 // Level the walk starts at: stage 1 the fewest levels that resolve ias; stage 2 as configured.

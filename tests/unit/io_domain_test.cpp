@@ -1,7 +1,10 @@
 // IoDomain: one address space, its attached streams, and the flush after every change.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "common/io_domain.hpp"
+#include "common/iopt/geometry.hpp"
 #include "tests/models/host_pool.hpp"
 
 using namespace moat;
@@ -18,23 +21,41 @@ public:
     IommuStats stats() const override { return stats_; }
     Status attach(IoDomain&, StreamId) override { return attach_result; }
     Status detach(IoDomain&, StreamId) override { return Status::ok; }
-    Status flush(IoDomain&, const iopt::Gather&) override {
+    Result<iopt::Format> domain_format(DomainUse, unsigned ias) const override { return iopt::vmsa_s1(ias, 44, true); }
+    // Every flush is recorded; `fail_on` (1-based, 0: never) picks the one that fails with flush_result.
+    Status flush(IoDomain&, const iopt::Gather& g) override {
         stats_.commands++;
-        return flush_result;
+        ranges.push_back({g.range_count() ? g.range(0).iova : 0, g.range_count() ? g.range(0).size : 0});
+        if (fail_on == 0 || stats_.commands == fail_on) return flush_result;
+        return Status::ok;
     }
-    Status invalidate_range(IoDomain&, uint64_t, uint64_t, unsigned) override { return flush_result; }
     unsigned poll_faults(FaultLog&) override { return 0; }
     Status flush_result = Status::ok;
     Status attach_result = Status::ok;
+    uint64_t fail_on = 0;
+    struct Range { uint64_t iova, size; };
+    std::vector<Range> ranges;
 private:
     IommuCaps caps_{true, true, 48, 44, true, true, 0xffff};
     IommuStats stats_;
 };
 
+// A domain of format f with streams 1 and 2 of one IOMMU attached (torn down in that order).
+struct TwoStreams {
+    model::HostPool host{256};
+    FakeIommu a;
+    IoDomain d;
+    explicit TwoStreams(const iopt::Format& f) : d(*host.pool, f) {
+        EXPECT_EQ(d.init(), Status::ok);
+        EXPECT_EQ(d.attach(a, 1), Status::ok);
+        EXPECT_EQ(d.attach(a, 2), Status::ok);
+    }
+};
+
 TEST(IoDomain, AStreamBelongsToOneDomainOnly) {
     model::HostPool host(256);
     FakeIommu a, b;
-    IoDomain d1(*host.pool, iopt::Stage::s1, 39, 40, true), d2(*host.pool, iopt::Stage::s1, 39, 40, true);
+    IoDomain d1(*host.pool, iopt::vmsa_s1(39, 40, true)), d2(*host.pool, iopt::vmsa_s1(39, 40, true));
     ASSERT_EQ(d1.init(), Status::ok);
     ASSERT_EQ(d2.init(), Status::ok);
     EXPECT_NE(d1.tag(), d2.tag());
@@ -50,12 +71,9 @@ TEST(IoDomain, AStreamBelongsToOneDomainOnly) {
 }
 
 TEST(IoDomain, OneFlushPerCallAndNoneForAMap) {
-    model::HostPool host(256);
-    FakeIommu a;
-    IoDomain d(*host.pool, iopt::Stage::s1, 39, 40, true);
-    ASSERT_EQ(d.init(), Status::ok);
-    ASSERT_EQ(d.attach(a, 1), Status::ok);
-    ASSERT_EQ(d.attach(a, 2), Status::ok);
+    TwoStreams r(iopt::vmsa_s1(39, 40, true));
+    IoDomain& d = r.d;
+    FakeIommu& a = r.a;
     ASSERT_TRUE(d.map(0x100000, 0x80000000, 64 * kPageSize, iopt::Prot{}).ok());
     EXPECT_EQ(a.stats().commands, 0u);
     ASSERT_TRUE(d.unmap(0x100000, 64 * kPageSize).ok());
@@ -65,7 +83,7 @@ TEST(IoDomain, OneFlushPerCallAndNoneForAMap) {
 TEST(IoDomain, TablesAreNotFreedWhenTheFlushFailed) {
     model::HostPool host(256);
     FakeIommu a;
-    IoDomain d(*host.pool, iopt::Stage::s1, 39, 40, true);
+    IoDomain d(*host.pool, iopt::vmsa_s1(39, 40, true));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_EQ(d.attach(a, 1), Status::ok);
     size_t before = host.pool->used_pages();
@@ -85,9 +103,9 @@ TEST(IoDomain, DestroyDetachesAndGivesTablesBack) {
     FakeIommu a;
     size_t before = host.pool->used_pages();
     {
-        IoDomain d(*host.pool, iopt::Stage::s2, 40, 40, true);
+        IoDomain d(*host.pool, iopt::vmsa_s2(40, 40, true));
         ASSERT_EQ(d.init(), Status::ok);
-        ASSERT_EQ(d.geometry().root_tables, 2u);
+        ASSERT_EQ(iopt::vmsa_geometry(d.format()).root_tables, 2u);
         ASSERT_EQ(d.attach(a, 3), Status::ok);
         ASSERT_TRUE(d.map(0x40000000, 0x80000000, 2 * MiB, iopt::Prot{}).ok());
         ASSERT_EQ(d.destroy(), Status::ok);
@@ -96,6 +114,73 @@ TEST(IoDomain, DestroyDetachesAndGivesTablesBack) {
         EXPECT_EQ(d.map(0, 0x80000000, kPageSize, iopt::Prot{}).status, Status::invalid_argument);
     }
     EXPECT_EQ(host.pool->used_pages(), before);
+}
+
+// A partial unmap of a 2 MiB block splits it: the break-before-make invalidation goes through
+// Iommu::flush like the end-of-call one, once per IOMMU however many of its streams are attached.
+TEST(IoDomain, BreakBeforeMakeFlushesEachIommuOnce) {
+    FakeIommu b;
+    TwoStreams r(iopt::vmsa_s2(40, 40, true));
+    IoDomain& d = r.d;
+    FakeIommu& a = r.a;
+    ASSERT_EQ(d.attach(b, 1), Status::ok);
+    ASSERT_TRUE(d.map(0x200000, 0x80200000, 2 * MiB, iopt::Prot{}).ok());
+    ASSERT_EQ(d.lookup(0x200000).value.size, 2 * MiB);
+    ASSERT_TRUE(d.unmap(0x200000, kPageSize).ok());
+    // The block (immediate), then the page that went (end of call): two flushes each, not four.
+    ASSERT_EQ(a.stats().commands, 2u);
+    EXPECT_EQ(b.stats().commands, 2u);
+    EXPECT_EQ(a.ranges[0].iova, 0x200000u);
+    EXPECT_EQ(a.ranges[0].size, 2 * MiB);
+    EXPECT_EQ(d.flushes(), 4u);
+    EXPECT_EQ(d.lookup(0x201000).value.pa, 0x80201000u);
+}
+
+// A break-before-make invalidation that fails stops the unmap with its status: the block stays
+// broken (never re-made without an invalidation), the pages the call unlinked stay out of the pool,
+// and the end-of-call flush still runs for what was done.
+TEST(IoDomain, AFailedBreakBeforeMakeReachesTheCaller) {
+    TwoStreams r(iopt::vmsa_s2(40, 40, true));
+    IoDomain& d = r.d;
+    FakeIommu& a = r.a;
+    PagePool& pool = *r.host.pool;
+    ASSERT_TRUE(d.map(0x100000, 0x80100000, kPageSize, iopt::Prot{}).ok());  // its own leaf table
+    ASSERT_TRUE(d.map(0x200000, 0x80200000, 2 * MiB, iopt::Prot{}).ok());   // a block beside it
+    const size_t before = pool.used_pages();
+    a.flush_result = Status::timeout;
+    a.fail_on = 2;  // the page's flush-free unmap is #1 below; the split's invalidation is #2
+    // Unmapping the page frees its leaf table (pending); then cutting into the block needs an
+    // immediate invalidation, which times out.
+    ASSERT_TRUE(d.unmap(0x100000, kPageSize).ok());
+    EXPECT_EQ(pool.used_pages(), before - 1);  // flushed fine: the leaf table went back
+    Progress p = d.unmap(0x200000, kPageSize);
+    EXPECT_EQ(p.status, Status::timeout);
+    EXPECT_EQ(p.bytes_done, 0u);
+    EXPECT_EQ(a.stats().commands, 3u);  // #2 failed (once for both streams), then the end-of-call flush
+    EXPECT_EQ(d.lookup(0x201000).status, Status::not_found);  // left broken, not re-made
+    EXPECT_EQ(pool.used_pages(), before - 1);  // the remainder was never linked: it went back
+}
+
+// Pages a call unlinked before its break-before-make failed are quarantined, not released, even
+// though the end-of-call flush succeeded.
+TEST(IoDomain, PagesUnlinkedBeforeAFailedBreakBeforeMakeAreQuarantined) {
+    TwoStreams r(iopt::vmsa_s2(40, 40, true));
+    IoDomain& d = r.d;
+    FakeIommu& a = r.a;
+    PagePool& pool = *r.host.pool;
+    ASSERT_TRUE(d.map(0x1ff000, 0x801ff000, kPageSize, iopt::Prot{}).ok());  // alone in a leaf table
+    ASSERT_TRUE(d.map(0x200000, 0x80200000, 2 * MiB, iopt::Prot{}).ok());   // the next 2 MiB: a block
+    const size_t before = pool.used_pages();
+    a.flush_result = Status::timeout;
+    a.fail_on = 1;  // the first flush of the call: the split's
+    Progress p = d.unmap(0x1ff000, 2 * kPageSize);  // the page (its table empties), then into the block
+    EXPECT_EQ(p.status, Status::timeout);
+    EXPECT_EQ(p.bytes_done, kPageSize);
+    EXPECT_EQ(a.stats().commands, 2u);  // the failed split, then the end-of-call flush (which succeeds)
+    EXPECT_EQ(d.quarantined_pages(), 2u);  // the emptied leaf table, and the level-2 table the broken block left empty
+    EXPECT_EQ(pool.used_pages(), before);  // nothing released to the pool
+    EXPECT_EQ(d.lookup(0x1ff000).status, Status::not_found);
+    EXPECT_EQ(d.lookup(0x200000).status, Status::not_found);  // the block: broken
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ public:
     }
     void sync(const uint64_t* ptr, size_t n) {
         if (coherent_) return;
-        cache::clean_range(ptr, n * 8);
+        cache::sync_for_device(ptr, n * 8);
         uint64_t pa = pool_.phys(ptr);
         for (size_t i = 0; i < n; i++, pa += 8) {
             auto it = pages_.find(align_down(pa, kPageSize));
@@ -222,8 +222,9 @@ private:
 };
 
 // The hook tests hand to a Gather: records the invalidation in the memory's log.
-inline void record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsigned) {
+inline Status record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsigned) {
     static_cast<RecordingMemory*>(ctx)->invalidated(iova, size);
+    return Status::ok;
 }
 inline InvalidateHook hook_for(RecordingMemory& m) { return InvalidateHook{record_invalidation, &m}; }
 

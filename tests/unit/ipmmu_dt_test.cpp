@@ -198,7 +198,7 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_EQ(log.at(0).address, page.value + 0x10);
     EXPECT_EQ(log.at(0).kind, FaultKind::stream_disabled);
     EXPECT_STREQ(log.at(0).iommu, "iommu@e67b0000");  // five masters share the blocking context
-    IoDomain d(pool, iopt::Stage::s2, 40, 40, false);
+    IoDomain d(pool, iopt::vmsa_s2(40, 40, false));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x20000000, page.value, kPageSize, {}).ok());
     ASSERT_EQ(d.attach(*via, utlb), Status::ok);

@@ -26,7 +26,7 @@ public:
     Status attach(IoDomain& d, StreamId sid) override { last_attach = &d; attached_sid = sid; return Status::ok; }
     Status detach(IoDomain&, StreamId) override { detaches++; return Status::ok; }
     Status flush(IoDomain&, const iopt::Gather&) override { stats_.commands++; stats_.syncs++; return Status::ok; }
-    Status invalidate_range(IoDomain&, uint64_t, uint64_t, unsigned) override { return Status::ok; }
+    Result<iopt::Format> domain_format(DomainUse, unsigned ias) const override { return iopt::vmsa_s1(ias, 44, true); }
     unsigned poll_faults(FaultLog&) override { return 0; }
     IoDomain* last_attach = nullptr;
     StreamId attached_sid = 0;
@@ -104,7 +104,7 @@ TEST(PvIommu, QueryCapabilitiesTellsTheTruth) {
     EXPECT_TRUE(caps.cap_flags & cap::kCache);
     EXPECT_EQ(caps.max_ctx_no, 7);
     PvIommuConfig nc;
-    nc.coherent_walk = false;
+    nc.format.coherent_walk = false;
     Rig r2(nc);
     EXPECT_EQ(r2.call(IommuSubop::query_capabilities, caps), 0);
     EXPECT_FALSE(caps.cap_flags & cap::kCache);  // entries would not be snooped

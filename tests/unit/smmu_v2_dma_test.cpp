@@ -18,6 +18,7 @@
 #include "drivers/iommu/smmu_v2.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/mmu500_model.hpp"
+#include "tests/unit/walk_expect.hpp"
 
 using namespace moat;
 using model::Mmu500Model;
@@ -229,7 +230,7 @@ TEST(SmmuV2Probe, RegSmallerThanTheLayoutId1DescribesIsRefused) {
         EXPECT_NE(std::string(r.drv.why()).find("0x200000"), std::string::npos) << r.drv.why();
         ASSERT_EQ(r.probe(), Status::ok) << r.drv.why();
         EXPECT_EQ(r.drv.page_size(), 0x10000u);
-        IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+        IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
         uint64_t buf = r.buffer();
         ASSERT_TRUE(ready(d, r.drv, sid(0x10), 0x1000, buf, kPageSize));
         EXPECT_EQ(r.poke(0x10, 0x1000).pa, buf);  // the bank registers really are 64 KiB apart
@@ -260,13 +261,13 @@ TEST(SmmuV2Probe, SizesAreCheckedAgainstTheCpuAndTheSmmu) {
     Rig r(f);
     ASSERT_EQ(r.probe(), Status::ok);
     EXPECT_EQ(r.drv.caps().oas, 40u);
-    IoDomain wide_out(r.pool(), iopt::Stage::s2, 40, 44, false);  // output beyond the CPU's 40 bits
+    IoDomain wide_out(r.pool(), iopt::vmsa_s2(40, 44, false));  // output beyond the CPU's 40 bits
     ASSERT_EQ(wide_out.init(), Status::ok);
     EXPECT_EQ(wide_out.attach(r.drv, sid(1)), Status::out_of_range);
-    IoDomain wide_in(r.pool(), iopt::Stage::s2, 42, 40, false);  // IPA beyond ID2.IAS
+    IoDomain wide_in(r.pool(), iopt::vmsa_s2(42, 40, false));  // IPA beyond ID2.IAS
     ASSERT_EQ(wide_in.init(), Status::ok);
     EXPECT_EQ(wide_in.attach(r.drv, sid(1)), Status::out_of_range);
-    IoDomain ok(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain ok(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_EQ(ok.init(), Status::ok);
     EXPECT_EQ(ok.attach(r.drv, sid(1)), Status::ok);
     EXPECT_EQ(r.drv.smrs_in_use(), 1u);
@@ -281,9 +282,9 @@ TEST(SmmuV2Stage2, DomainBecomesAStage2BankTheModelWalks) {
     uint64_t buf = r.buffer(2), ro = r.buffer();
     memset(r.at(ro), 0x77, kPageSize);
     constexpr uint64_t kHigh = (uint64_t{1} << 39) + 0x200000;  // served by the second level-1 table
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_EQ(d.init(), Status::ok);
-    ASSERT_EQ(d.geometry().root_tables, 2u);
+    ASSERT_EQ(iopt::vmsa_geometry(d.format()).root_tables, 2u);
     ASSERT_TRUE(d.map(kHigh, buf, 2 * kPageSize, {}).ok());
     ASSERT_TRUE(d.map(0x4000, ro, kPageSize, read_only()).ok());
     ASSERT_EQ(d.attach(r.drv, sid(0x870)), Status::ok);
@@ -336,7 +337,7 @@ TEST(SmmuV2Stage1, DomainBecomesAStage1BankWithItsAsid) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 40, false));
     ASSERT_TRUE(ready(d, r.drv, sid(0x874), 0x100000, buf, kPageSize));
     unsigned n = static_cast<unsigned>(r.drv.bank_of(d));
     EXPECT_EQ((r.model.cbar(n) >> 16) & 3, 1u);                   // stage 1, stage 2 bypassed
@@ -363,8 +364,8 @@ TEST(SmmuV2Stage1, Stage1BanksComeFromAboveTheStage2OnlyOnes) {
     f.nums2cb = 2;
     Rig r(f);
     ASSERT_EQ(r.probe(), Status::ok);
-    IoDomain s1a(r.pool(), iopt::Stage::s1, 39, 40, false), s1b(r.pool(), iopt::Stage::s1, 39, 40, false),
-        s1c(r.pool(), iopt::Stage::s1, 39, 40, false), s2(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain s1a(r.pool(), iopt::vmsa_s1(39, 40, false)), s1b(r.pool(), iopt::vmsa_s1(39, 40, false)),
+        s1c(r.pool(), iopt::vmsa_s1(39, 40, false)), s2(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_TRUE(ready(s1a, r.drv, sid(1)));
     ASSERT_TRUE(ready(s1b, r.drv, sid(2)));
     EXPECT_EQ(r.drv.bank_of(s1a), 2);
@@ -381,7 +382,7 @@ TEST(SmmuV2Faults, FirstFaultKeepsItsSyndromeLaterOnesSetMultiAndReportingGoesOn
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_TRUE(ready(d, r.drv, sid(0x14e8), 0x10000, buf, kPageSize));
     EXPECT_EQ(r.poke(0x14e8, 0x20000).fault, hw::kFsrTf);
     EXPECT_EQ(r.poke(0x14e8, 0x30000).fault, hw::kFsrTf);  // only MULTI: the FSR is still full
@@ -410,7 +411,7 @@ TEST(SmmuV2Faults, FirstFaultKeepsItsSyndromeLaterOnesSetMultiAndReportingGoesOn
 TEST(SmmuV2Streams, OverlappingMatchesAreRefusedAndUnknownStreamsFault) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
-    IoDomain a(r.pool(), iopt::Stage::s2, 40, 40, false), b(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain a(r.pool(), iopt::vmsa_s2(40, 40, false)), b(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_TRUE(ready(a, r.drv, sid(0x870)));
     ASSERT_EQ(b.init(), Status::ok);
     EXPECT_EQ(b.attach(r.drv, sid(0x870, 0xf)), Status::in_use);  // would match 0x870 too
@@ -440,7 +441,7 @@ TEST(SmmuV2Banks, TwoDomainsNeverShareABankAndTeardownReleasesEverything) {
     uint64_t pa = r.buffer(), pb = r.buffer();
     size_t pages_before = r.pool().used_pages();
     {
-        IoDomain a(r.pool(), iopt::Stage::s2, 40, 40, false), b(r.pool(), iopt::Stage::s1, 39, 40, false);
+        IoDomain a(r.pool(), iopt::vmsa_s2(40, 40, false)), b(r.pool(), iopt::vmsa_s1(39, 40, false));
         ASSERT_TRUE(ready(a, r.drv, sid(0x4c0), 0x1000, pa, kPageSize));
         ASSERT_EQ(a.attach(r.drv, sid(0x4c1)), Status::ok);
         ASSERT_TRUE(ready(b, r.drv, sid(0x868), 0x1000, pb, kPageSize));
@@ -479,7 +480,7 @@ TEST(SmmuV2Banks, RunningOutOfBanksOrStreamEntriesRefusesCleanly) {
     ASSERT_EQ(r.probe(), Status::ok);
     std::vector<std::unique_ptr<IoDomain>> d;
     for (unsigned i = 0; i < 4; i++) {
-        d.push_back(std::make_unique<IoDomain>(r.pool(), iopt::Stage::s2, 40, 40, false));
+        d.push_back(std::make_unique<IoDomain>(r.pool(), iopt::vmsa_s2(40, 40, false)));
         ASSERT_EQ(d[i]->init(), Status::ok);
     }
     for (unsigned i = 0; i < 3; i++) ASSERT_EQ(d[i]->attach(r.drv, sid(0x100 + i)), Status::ok);
@@ -507,7 +508,7 @@ TEST(Mmu500Model, TlbKeepsTranslationsUntilInvalidationAndSync) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_TRUE(ready(d, r.drv, sid(7), 0x8000, buf, kPageSize));
     ASSERT_TRUE(r.poke(7, 0x8000).ok);
     vmsa::Regime reg{vmsa::Stage::s2, d.root_pa(), 40, 40, vmsa::s2_level_from_sl0(1)};
@@ -527,18 +528,20 @@ TEST(Mmu500Model, TlbKeepsTranslationsUntilInvalidationAndSync) {
     EXPECT_TRUE(r.poke(7, 0x8000).ok);
     ASSERT_TRUE(r.mem_.write64(w.desc_pa, 0));
     EXPECT_TRUE(r.poke(7, 0x8000).ok);
-    ASSERT_EQ(r.drv.invalidate_range(d, 0x8000, kPageSize, 12), Status::ok);
+    iopt::Gather one;  // what IoDomain hands over for a break-before-make: one range
+    one.add(0x8000, kPageSize, 12, true);
+    ASSERT_EQ(r.drv.flush(d, one), Status::ok);
     EXPECT_EQ(r.poke(7, 0x8000).fault, hw::kFsrTf);
     ASSERT_TRUE(r.mem_.write64(w.desc_pa, w.desc));
     r.faults();
 }
 
-void unmap_cost(iopt::Stage stage, uint64_t pages, uint64_t want_tlbis, bool want_global_sync) {
+void unmap_cost(iopt::FormatId id, uint64_t pages, uint64_t want_tlbis, bool want_global_sync) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer(static_cast<size_t>(pages));
     constexpr uint64_t kIova = 0x40000000;
-    IoDomain d(r.pool(), stage, stage == iopt::Stage::s1 ? 39 : 40, 40, false);
+    IoDomain d(r.pool(), iopt::Format{id, id == iopt::FormatId::vmsa_s1 ? 39u : 40u, 40, false});
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(kIova, buf, pages * kPageSize, {}, kPageSize).ok());
     ASSERT_EQ(d.attach(r.drv, sid(5)), Status::ok);
@@ -562,12 +565,12 @@ void unmap_cost(iopt::Stage stage, uint64_t pages, uint64_t want_tlbis, bool wan
 // A few pages: one TLBI per page and one sync of the bank. Many: one by VMID (global sync) or
 // by ASID (bank sync) is cheaper.
 TEST(SmmuV2Invalidation, FewPagesByAddress) {
-    unmap_cost(iopt::Stage::s2, 8, 8, false);
-    unmap_cost(iopt::Stage::s1, 8, 8, false);
+    unmap_cost(iopt::FormatId::vmsa_s2, 8, 8, false);
+    unmap_cost(iopt::FormatId::vmsa_s1, 8, 8, false);
 }
 TEST(SmmuV2Invalidation, ManyPagesByVmidOrAsid) {
-    unmap_cost(iopt::Stage::s2, 512, 1, true);
-    unmap_cost(iopt::Stage::s1, 512, 1, false);
+    unmap_cost(iopt::FormatId::vmsa_s2, 512, 1, true);
+    unmap_cost(iopt::FormatId::vmsa_s1, 512, 1, false);
 }
 
 TEST(SmmuV2Invalidation, ANewDomainWithTheSameTagSeesNothingOfTheOld) {
@@ -576,12 +579,12 @@ TEST(SmmuV2Invalidation, ANewDomainWithTheSameTagSeesNothingOfTheOld) {
     uint64_t a = r.buffer(), b = r.buffer();
     uint16_t tag = 0;
     {
-        IoDomain old(r.pool(), iopt::Stage::s2, 40, 40, false);
+        IoDomain old(r.pool(), iopt::vmsa_s2(40, 40, false));
         ASSERT_TRUE(ready(old, r.drv, sid(1), 0x10000, a, kPageSize));
         tag = old.tag();
         ASSERT_TRUE(r.poke(1, 0x10000, 0x11).ok);  // in the TLB now
     }
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
     ASSERT_TRUE(ready(d, r.drv, sid(1), 0x10000, b, kPageSize));
     EXPECT_EQ(d.tag(), tag);  // same VMID: only the release's TLBIVMID keeps the old entry out
     Mmu500Model::Dma x = r.poke(1, 0x10000, 0x22);
@@ -594,7 +597,7 @@ TEST(SmmuV2Invalidation, ASyncThatNeverCompletesTimesOutAndTheDriverRecovers) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer(2);
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 40, false);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 40, false));
     ASSERT_TRUE(ready(d, r.drv, sid(9), 0x2000, buf, 2 * kPageSize));
     ASSERT_TRUE(r.poke(9, 0x2000).ok);
     r.model.stall_syncs(true);
@@ -618,12 +621,12 @@ TEST(SmmuV2Coherency, NonCoherentWalksGetCleanedTablesAndNonCacheableWalkAttribu
         Rig r;  // ID0.CTTW clear
         ASSERT_EQ(r.probe(), Status::ok);
         EXPECT_FALSE(r.drv.caps().coherent_walk);
-        IoDomain coherent(r.pool(), iopt::Stage::s2, 40, 40, true);
+        IoDomain coherent(r.pool(), iopt::vmsa_s2(40, 40, true));
         ASSERT_EQ(coherent.init(), Status::ok);
         EXPECT_EQ(coherent.attach(r.drv, sid(1)), Status::invalid_argument);  // its tables would not be cleaned
 
         uint64_t buf = r.buffer();
-        IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, false);
+        IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, false));
         ASSERT_EQ(d.init(), Status::ok);
         ASSERT_EQ(d.attach(r.drv, sid(1)), Status::ok);
         cache::CleanLog before = cache::clean_log();
@@ -639,7 +642,7 @@ TEST(SmmuV2Coherency, NonCoherentWalksGetCleanedTablesAndNonCacheableWalkAttribu
     Rig r(f);
     ASSERT_EQ(r.probe(), Status::ok);
     EXPECT_TRUE(r.drv.caps().coherent_walk);
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, true);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, true));
     ASSERT_TRUE(ready(d, r.drv, sid(1)));
     uint32_t tcr = r.model.tcr(static_cast<unsigned>(r.drv.bank_of(d)));
     EXPECT_EQ((tcr >> 8) & 0xf, 5u);  // write-back, write-allocate
@@ -687,7 +690,7 @@ TEST(SmmuV2Instances, SeveralSmmusEachWithTheirOwnResources) {
     uint64_t buf = pool.alloc(2).value;
     auto at = [&](uint64_t pa) { return static_cast<uint8_t*>(pool.virt(pa)); };
     {
-        IoDomain d(pool, iopt::Stage::s2, 40, 40, false), other(pool, iopt::Stage::s2, 40, 40, false);
+        IoDomain d(pool, iopt::vmsa_s2(40, 40, false)), other(pool, iopt::vmsa_s2(40, 40, false));
         ASSERT_TRUE(ready(d, a.drv, sid(0x870), 0x1000, buf, 2 * kPageSize));
         ASSERT_EQ(d.attach(b.drv, sid(0x870)), Status::ok);  // the same stream id on another SMMU
         ASSERT_TRUE(ready(other, b.drv, sid(0x871)));
@@ -717,4 +720,24 @@ TEST(SmmuV2Instances, SeveralSmmusEachWithTheirOwnResources) {
     }
     EXPECT_EQ(a.drv.banks_in_use() + b.drv.banks_in_use(), 0u);
     EXPECT_EQ(a.drv.smrs_in_use() + b.drv.smrs_in_use(), 0u);
+}
+
+// The same (format, coherency) gives the same walk attributes as every other driver (walk_expect.hpp).
+TEST(SmmuV2Coherency, WalkAttributesMatchEveryDriver) {
+    for (bool coherent : {true, false}) {
+        Mmu500Model::Features f;
+        f.coherent = coherent;
+        Rig r(f);
+        ASSERT_EQ(r.probe(), Status::ok);
+        for (DomainUse use : {DomainUse::dma, DomainUse::guest_p2m}) {
+            Result<iopt::Format> fmt = r.drv.domain_format(use, 40);
+            ASSERT_TRUE(fmt.ok());
+            EXPECT_EQ(fmt.value.id, use == DomainUse::dma ? iopt::FormatId::vmsa_s1 : iopt::FormatId::vmsa_s2);
+            IoDomain d(r.pool(), fmt.value);
+            StreamId s = sid(use == DomainUse::dma ? 1 : 2);
+            ASSERT_TRUE(ready(d, r.drv, s));
+            uint32_t tcr = r.model.tcr(static_cast<unsigned>(r.drv.bank_of(d)));
+            EXPECT_EQ(vmsa::tcr0_walk(tcr), moat::test::expected_walk(coherent)) << "coherent " << coherent;
+        }
+    }
 }

@@ -182,7 +182,7 @@ TEST(SmmuV2Dt, Zcu102ProbesAndEveryMastersStreamsTranslate) {
     {
         std::vector<std::unique_ptr<IoDomain>> doms;
         for (unsigned i = 0; i < 4; i++) {
-            doms.push_back(std::make_unique<IoDomain>(pool, iopt::Stage::s2, 40, 40, false));
+            doms.push_back(std::make_unique<IoDomain>(pool, iopt::vmsa_s2(40, 40, false)));
             ASSERT_EQ(doms[i]->init(), Status::ok);
             ASSERT_TRUE(doms[i]->map(0x10000, i == 3 ? sd1 : shared, kPageSize, {}).ok());
         }
@@ -306,7 +306,7 @@ TEST(SmmuV2Dt, TwoCellMasksAndStreamMatchMask) {
     {
         Mmu500Model& m = b.model_at(kMasked);
         uint64_t buf = pool.alloc().value;
-        IoDomain d(pool, iopt::Stage::s1, 39, 40, false);
+        IoDomain d(pool, iopt::vmsa_s1(39, 40, false));
         ASSERT_EQ(d.init(), Status::ok);
         ASSERT_TRUE(d.map(0x3000, buf, kPageSize, {}).ok());
         ASSERT_EQ(d.attach(*masked, dma_stream), Status::ok);
@@ -330,7 +330,7 @@ TEST(SmmuV2Dt, TwoCellMasksAndStreamMatchMask) {
     {
         Mmu500Model& m = b.model_at(kSmm);
         uint64_t buf = pool.alloc().value;
-        IoDomain d(pool, iopt::Stage::s2, 40, 40, false);
+        IoDomain d(pool, iopt::vmsa_s2(40, 40, false));
         ASSERT_EQ(d.init(), Status::ok);
         ASSERT_TRUE(d.map(0x3000, buf, kPageSize, {}).ok());
         ASSERT_EQ(d.attach(*smm, SmmuV2::stream(0x70, 0x7c00)), Status::ok);
@@ -372,7 +372,7 @@ TEST(SmmuV2Dt, LegacyMmuMastersBinding) {
     PagePool& pool = *b.mem.pool;
     Mmu500Model& m = b.model_at(kLegacy);
     uint64_t buf = pool.alloc().value;
-    IoDomain d(pool, iopt::Stage::s2, 40, 40, false);
+    IoDomain d(pool, iopt::vmsa_s2(40, 40, false));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x7000, buf, kPageSize, {}).ok());
     for (StreamId s : ids) ASSERT_EQ(d.attach(*smmu, s), Status::ok);

@@ -15,6 +15,7 @@
 #include "drivers/iommu/smmu_v3.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/smmu_v3_model.hpp"
+#include "tests/unit/walk_expect.hpp"
 
 using namespace moat;
 using model::SmmuV3Model;
@@ -251,7 +252,7 @@ TEST(SmmuV3Stage1, DmaLandsWhereTheMappingSaysAndFaultsAreReported) {
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t rw = r.buffer(2), ro = r.buffer();
     memset(r.at(ro), 0x77, kPageSize);
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, r.smmu.caps().oas, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, r.smmu.caps().oas, true));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x100000, rw, 2 * kPageSize, {}).ok());
     ASSERT_TRUE(d.map(0x200000, ro, kPageSize, read_only()).ok());
@@ -294,7 +295,7 @@ TEST(SmmuV3Stage1, UnmapDetachAndDestroyEachStopDma) {
     size_t after_buffers = r.pool().used_pages();
     uint64_t smmu_pages = r.smmu.pages_used();
     {
-        IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+        IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
         ASSERT_TRUE(ready(d, r.smmu, 7, 0x400000, buf, 4 * kPageSize));
         EXPECT_EQ(r.smmu.pages_used(), smmu_pages + 1);  // the domain's CD
         ASSERT_TRUE(r.poke(7, 0x400000).ok);
@@ -335,12 +336,12 @@ TEST(SmmuV3Stage1, ANewDomainOnTheSameStreamAndTagSeesNothingOfTheOld) {
     uint64_t a = r.buffer(), b = r.buffer();
     uint16_t tag = 0;
     {
-        IoDomain old(r.pool(), iopt::Stage::s1, 39, 44, true);
+        IoDomain old(r.pool(), iopt::vmsa_s1(39, 44, true));
         ASSERT_TRUE(ready(old, r.smmu, 1, 0x10000, a, kPageSize));
         tag = old.tag();
         ASSERT_TRUE(r.poke(1, 0x10000, 0x11).ok);  // cached: STE, CD, IOTLB
     }
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_TRUE(ready(d, r.smmu, 1, 0x10000, b, kPageSize));
     EXPECT_EQ(d.tag(), tag);  // same ASID: only the detach's TLBI keeps the old entries out
     SmmuV3Model::Dma x = r.poke(1, 0x10000, 0x22);
@@ -356,7 +357,7 @@ TEST(SmmuV3Model, CatchesMissingTlbiAndCfgi) {
     Rig r;
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_TRUE(ready(d, r.smmu, 2, 0x8000, buf, kPageSize));
     ASSERT_TRUE(r.poke(2, 0x8000).ok);
 
@@ -365,7 +366,9 @@ TEST(SmmuV3Model, CatchesMissingTlbiAndCfgi) {
     uint64_t pte = w.desc;
     ASSERT_TRUE(r.mem.write64(w.desc_pa, 0));
     EXPECT_TRUE(r.poke(2, 0x8000).ok);  // stale IOTLB entry
-    ASSERT_EQ(r.smmu.invalidate_range(d, 0x8000, kPageSize, 12), Status::ok);
+    iopt::Gather one;  // what IoDomain hands over for a break-before-make: one range
+    one.add(0x8000, kPageSize, 12, true);
+    ASSERT_EQ(r.smmu.flush(d, one), Status::ok);
     EXPECT_EQ(r.poke(2, 0x8000).event, ev::kTranslation);
     ASSERT_TRUE(r.mem.write64(w.desc_pa, pte));
 
@@ -385,7 +388,7 @@ TEST(SmmuV3Model, CatchesMissingTlbiAndCfgi) {
 TEST(SmmuV3Stage1, TablesBeyondTheOutputSizeGiveAddressSizeFaults) {
     Rig r({}, 0x100000000);  // RAM above 4 GiB, a domain with 32-bit output
     ASSERT_EQ(r.probe(), Status::ok);
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 32, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 32, true));
     ASSERT_TRUE(ready(d, r.smmu, 4, 0x1000, 0x1000, kPageSize));
     EXPECT_EQ(r.poke(4, 0x1000).event, ev::kAddrSize);
     std::vector<FaultRecord> f = r.faults();
@@ -394,10 +397,10 @@ TEST(SmmuV3Stage1, TablesBeyondTheOutputSizeGiveAddressSizeFaults) {
 
     // The same RAM through a 40-bit domain: CD.IPS follows the domain, so this one translates.
     uint64_t buf = r.buffer();
-    IoDomain wide(r.pool(), iopt::Stage::s1, 39, 40, true);
+    IoDomain wide(r.pool(), iopt::vmsa_s1(39, 40, true));
     ASSERT_TRUE(ready(wide, r.smmu, 5, 0x1000, buf, kPageSize));
     EXPECT_EQ(r.poke(5, 0x1000).pa, buf);
-    IoDomain too_wide(r.pool(), iopt::Stage::s1, 39, 48, true);  // beyond the SMMU's 44 bits
+    IoDomain too_wide(r.pool(), iopt::vmsa_s1(39, 48, true));  // beyond the SMMU's 44 bits
     ASSERT_EQ(too_wide.init(), Status::ok);
     EXPECT_EQ(too_wide.attach(r.smmu, 6), Status::out_of_range);
 }
@@ -409,7 +412,7 @@ TEST(SmmuV3Stage1, AnAttachTheSmmuNeverConfirmsLeavesTheStreamBlocked) {
     ASSERT_EQ(r.probe(), Status::ok);
     uint64_t buf = r.buffer();
     uint64_t smmu_pages = r.smmu.pages_used();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x6000, buf, kPageSize, {}).ok());
     r.model.stall_commands(true);
@@ -434,9 +437,9 @@ TEST(SmmuV3Stage2, DomainBecomesAStage2SteTheWalkerTranslates) {
     EXPECT_TRUE(r.smmu.caps().stage2);
     uint64_t buf = r.buffer(), ro = r.buffer();
     constexpr uint64_t kHigh = (uint64_t{1} << 39) + 0x1000;  // served by the second level-1 table
-    IoDomain d(r.pool(), iopt::Stage::s2, 40, 40, true);
+    IoDomain d(r.pool(), iopt::vmsa_s2(40, 40, true));
     ASSERT_EQ(d.init(), Status::ok);
-    ASSERT_EQ(d.geometry().root_tables, 2u);
+    ASSERT_EQ(iopt::vmsa_geometry(d.format()).root_tables, 2u);
     ASSERT_TRUE(d.map(kHigh, buf, kPageSize, {}).ok());
     ASSERT_TRUE(d.map(0x4000, ro, kPageSize, read_only()).ok());
     ASSERT_EQ(d.attach(r.smmu, 9), Status::ok);
@@ -477,7 +480,7 @@ TEST(SmmuV3Stage2, EachStageOnlyWhereTheSmmuHasIt) {
     {
         Rig s1_only;
         ASSERT_EQ(s1_only.probe(), Status::ok);
-        IoDomain d(s1_only.pool(), iopt::Stage::s2, 40, 40, true);
+        IoDomain d(s1_only.pool(), iopt::vmsa_s2(40, 40, true));
         ASSERT_EQ(d.init(), Status::ok);
         EXPECT_EQ(d.attach(s1_only.smmu, 1), Status::unsupported);
     }
@@ -486,7 +489,7 @@ TEST(SmmuV3Stage2, EachStageOnlyWhereTheSmmuHasIt) {
     f.stage2 = true;
     Rig s2_only(f);
     ASSERT_EQ(s2_only.probe(), Status::ok);
-    IoDomain d(s2_only.pool(), iopt::Stage::s1, 39, 40, true);
+    IoDomain d(s2_only.pool(), iopt::vmsa_s1(39, 40, true));
     ASSERT_EQ(d.init(), Status::ok);
     EXPECT_EQ(d.attach(s2_only.smmu, 1), Status::unsupported);
 }
@@ -500,7 +503,7 @@ TEST(SmmuV3StreamTable, TwoLevelWithSparseIds) {
     EXPECT_EQ(r.model.strtab_base_cfg(), 16u | 8u << 6 | 1u << 16);  // 2^16 ids, SPLIT 8, 2-level
     uint64_t buf = r.buffer();
     uint64_t pages = r.smmu.pages_used();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(0x20000, buf, kPageSize, {}).ok());
 
@@ -530,7 +533,7 @@ TEST(SmmuV3StreamTable, SizesFollowTheLargestStreamId) {
         ASSERT_EQ(r.probe(100, true), Status::ok);  // forced 2-level: at least one full span
         EXPECT_TRUE(r.smmu.two_level());
         EXPECT_EQ(r.smmu.strtab_log2size(), 9u);
-        IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+        IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
         ASSERT_EQ(d.init(), Status::ok);
         EXPECT_EQ(d.attach(r.smmu, 100), Status::ok);
         EXPECT_EQ(d.attach(r.smmu, 101), Status::out_of_range);
@@ -541,7 +544,7 @@ TEST(SmmuV3StreamTable, SizesFollowTheLargestStreamId) {
     ASSERT_EQ(r.probe(2000), Status::ok);
     EXPECT_FALSE(r.smmu.two_level());
     EXPECT_EQ(r.smmu.strtab_log2size(), 11u);
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_TRUE(ready(d, r.smmu, 2000, 0, r.buffer(), kPageSize));
     EXPECT_TRUE(r.poke(2000, 0x10).ok);
     EXPECT_EQ(d.attach(r.smmu, 2001), Status::out_of_range);
@@ -563,7 +566,7 @@ TEST(SmmuV3CommandQueue, IllegalCommandIsCountedAndTheQueueRecovers) {
     EXPECT_EQ(r.model.commands(0x7f), 1u);
     // Later commands work: an attach (CFGI_STE + SYNC) and DMA through it.
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_TRUE(ready(d, r.smmu, 6, 0x3000, buf, kPageSize));
     EXPECT_TRUE(r.poke(6, 0x3000).ok);
     EXPECT_EQ(r.smmu.command_errors(), 3u);
@@ -574,7 +577,7 @@ TEST(SmmuV3EventQueue, OverflowIsCountedAcknowledgedAndRecovered) {
     f.evtq_log2 = 3;  // 8 records
     Rig r(f);
     ASSERT_EQ(r.probe(), Status::ok);
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_TRUE(ready(d, r.smmu, 4));  // nothing mapped: every DMA faults
 
     for (uint64_t i = 0; i < 12; i++) EXPECT_EQ(r.poke(4, 0x10000 * (i + 1)).event, ev::kTranslation);
@@ -610,7 +613,7 @@ void unmap_512_pages(bool ril, uint64_t want_tlbis) {
     EXPECT_EQ(r.smmu.caps().range_invalidation, ril);
     uint64_t buf = r.buffer(512);
     constexpr uint64_t kIova = 0x40000000;
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_TRUE(d.map(kIova, buf, 2 * MiB, {}, kPageSize).ok());
     ASSERT_EQ(d.attach(r.smmu, 5), Status::ok);
@@ -641,12 +644,12 @@ TEST(SmmuV3Coherency, NonCoherentSmmuGetsCleanedTablesAndRefusesCoherentDomains)
     EXPECT_FALSE(r.smmu.caps().coherent_walk);
     EXPECT_GT(cache::clean_log().calls, before.calls);  // stream table and queues
 
-    IoDomain coherent(r.pool(), iopt::Stage::s1, 39, 44, true);
+    IoDomain coherent(r.pool(), iopt::vmsa_s1(39, 44, true));
     ASSERT_EQ(coherent.init(), Status::ok);
     EXPECT_EQ(coherent.attach(r.smmu, 1), Status::invalid_argument);
 
     uint64_t buf = r.buffer();
-    IoDomain d(r.pool(), iopt::Stage::s1, 39, 44, false);
+    IoDomain d(r.pool(), iopt::vmsa_s1(39, 44, false));
     ASSERT_EQ(d.init(), Status::ok);
     cache::CleanLog mid = cache::clean_log();
     ASSERT_TRUE(d.map(0x5000, buf, kPageSize, {}).ok());
@@ -655,6 +658,31 @@ TEST(SmmuV3Coherency, NonCoherentSmmuGetsCleanedTablesAndRefusesCoherentDomains)
     ASSERT_EQ(d.attach(r.smmu, 1), Status::ok);
     EXPECT_GT(cache::clean_log().bytes, mid.bytes + 64);  // CD, STE and commands
     EXPECT_TRUE(r.poke(1, 0x5000).ok);
+}
+
+// Walk attributes follow the domain's format and the walker's coherency, as in every other driver
+// (walk_expect.hpp). Before the table seam the CD and STE said write-back inner shareable even on
+// an SMMU without COHACC, whose walks then could miss what the CPU had cleaned.
+TEST(SmmuV3Coherency, WalkAttributesFollowCoherencyAtBothStages) {
+    for (bool coherent : {true, false}) {
+        SmmuV3Model::Features f;
+        f.coherent = coherent;
+        f.stage2 = true;
+        Rig r(f);
+        ASSERT_EQ(r.probe(), Status::ok);
+        for (iopt::FormatId id : {iopt::FormatId::vmsa_s1, iopt::FormatId::vmsa_s2}) {
+            Result<iopt::Format> fmt = r.smmu.domain_format(id == iopt::FormatId::vmsa_s1 ? DomainUse::dma : DomainUse::guest_p2m, 40);
+            ASSERT_TRUE(fmt.ok());
+            ASSERT_EQ(fmt.value.id, id);
+            EXPECT_EQ(fmt.value.coherent_walk, coherent);
+            IoDomain d(r.pool(), fmt.value);
+            StreamId sid = id == iopt::FormatId::vmsa_s1 ? 1 : 2;
+            ASSERT_TRUE(ready(d, r.smmu, sid));
+            model::vmsa::WalkCodes w;
+            ASSERT_TRUE(r.model.walk_codes(sid, w));
+            EXPECT_EQ(w, moat::test::expected_walk(coherent)) << "coherent " << coherent << " stage " << (sid == 1 ? 1 : 2);
+        }
+    }
 }
 
 }  // namespace

@@ -130,8 +130,9 @@ struct World {
         c.name = "smmuv3-model";
         c.max_sid = 0xffff;
         if (smmu->probe(c) != Status::ok) bad("the SMMUv3 model did not probe");
-        cfg.oas = smmu->caps().oas;
-        cfg.coherent_walk = smmu->caps().coherent_walk;
+        Result<iopt::Format> f = smmu->domain_format(DomainUse::dma, cfg.format.ias);
+        if (!f.ok()) bad("the SMMUv3 model offers no table format for DMA contexts");
+        cfg.format = f.value;
     }
     ~World() {
         doms.clear();

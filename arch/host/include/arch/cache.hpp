@@ -12,12 +12,12 @@ struct CleanLog {
 };
 CleanLog& clean_log();
 
-inline void clean_range(const void*, size_t n) {
+inline void sync_for_device(const void*, size_t n) {
     clean_log().calls++;
     clean_log().bytes += n;
 }
 
-inline void clean_invalidate_range(const void*, size_t n) {
+inline void sync_for_cpu(const void*, size_t n) {
     clean_log().calls++;
     clean_log().bytes += n;
 }
