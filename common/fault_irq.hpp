@@ -1,7 +1,9 @@
 // The fault interrupts of one IOMMU instance: requested at probe from the lines discovery read,
 // all bound to one handler (the driver's fault drain), enabled together once every one was
-// granted, and released together. Shared by every driver so that each only says which lines
-// carry its faults. Without a controller nothing is requested and the driver polls.
+// granted, and released together. Each delivery runs the handler, then ends with the line's EOI,
+// so a driver's handler never needs to know which line fired. Shared by every driver so that
+// each only says which lines carry its faults. Without a controller nothing is requested and
+// the driver polls.
 #pragma once
 #include "common/fdt.hpp"
 #include "common/irq.hpp"
@@ -18,11 +20,19 @@ public:
     Status request(IrqController* ic, const dt::Irq* lines, unsigned n, IrqHandler fn, void* ctx, Why& why) {
         release();
         if (!ic || n == 0) return Status::ok;
+        fn_ = fn;
+        ctx_ = ctx;
         if (n > kMax) return why.set(Status::no_space, "%u fault interrupts; at most %u are taken", n, kMax);
         for (unsigned i = 0; i < n; i++) {
+            // A line several sources share (an MMU-500's global and context faults on one SPI)
+            // is bound once; its handler drains every source.
+            bool seen = false;
+            for (unsigned k = 0; k < count_; k++) seen = seen || intid_[k] == lines[i].intid;
+            if (seen) continue;
             Trigger trig = static_cast<Trigger>(lines[i].flags & 0xf);
+            slot_[count_] = Slot{this, lines[i].intid};
             Status st = lines[i].kind == dt::IrqKind::other ? Status::unsupported
-                                                            : ic->request(lines[i].intid, trig, kPriority, fn, ctx);
+                                                            : ic->request(lines[i].intid, trig, kPriority, &dispatch, &slot_[count_]);
             if (st != Status::ok) {
                 ic_ = ic;
                 release();
@@ -50,7 +60,19 @@ public:
 
 private:
     static constexpr unsigned kPriority = 0x80;  // mid-range: faults are reported, not urgent
+    struct Slot {
+        FaultIrqs* self;
+        unsigned intid;
+    };
+    static void dispatch(void* p) {
+        auto* s = static_cast<Slot*>(p);
+        s->self->fn_(s->self->ctx_);
+        s->self->ic_->eoi(s->intid);
+    }
     IrqController* ic_ = nullptr;
+    IrqHandler fn_ = nullptr;
+    void* ctx_ = nullptr;
+    Slot slot_[kMax] = {};
     unsigned intid_[kMax] = {};
     unsigned count_ = 0;
 };

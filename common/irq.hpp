@@ -1,7 +1,8 @@
 // The interrupt seam: what a driver asks of the platform's interrupt controller. Drivers bind
 // their lines from probe through arch::irq_controller() (arch/irq.hpp); while it returns nullptr
 // they keep polling. A handler runs with interrupts masked on its CPU, so any lock it shares with
-// thread context must be an IrqSpinlock (see arch/spinlock.hpp).
+// thread context must be an IrqSpinlock (common/lock.hpp), and it ends its delivery with
+// eoi() of its line (common/fault_irq.hpp does that for the IOMMU drivers).
 #pragma once
 #include "common/status.hpp"
 namespace moat {

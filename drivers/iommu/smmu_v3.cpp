@@ -7,6 +7,7 @@
 #include "arch/mmio.hpp"
 #include "common/discovery.hpp"
 #include "common/instances.hpp"
+#include "common/lock.hpp"
 #include "common/wait.hpp"
 
 namespace moat {
@@ -202,13 +203,13 @@ Status SmmuV3::probe(const Config& cfg) {
     if (st == Status::ok) st = sync();
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn);
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn | cr0::kSmmuEn);
-    if (st == Status::ok) st = request_irqs();
+    if (st != Status::ok) why_.set(st, "enabling failed: %s (%lu command errors)", to_string(st), cmd_errors_);
+    if (st == Status::ok) st = request_irqs();  // says why itself (the line, the controller)
     if (st != Status::ok) {
         release_irqs();
         (void)write_cr0(0);
         ready_ = false;
         free_all();
-        return why_.set(st, "enabling failed: %s (%lu command errors)", to_string(st), cmd_errors_);
     }
     return st;
 }
@@ -501,11 +502,16 @@ Status SmmuV3::flush(IoDomain& d, const iopt::Gather& g) {
 
 // ---------------------------------------------------------------- events and global errors
 
-unsigned SmmuV3::poll_faults(FaultLog& log) {
+unsigned SmmuV3::poll_faults(FaultLog& log) { return drain(log, false); }
+
+// Events and global errors. The interrupt handler leaves a command error to the sync() that
+// waits for the command: that sync must see it and fail, not find it already acknowledged.
+unsigned SmmuV3::drain(FaultLog& log, bool from_irq) {
     if (!ready_) return 0;
+    IrqLockGuard g(evt_lock_);
     unsigned n = 0;
     uint32_t gerr = rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN);
-    if (gerr & gerror::kCmdqErr) (void)handle_cmdq_error();
+    if ((gerr & gerror::kCmdqErr) && !from_irq) (void)handle_cmdq_error();
     if (gerr & ~gerror::kCmdqErr) {
         gerrors_++;
         // Acknowledge: GERRORN takes GERROR's value for the bits we handled.
@@ -573,7 +579,7 @@ void SmmuV3::release_irqs() {
 void SmmuV3::on_irq(void* self) {
     auto* s = static_cast<SmmuV3*>(self);
     s->irqs_++;
-    (void)s->poll_faults(*s->cfg_.faults);
+    (void)s->drain(*s->cfg_.faults, true);
 }
 
 // ---------------------------------------------------------------- the driver contract
@@ -631,7 +637,11 @@ Iommu* probe_smmu_v3(ProbeEnv& env, unsigned index, Why& why) {
     cfg.base = static_cast<uintptr_t>(io.regs[0].addr);
     cfg.size = io.regs[0].size;
     cfg.name = env.tree.name(io.node);
-    cfg.max_sid = max_stream(env.topo, index);
+    // The stream table covers every id a master names, up to what the SMMU has: a reference
+    // beyond IDR1.SIDSIZE is that master's problem (xlate refuses it), not the SMMU's.
+    unsigned sid_bits = cfg.size >= 0x20000 ? static_cast<unsigned>(idr1::kSidSize.get(mmio::read32(cfg.base + static_cast<uint32_t>(Reg32::IDR1)))) : 0;
+    uint32_t hw_max = sid_bits >= 32 ? 0xffffffffu : (uint32_t{1} << sid_bits) - 1;
+    cfg.max_sid = min(max_stream(env.topo, index), hw_max);
     cfg.cpu_pa_bits = env.cpu_pa_bits;
     cfg.irq = env.irq;
     cfg.faults = env.faults;

@@ -5,6 +5,7 @@
 #pragma once
 #include "common/io_domain.hpp"
 #include "common/fault_irq.hpp"
+#include "common/lock.hpp"
 #include "common/page_pool.hpp"
 #include "common/registry.hpp"
 #include "drivers/iommu/smmu_v3_regs.hpp"
@@ -97,6 +98,7 @@ private:
     Status request_irqs();
     void release_irqs();
     static void on_irq(void* self);
+    unsigned drain(FaultLog& log, bool from_irq);
 
     PagePool& pool_;
     Config cfg_;
@@ -105,6 +107,7 @@ private:
     VmsaWalker walker_;
     bool ready_ = false;
     FaultIrqs irqs_on_;
+    IrqSpinlock evt_lock_;  // the event queue, drained by poll_faults() and the handler
     uint64_t irqs_ = 0;
     bool coherent_ = false;
     bool ril_ = false;

@@ -38,6 +38,27 @@ IpmmuModel::IpmmuModel(IpmmuModel& root, unsigned main_bit) : mem_(root.mem_), r
 void IpmmuModel::violation(const std::string& what) { violations_.push_back(who() + ": " + what); }
 std::string IpmmuModel::who() const { return is_root() ? "root" : "cache (IMSSTR bit " + std::to_string(main_bit_) + ")"; }
 
+void IpmmuModel::connect_irq(arch::host::HostIrqController* c, unsigned intid) {
+    if (!is_root()) return violation("connect_irq on a cache: only the root has the fault interrupt");
+    if (irqc_ && irq_asserted_) irqc_->lower(intid_);
+    irqc_ = c;
+    intid_ = intid;
+    irq_asserted_ = false;
+    update_irq();
+}
+
+void IpmmuModel::update_irq() {
+    bool on = irq_pending();
+    if (!irqc_ || on == irq_asserted_) return;
+    irq_asserted_ = on;
+    if (on) {
+        irqs_raised_++;
+        irqc_->raise(intid_);  // the handler may run now, and clear IMSTR (back in here) first
+    } else {
+        irqc_->lower(intid_);
+    }
+}
+
 bool IpmmuModel::irq_pending() const {
     for (const Context& c : ctx_)
         if ((c.imstr & (kTf | kPf | kAbort | kMhit)) && (c.imctr & kIntEn)) return true;
@@ -171,6 +192,7 @@ void IpmmuModel::write_ctx(unsigned n, uint32_t reg, uint32_t v) {
             c.flush_pending = flush_latency_;
             if (flush_latency_ || flush_hung_) c.imctr |= kFlush;
         }
+        update_irq();
         return;
     }
     if (!is_root()) {
@@ -196,6 +218,7 @@ void IpmmuModel::write_ctx(unsigned n, uint32_t reg, uint32_t v) {
             if (c.imstr) c.imstr |= fields;
             else c.elar = c.euar = 0;
         }
+        update_irq();
         return;
     case IMELAR:
     case IMEUAR: return;  // read-only
@@ -214,6 +237,7 @@ void IpmmuModel::poke(uint32_t off, uint32_t v) {
                             nullptr, &c.mair0, &c.mair1, &c.elar, &c.euar};
         uint32_t i = (off % kCtxStride) / 4;
         if (i < sizeof regs / sizeof regs[0] && regs[i]) *regs[i] = v;
+        update_irq();
         return;
     }
     if (off == IMSCTLR) imsctlr_ = v;
@@ -232,6 +256,7 @@ void IpmmuModel::inject_fault(unsigned n, uint32_t imstr, uint64_t addr) {
     } else {
         c.imstr |= imstr & (kTf | kPf | kAbort | kMhit);
     }
+    update_irq();
 }
 
 // ---------------------------------------------------------------- translation
@@ -311,6 +336,7 @@ void IpmmuModel::latch(unsigned n, uint32_t bit, unsigned level, uint64_t iova) 
         c.imstr = (level & 3) << 12;
     }
     c.imstr |= bit;
+    update_irq();
 }
 
 IpmmuModel::Xlate IpmmuModel::translate(unsigned utlb, uint64_t iova, bool write) {

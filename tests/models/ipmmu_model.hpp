@@ -22,12 +22,17 @@
 // 3 - start level. VA64 alone: VMSAv8-64 stage 1 (SL0 not checked; no known driver uses it).
 // S2PTE without VA64 is a violation. Output addresses are 40 bits.
 // Field positions are written here from docs/hardware.md §1, not taken from the driver's header.
+// Interrupts (connect_irq, root only): the root's fault line is level, as the R-Car trees give it,
+// and asserted while irq_pending(): raised when a fault latches in IMSTR of a context with
+// IMCTR.INTEN (or INTEN is set over a latched fault), lowered when IMSTR is written 0 (or INTEN
+// cleared) so that no context is left pending.
 // Not modelled: IMSSTR and the caches' own interrupts, IMUASID matching, FIXADD, Gen2/Gen4.
 #pragma once
 #include <deque>
 #include <string>
 #include <vector>
 
+#include "arch/irq.hpp"
 #include "arch/mmio.hpp"
 #include "tests/models/vmsa_walker.hpp"
 
@@ -60,6 +65,10 @@ public:
 
     Dma dma_write(unsigned utlb, uint64_t iova, const void* src, size_t len);
     Dma dma_read(unsigned utlb, uint64_t iova, void* dst, size_t len);
+
+    // Root: wires its fault output to line `intid` of `c` (nullptr: disconnects).
+    void connect_irq(arch::host::HostIrqController* c, unsigned intid);
+    uint64_t irqs_raised() const { return irqs_raised_; }  // transitions to asserted
 
     // Test hooks.
     void set_flush_latency(unsigned reads) { flush_latency_ = reads; }  // root: reads that still see FLUSH
@@ -129,6 +138,7 @@ private:
     void write_ctx(unsigned ctx, uint32_t reg, uint32_t v);
     void drop(int ctx, int utlb);  // TLB entries of a context and/or a uTLB (-1: any)
     Regime regime(unsigned ctx);
+    void update_irq();  // root: after a change to IMSTR or IMCTR.INTEN
     void latch(unsigned ctx, uint32_t bit, unsigned level, uint64_t iova);
     const TlbEntry* lookup(unsigned ctx, int utlb, uint64_t iova);
     void insert(const TlbEntry& e);
@@ -145,6 +155,10 @@ private:
     bool flush_hung_ = false;
     std::deque<TlbEntry> tlb_;
     uint64_t writes_ = 0, reads_ = 0, walks_ = 0, tlb_hits_ = 0;
+    arch::host::HostIrqController* irqc_ = nullptr;
+    unsigned intid_ = 0;
+    bool irq_asserted_ = false;
+    uint64_t irqs_raised_ = 0;
     std::vector<std::string> violations_;
 };
 

@@ -38,7 +38,9 @@ enum : uint64_t {
     TLBIIPAS2 = 0x630, TLBIIPAS2L = 0x638, TLBSYNC = 0x7f0, TLBSTATUS = 0x7f4,
 };
 
-constexpr uint32_t kClientPd = 1u << 0, kUsfcfg = 1u << 10;
+constexpr uint32_t kClientPd = 1u << 0, kGfie = 1u << 2, kGcfgfie = 1u << 5, kUsfcfg = 1u << 10;
+constexpr uint32_t kSctlrCfie = 1u << 6;
+constexpr uint32_t kGfsrConfigFaults = 0x3f;  // ICF USF SMCF UCBF UCIF CAF: reported by GCFGFIE
 constexpr uint32_t kSmrValid = 1u << 31;
 constexpr uint32_t kS2crTranslate = 0, kS2crBypass = 1, kS2crFault = 2;
 constexpr uint32_t kSctlrM = 1u << 0, kSctlrE = 1u << 4, kSctlrCfcfg = 1u << 7, kSctlrAsidpne = 1u << 12;
@@ -197,7 +199,10 @@ void Mmu500Model::write_gr0(uint64_t off, uint64_t v64, unsigned bytes) {
         sacr_ = v;
         if (f_.cache_locked) sacr_ |= kCacheLock;
         break;
-    case sGFSR: gfsr_ &= ~v; break;  // write 1 to clear
+    case sGFSR:  // write 1 to clear
+        gfsr_ &= ~v;
+        update_irqs();
+        break;
     case sGFSYNR0: gfsynr0_ = v; break;
     case sGFSYNR1: gfsynr1_ = v; break;
     case TLBIVMID: queue(Tlbi{Op::vmid, static_cast<uint16_t>(v & 0xffff), 0, 0, -1}, true); break;
@@ -215,6 +220,7 @@ void Mmu500Model::write_gr0(uint64_t off, uint64_t v64, unsigned bytes) {
 void Mmu500Model::write_scr0(uint32_t v) {
     bool enabling = (scr0_ & kClientPd) && !(v & kClientPd);
     scr0_ = v;
+    update_irqs();
     if (v & kClientPd) return;
     if (!(v & kUsfcfg)) violation("SMMU enabled with sCR0.USFCFG clear: unmatched streams bypass");
     if (!enabling) return;
@@ -353,7 +359,10 @@ void Mmu500Model::write_bank(unsigned n, uint64_t off, uint64_t v, unsigned byte
         live(n, "MAIR1");
         b.mair1 = x;
         break;
-    case FSR: b.fsr &= ~x; break;  // write 1 to clear
+    case FSR:  // write 1 to clear
+        b.fsr &= ~x;
+        update_irqs();
+        break;
     case FSYNR0: b.fsynr0 = x; break;
     case TLBIASID:
         tlbi_writes_++;
@@ -378,6 +387,7 @@ void Mmu500Model::write_sctlr(unsigned n, uint32_t v) {
     if (v & kSctlrCfcfg) violation("bank " + std::to_string(n) + ": SCTLR.CFCFG set (stall on fault; MMU-500 erratum 842869)");
     if (v & kSctlrE) violation("bank " + std::to_string(n) + ": SCTLR.E set (big-endian tables)");
     b.sctlr = v;
+    update_irqs();
     if (enabling) {
         Regime r = regime(n);
         if (r.error) violation("bank " + std::to_string(n) + " enabled with an invalid configuration: " + r.error);
@@ -489,6 +499,7 @@ void Mmu500Model::global_fault(uint32_t bitv, uint32_t sid, uint64_t addr, bool 
         gfsr_ |= mmu500::kGfsrMulti;
     }
     faults_.push_back(Fault{true, -1, bitv, sid, addr, write, recorded});
+    update_irqs();
 }
 
 void Mmu500Model::context_fault(unsigned n, uint32_t bitv, unsigned level, uint32_t sid, uint64_t addr, bool write) {
@@ -503,6 +514,59 @@ void Mmu500Model::context_fault(unsigned n, uint32_t bitv, unsigned level, uint3
         b.fsr |= mmu500::kFsrMulti;
     }
     faults_.push_back(Fault{false, static_cast<int>(n), bitv, sid, addr, write, recorded});
+    update_irqs();
+}
+
+// ---------------------------------------------------------------- interrupts
+
+void Mmu500Model::connect_irq(arch::host::HostIrqController* c, unsigned global_intid, std::vector<unsigned> context_intids) {
+    for (Line& l : lines_)
+        if (irqc_ && l.asserted) irqc_->lower(l.intid);
+    irqc_ = c;
+    global_intid_ = c ? global_intid : 0;
+    context_intids_ = c ? std::move(context_intids) : std::vector<unsigned>{};
+    lines_.clear();
+    auto add = [&](unsigned intid) {
+        if (!intid) return;
+        for (const Line& l : lines_)
+            if (l.intid == intid) return;
+        lines_.push_back(Line{intid, false, 0});
+    };
+    add(global_intid_);
+    for (unsigned i : context_intids_) add(i);
+    update_irqs();
+}
+
+bool Mmu500Model::global_irq() const {
+    return ((gfsr_ & kGfsrConfigFaults) && (scr0_ & kGcfgfie)) || ((gfsr_ & kGfsrFaults & ~kGfsrConfigFaults) && (scr0_ & kGfie));
+}
+
+bool Mmu500Model::context_irq(unsigned n) const {
+    return n < banks_.size() && (banks_[n].fsr & kFsrFaults) && (banks_[n].sctlr & kSctlrCfie);
+}
+
+uint64_t Mmu500Model::irqs_raised(unsigned intid) const {
+    for (const Line& l : lines_)
+        if (l.intid == intid) return l.raised;
+    return 0;
+}
+
+// Each line's state is worked out afresh when it is reached: raising one runs the driver's
+// handler at once, which clears status (and comes back here) before the next line is looked at.
+void Mmu500Model::update_irqs() {
+    for (size_t i = 0; i < lines_.size(); i++) {
+        unsigned intid = lines_[i].intid;
+        bool on = intid == global_intid_ && global_irq();
+        for (size_t n = 0; n < context_intids_.size() && !on; n++) on = context_intids_[n] == intid && context_irq(static_cast<unsigned>(n));
+        if (on == lines_[i].asserted) continue;
+        lines_[i].asserted = on;
+        if (on) {
+            lines_[i].raised++;
+            irqc_->raise(intid);
+        } else {
+            irqc_->lower(intid);
+        }
+    }
 }
 
 Mmu500Model::Xlate Mmu500Model::translate(uint32_t sid, uint64_t iova, bool write) {

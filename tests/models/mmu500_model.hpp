@@ -21,14 +21,21 @@
 // ones only set MULTI until software writes the status back (write 1 to clear). A stream whose
 // S2CR says fault is reported as an unidentified-stream fault (USF), like an unmatched one
 // (unconfirmed for MMU-500; the driver treats every sGFSR bit alike).
+// Interrupts (connect_irq): the global fault line is asserted while sGFSR holds a fault whose
+// class is enabled (configuration faults ICF..CAF by sCR0.GCFGFIE, the others by sCR0.GFIE), and
+// context bank n's line (MMU-500 has one per bank, CBAR.IRPTNDX is not used) while its FSR holds a
+// fault and SCTLR.CFIE is set. Lines sharing one INTID are wired-OR. Level lines (the trigger the
+// Linux and ZynqMP trees give) follow that state: raised when it becomes true, lowered when
+// software writes the status back to 0; an edge line is raised on the same transitions.
 // Not modelled: nested (stage 1 + 2) and stage-1-with-stage-2-fault banks, AArch32 formats,
-// stalls, interrupts, ATOS, walk caches, secure state.
+// stalls, ATOS, walk caches, secure state.
 #pragma once
 #include <array>
 #include <deque>
 #include <string>
 #include <vector>
 
+#include "arch/irq.hpp"
 #include "arch/mmio.hpp"
 #include "tests/models/vmsa_walker.hpp"
 
@@ -93,6 +100,15 @@ public:
 
     Dma dma_write(uint32_t sid, uint64_t iova, const void* src, size_t len);
     Dma dma_read(uint32_t sid, uint64_t iova, void* dst, size_t len);
+
+    // Wires the global fault output and the context banks' outputs (bank n to context_intids[n];
+    // banks beyond the list, and INTID 0, are not wired) to lines of `c`; nullptr disconnects.
+    void connect_irq(arch::host::HostIrqController* c, unsigned global_intid, std::vector<unsigned> context_intids);
+    // Whether the global output / bank n's output is asserted now.
+    bool global_irq() const;
+    bool context_irq(unsigned n) const;
+    // Times a wired line was raised (a transition to asserted), by INTID.
+    uint64_t irqs_raised(unsigned intid) const;
 
     // Test hooks. A stalled sync keeps TLBSTATUS / sTLBGSTATUS active and applies nothing;
     // un-stalling completes the syncs in flight.
@@ -185,6 +201,7 @@ private:
     void complete_bank_sync(unsigned n);
 
     Regime regime(unsigned n) const;
+    void update_irqs();  // after anything that changes a fault status or its enable
     void global_fault(uint32_t bit, uint32_t sid, uint64_t addr, bool write);
     void context_fault(unsigned n, uint32_t bit, unsigned level, uint32_t sid, uint64_t addr, bool write);
     Xlate translate(uint32_t sid, uint64_t iova, bool write);
@@ -206,6 +223,16 @@ private:
     uint64_t accesses_ = 0, tlbi_writes_ = 0, gsyncs_ = 0, bsyncs_ = 0, tlb_hits_ = 0, walks_ = 0;
     std::vector<Fault> faults_;
     std::vector<std::string> violations_;
+    // Interrupt outputs: each distinct INTID wired, with the state last signalled on it.
+    struct Line {
+        unsigned intid;
+        bool asserted;
+        uint64_t raised;
+    };
+    arch::host::HostIrqController* irqc_ = nullptr;
+    unsigned global_intid_ = 0;
+    std::vector<unsigned> context_intids_;
+    std::vector<Line> lines_;
 };
 
 // Bit positions tests check against (sGFSR, FSR), from the specification.

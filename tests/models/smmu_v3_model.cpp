@@ -26,6 +26,7 @@ bool is_reg64(uint64_t off) { return off == STRTAB_BASE || off == CMDQ_BASE || o
 
 constexpr uint32_t kSmmuEn = 1u << 0, kEventqEn = 1u << 2, kCmdqEn = 1u << 3;
 constexpr uint32_t kGerrCmdq = 1u << 0, kGerrEventqAbt = 1u << 2;
+constexpr uint32_t kGerrorIrqen = 1u << 0, kEventqIrqen = 1u << 2;  // IRQ_CTRL
 constexpr uint32_t kRecInvSid = 1u << 1;                  // CR2
 constexpr uint32_t kOvflg = 1u << 31;                     // EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG
 constexpr uint32_t kConsErr = static_cast<uint32_t>(mask(30, 24));
@@ -207,7 +208,7 @@ void SmmuV3Model::consume_commands() {
         if (err) {
             // Stop at the offending command; CONS keeps pointing at it until GERRORN acknowledges.
             cmdq_cons_ = (cmdq_cons_ & ~kConsErr) | err << 24;
-            gerror_ = (gerror_ & ~kGerrCmdq) | (~gerrorn_ & kGerrCmdq);
+            set_gerror(kGerrCmdq);
             return;
         }
         cmdq_cons_ = (cmdq_cons_ & ~m) | ((cmdq_cons_ + 1) & m);
@@ -290,8 +291,14 @@ void SmmuV3Model::record(uint8_t type, uint32_t sid, uint64_t addr, bool write, 
         events_lost_++;
     } else if ((prod ^ cons) == (1u << log2)) {
         // Full: the record is lost; enter the overflow condition unless already in it.
-        if ((evtq_prod_ & kOvflg) == (evtq_cons_ & kOvflg)) evtq_prod_ ^= kOvflg;
+        bool entering = (evtq_prod_ & kOvflg) == (evtq_cons_ & kOvflg);
+        if (entering) evtq_prod_ ^= kOvflg;
         events_lost_++;
+        if (entering) {
+            events_.push_back(e);
+            signal_eventq();
+            return;
+        }
     } else {
         // Configuration errors (C_BAD_*, fetch aborts) carry the stream only; walk aborts and
         // translation faults the input address, direction, stage and class (IN: the input access).
@@ -304,11 +311,37 @@ void SmmuV3Model::record(uint8_t type, uint32_t sid, uint64_t addr, bool write, 
             evtq_prod_ = (evtq_prod_ & kOvflg) | ((prod + 1) & m);
             e.queued = true;
         } else {
-            gerror_ = (gerror_ & ~kGerrEventqAbt) | (~gerrorn_ & kGerrEventqAbt);
             events_lost_++;
+            events_.push_back(e);
+            set_gerror(kGerrEventqAbt);
+            return;
         }
     }
+    // Recorded before the interrupt: its handler may read events() and drain the queue at once.
     events_.push_back(e);
+    if (e.queued) signal_eventq();
+}
+
+// ---------------------------------------------------------------- interrupts
+
+// A GERROR bit is active while it differs from GERRORN; it only becomes active (and signals)
+// when it was not already.
+void SmmuV3Model::set_gerror(uint32_t bitv) {
+    if ((gerror_ ^ gerrorn_) & bitv) return;
+    gerror_ ^= bitv;
+    signal_gerror();
+}
+
+void SmmuV3Model::signal_eventq() {
+    if (!(irq_ctrl_ & kEventqIrqen)) return;
+    eventq_irqs_++;
+    if (irqc_ && eventq_intid_) irqc_->raise(eventq_intid_);
+}
+
+void SmmuV3Model::signal_gerror() {
+    if (!(irq_ctrl_ & kGerrorIrqen)) return;
+    gerror_irqs_++;
+    if (irqc_ && gerror_intid_) irqc_->raise(gerror_intid_);
 }
 
 // ---------------------------------------------------------------- translation

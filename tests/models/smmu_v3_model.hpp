@@ -13,8 +13,14 @@
 //  - register programming the architecture leaves UNPREDICTABLE (a base moved while its queue or
 //    the SMMU is enabled, misaligned bases, sizes beyond the ID registers, page-0 aliases of the
 //    page-1 registers, wrong access widths) is recorded in violations().
+// Interrupts (connect_irq): wired and edge-triggered, as the architecture's wired interrupts and
+// the Linux binding (IRQ_TYPE_EDGE_RISING) have them. The event queue line pulses each time a
+// record is written to the queue, or the queue enters overflow, while IRQ_CTRL.EVENTQ_IRQEN is
+// set; the global-error line pulses when a GERROR bit becomes active (GERROR != GERRORN) while
+// IRQ_CTRL.GERROR_IRQEN is set. IRQ_CTRLACK follows IRQ_CTRL at once.
 // Field positions are written here from the specification, not taken from the driver's header.
-// Not modelled: nested (stage 1 + 2) STEs, substreams, ATS/PRI, stalls, MSIs, walk caches.
+// Not modelled: nested (stage 1 + 2) STEs, substreams, ATS/PRI, stalls, MSIs, walk caches,
+// the PRI and CMD_SYNC interrupts.
 #pragma once
 #include <array>
 #include <deque>
@@ -22,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "arch/irq.hpp"
 #include "arch/mmio.hpp"
 #include "tests/models/vmsa_walker.hpp"
 
@@ -75,6 +82,18 @@ public:
 
     Dma dma_write(uint32_t sid, uint64_t iova, const void* src, size_t len);
     Dma dma_read(uint32_t sid, uint64_t iova, void* dst, size_t len);
+
+    // Wires the event queue and global-error outputs to lines of `c` (intid 0: not wired;
+    // c nullptr: disconnects both).
+    void connect_irq(arch::host::HostIrqController* c, unsigned eventq_intid, unsigned gerror_intid) {
+        irqc_ = c;
+        eventq_intid_ = eventq_intid;
+        gerror_intid_ = gerror_intid;
+    }
+    // Pulses sent on each output (counted whether or not a controller is connected).
+    uint64_t eventq_irqs() const { return eventq_irqs_; }
+    uint64_t gerror_irqs() const { return gerror_irqs_; }
+    uint32_t irq_ctrl() const { return irq_ctrl_; }
 
     // Test hooks.
     void freeze_cr0ack(bool on) { cr0ack_frozen_ = on; }  // CR0ACK keeps its value whatever CR0 says
@@ -148,6 +167,11 @@ private:
     void tlbi(bool s2, bool any_stage, bool match_vmid, uint16_t vmid, bool match_asid, uint16_t asid, bool by_addr,
               const uint64_t (&cmd)[2]);
 
+    // Interrupts.
+    void set_gerror(uint32_t bit);  // makes `bit` active in GERROR and signals it
+    void signal_eventq();
+    void signal_gerror();
+
     // Event queue.
     void record(uint8_t type, uint32_t sid, uint64_t addr, bool write, bool stage2);
 
@@ -166,6 +190,10 @@ private:
     uint32_t strtab_cfg_ = 0;
     uint32_t cmdq_prod_ = 0, cmdq_cons_ = 0, evtq_prod_ = 0, evtq_cons_ = 0;
     bool cr0ack_frozen_ = false, cmdq_stalled_ = false;
+    // Interrupt outputs.
+    arch::host::HostIrqController* irqc_ = nullptr;
+    unsigned eventq_intid_ = 0, gerror_intid_ = 0;
+    uint64_t eventq_irqs_ = 0, gerror_irqs_ = 0;
     // Caches, each only refreshed by the invalidation the architecture asks for.
     std::map<uint32_t, std::array<uint64_t, 8>> ste_cache_;
     std::map<uint32_t, std::array<uint64_t, 8>> cd_cache_;  // by stream (one CD per STE)
