@@ -8,28 +8,46 @@
 //   section on this CPU; other CPUs still serialize on the ticket lock.
 // Keep IrqSpinlock sections short: they delay every interrupt on the CPU that holds one.
 #pragma once
+#include "arch/irq.hpp"
 #include "arch/spinlock.hpp"
 
 namespace moat {
 
-class LockGuard {
+// The arch's Spinlock taken with interrupts masked on this CPU, so that a handler which also
+// takes it can never interrupt its holder here. Interrupts are masked before spinning (a handler
+// must not come in between getting the lock and masking). The saved state lives in the lock:
+// only the holder writes it, after acquiring, and reads it before releasing. Nested IrqSpinlocks
+// must be released in reverse order (IrqLockGuard does that). Portable: the arch gives the
+// ticket lock and irq_save()/irq_restore().
+class IrqSpinlock {
 public:
-    explicit LockGuard(Spinlock& l) : l_(l) { l_.lock(); }
-    ~LockGuard() { l_.unlock(); }
-    LockGuard(const LockGuard&) = delete;
-    LockGuard& operator=(const LockGuard&) = delete;
+    void lock() {
+        arch::IrqFlags f = arch::irq_save();
+        l_.lock();
+        saved_ = f;
+    }
+    void unlock() {
+        arch::IrqFlags f = saved_;
+        l_.unlock();
+        arch::irq_restore(f);
+    }
 private:
-    Spinlock& l_;
+    Spinlock l_;
+    arch::IrqFlags saved_{};
 };
 
-class IrqLockGuard {
+// Holds a lock for a scope.
+template <class Lock>
+class Guard {
 public:
-    explicit IrqLockGuard(IrqSpinlock& l) : l_(l) { l_.lock(); }
-    ~IrqLockGuard() { l_.unlock(); }
-    IrqLockGuard(const IrqLockGuard&) = delete;
-    IrqLockGuard& operator=(const IrqLockGuard&) = delete;
+    explicit Guard(Lock& l) : l_(l) { l_.lock(); }
+    ~Guard() { l_.unlock(); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
 private:
-    IrqSpinlock& l_;
+    Lock& l_;
 };
+using LockGuard = Guard<Spinlock>;
+using IrqLockGuard = Guard<IrqSpinlock>;
 
 }  // namespace moat

@@ -37,6 +37,7 @@ constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &run_pv_gu
 
 [[noreturn]] void image_main(uint64_t dtb_pa, uint64_t load_pa) {
     arch::mmu_enable_identity(board::kRamWindowBase, board::kRamWindowEnd);
+    (void)arch::cpu_init(0);  // the boot CPU is logical CPU 0: cannot fail for 0
     print("\nmoat %s (%s), an IOMMU-aware microhypervisor\n", MOAT_VERSION, board::kName);
     unsigned el = arch::current_el();
     print("cpu:      EL%u, MIDR 0x%08lx, %u-bit physical addresses\n", el, arch::midr(), arch::pa_bits());

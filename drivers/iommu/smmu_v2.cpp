@@ -168,7 +168,7 @@ Status SmmuV2::reset() {
 Status SmmuV2::probe(const Config& cfg) {
     Status st;
     {
-        LockGuard g(lock_);
+        IrqLockGuard g(lock_);
         st = probe_locked(cfg);
     }
     // Global and context fault reporting (sCR0.GFIE, SCTLR.CFIE) is on already; the lines only
@@ -177,7 +177,7 @@ Status SmmuV2::probe(const Config& cfg) {
     if (st != Status::ok || !cfg.irq || !cfg.faults || !cfg.irqs) return st;
     st = irqs_.request(cfg.irq, cfg.irqs, cfg.global_irqs + cfg.context_irqs, &SmmuV2::on_irq, this, why_);
     if (st != Status::ok) {
-        LockGuard g(lock_);
+        IrqLockGuard g(lock_);
         ready_ = false;
         return st;
     }
@@ -209,7 +209,7 @@ void SmmuV2::on_irq(void* self) {
 
 void SmmuV2::force_shutdown() {
     irqs_.release();  // outside the lock its handler takes
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return;
     // reset() puts every stream map entry back to fault, disables every bank and empties the
     // TLBs; whatever was attached is blocked from here on.
@@ -221,12 +221,12 @@ void SmmuV2::force_shutdown() {
 
 Status SmmuV2::shutdown() {
     {
-        LockGuard g(lock_);
+        IrqLockGuard g(lock_);
         for (const Entry& e : entries_)
             if (e.used) return Status::busy;
     }
     irqs_.release();  // outside the lock its handler takes
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return Status::ok;
     for (const Entry& e : entries_)
         if (e.used) return Status::busy;
@@ -259,20 +259,20 @@ Status SmmuV2::sync_bank(unsigned bank) {
 // ---------------------------------------------------------------- streams and banks
 
 Result<iopt::Format> SmmuV2::domain_format(DomainUse use, unsigned ias) const {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return Status::invalid_argument;
     return walker_.format_for(use, ias);
 }
 
 unsigned SmmuV2::smrs_in_use() const {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     unsigned n = 0;
     for (const Entry& e : entries_) n += e.used;
     return n;
 }
 
 unsigned SmmuV2::banks_in_use() const {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     unsigned n = 0;
     for (const Bank& b : banks_) n += b.domain != nullptr;
     return n;
@@ -285,7 +285,7 @@ int SmmuV2::find_bank(const IoDomain& d) const {
 }
 
 int SmmuV2::bank_of(const IoDomain& d) const {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     return find_bank(d);
 }
 
@@ -368,7 +368,7 @@ Status SmmuV2::release_bank(unsigned n) {
 }
 
 Status SmmuV2::attach(IoDomain& d, StreamId sid) {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return why_.set(Status::invalid_argument, "not probed");
     if (sid >> 31) return why_.set(Status::invalid_argument, "0x%x is not a stream id and SMR mask", sid);
     uint32_t id = stream_id(sid), mask = stream_mask(sid);
@@ -400,7 +400,7 @@ Status SmmuV2::attach(IoDomain& d, StreamId sid) {
 }
 
 Status SmmuV2::detach(IoDomain& d, StreamId sid) {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return Status::invalid_argument;
     uint32_t id = stream_id(sid), mask = stream_mask(sid);
     for (unsigned i = 0; i < min(numsmrg_, kMaxSmrs); i++) {
@@ -443,7 +443,7 @@ void SmmuV2::invalidate_by_address(unsigned bank, const IoDomain& d, uint64_t io
 }
 
 Status SmmuV2::flush(IoDomain& d, const iopt::Gather& g) {
-    LockGuard lk(lock_);
+    IrqLockGuard lk(lock_);
     if (!ready_) return Status::invalid_argument;
     if (g.empty()) return Status::ok;
     int bank = find_bank(d);
@@ -489,7 +489,7 @@ void SmmuV2::record_context(FaultLog& log, unsigned bank, uint32_t fsr_value) {
 // Syndrome first, then write 1 to clear exactly what was read: a fault arriving in between
 // stays recorded for the next poll.
 unsigned SmmuV2::poll_faults(FaultLog& log) {
-    LockGuard g(lock_);
+    IrqLockGuard g(lock_);
     if (!ready_) return 0;
     unsigned n = 0;
     uint32_t gf = rd(Gr0::sGFSR) & gfsr::kAll;

@@ -23,7 +23,7 @@
 // and clears them (write 1 to clear) so that the next fault is recorded. SCTLR.CFCFG stays clear
 // (faults terminate, never stall: MMU-500 erratum 842869).
 #pragma once
-#include "arch/spinlock.hpp"
+#include "common/lock.hpp"
 #include "common/fault_irq.hpp"
 #include "common/io_domain.hpp"
 #include "common/registry.hpp"
@@ -162,7 +162,7 @@ private:
     void record_global(FaultLog& log, uint32_t gfsr);
     void record_context(FaultLog& log, unsigned bank, uint32_t fsr);
 
-    mutable Spinlock lock_;
+    mutable IrqSpinlock lock_;  // the fault handler takes it too
     Config cfg_;
     IommuCaps caps_;
     VmsaWalker walker_;
