@@ -35,6 +35,7 @@ struct IommuInfo {
     uint32_t upstream_arg;
     char upstream_problem[dt::kErrorMax];
     bool driven() const { return driver && driver->driven(); }
+    bool grants() const { return driver && driver->rules.grants; }
 };
 
 // One stream reference of a master: either a fixed stream id (from `iommus`, with the extra

@@ -32,6 +32,8 @@ struct BindingRules {
     uint32_t max_id;                // largest stream id / uTLB / backend domid
     uint32_t max_arg1;              // largest second cell (an SMR mask); 0 when there is none
     const char* id_name;            // what the first cell is called: "stream id", "uTLB"
+    bool grants = false;            // paravirtual: the cell names a backend domain, whose DMA only
+                                    // reaches pages granted to it (Xen's grant DMA), not a stream
 };
 
 // What a probe may use. `probed` finds instances probed before this one (a cache's root).

@@ -10,6 +10,7 @@ mkdir -p "$TEST_OUT"
 pass=0 fail=0
 
 echo "== unit tests ($unit)"
+tier=$SECONDS
 "$unit" --gtest_color=no > "$TEST_OUT/unit.log" 2>&1
 urc=$?
 up=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\?\..*/\1/p' "$TEST_OUT/unit.log" | tail -n 1)
@@ -21,10 +22,11 @@ if [ "$urc" -ne 0 ] && [ "$uf" -eq 0 ]; then
     tail -n 30 "$TEST_OUT/unit.log"
     uf=1
 fi
-echo "unit: $up passed, $uf failed (log: $TEST_OUT/unit.log)"
+echo "unit: $up passed, $uf failed in $((SECONDS - tier)) s (log: $TEST_OUT/unit.log)"
 pass=$((pass + up)) fail=$((fail + uf))
 
 echo "== QEMU boot tests"
+tier=$SECONDS
 for t in tests/qemu/*.sh; do
     [ "$(basename "$t")" = lib.sh ] && continue
     name=$(basename "$t" .sh)
@@ -38,12 +40,14 @@ for t in tests/qemu/*.sh; do
         fail=$((fail + 1))
     fi
 done
+echo "qemu: tier took $((SECONDS - tier)) s"
 
 # Further suites: each tests/<suite>/run.sh ends with its own "N passed, M failed" line.
 for suite in tests/*/run.sh; do
     [ -f "$suite" ] || continue
     name=$(basename "$(dirname "$suite")")
     echo "== $name ($suite)"
+    tier=$SECONDS
     out=$(bash "$suite" 2>&1)
     src=$?
     echo "$out" | grep -E '^(FAIL|not ok)' || true
@@ -53,7 +57,7 @@ for suite in tests/*/run.sh; do
     fi
     sp=${line%% passed*} sf=${line#*, }; sf=${sf%% failed*}
     [ "$src" -ne 0 ] && [ "$sf" -eq 0 ] && sf=1
-    echo "$name: $sp passed, $sf failed"
+    echo "$name: $sp passed, $sf failed in $((SECONDS - tier)) s"
     pass=$((pass + sp)) fail=$((fail + sf))
 done
 

@@ -213,7 +213,7 @@ Status build_guest_dt(GuestDesc& g, const dt::Tree* host, void* out, size_t cap,
     w.begin("psci");
     w.strs("compatible", "arm,psci-1.0", "arm,psci-0.2", "arm,psci");
     w.str("method", "hvc");
-    w.u32("cpu_off", 1);  // PSCI 0.1 function ids as Xen defines them (public/arch-arm.h)
+    w.u32("cpu_off", 1);  // PSCI 0.1 function ids as Xen defines them (docs/hardware.md §6.1)
     w.u32("cpu_on", 2);
     w.end();
 

@@ -5,7 +5,7 @@
 // interrupts and without any reference to the physical IOMMU (the guest's DMA addresses are
 // guest-physical; moat's IOMMU domain for the guest translates them).
 //
-// Layout and conventions (docs/hardware.md §6.1, §9; Xen's public/arch-arm.h): GIC phandle 65000, grant node
+// Layout and conventions (docs/hardware.md §6.1, §9): GIC phandle 65000, grant node
 // `xen_iommu` with phandle 65001, RAM from 0x40000000 (3 GiB) then 0x200000000, virtio-mmio
 // windows of 0x200 bytes from 0x02000000 on SPIs 33..43 edge-rising, vPL011 as `arm,sbsa-uart`
 // at 0x22000000 on SPI 32, grant-table window 0x38000000 + 16 MiB, event channel on PPI 31.
@@ -31,7 +31,7 @@ constexpr unsigned kGuestMaxPtIrqs = 8;
 constexpr unsigned kGuestNameMax = 64;
 constexpr unsigned kGuestBootargsMax = 256;
 
-// Xen's guest memory map and phandles (public/arch-arm.h, libxl).
+// Xen's guest memory map and phandles (docs/hardware.md §6.1).
 namespace layout {
 constexpr uint64_t kGicdBase = 0x03001000, kGicdSizeV2 = 0x1000, kGicdSizeV3 = 0x10000;
 constexpr uint64_t kGiccBase = 0x03002000, kGiccSize = 0x2000;  // GICv2 CPU interface

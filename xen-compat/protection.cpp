@@ -126,9 +126,6 @@ bool master_basis(const dt::Tree& t, int node, Basis& basis) {
     return false;
 }
 
-bool is_grant_dma(const dt::Tree& t, const Topology& topo, unsigned iommu) {
-    return t.compatible(topo.iommus[iommu].node, "xen,grant-dma");
-}
 
 int master_index(const Topology& topo, int node) {
     for (unsigned i = 0; i < topo.nmasters; i++)
@@ -167,7 +164,7 @@ DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const Driven
     for (unsigned s = 0; s < m.nstreams; s++) {
         unsigned io = m.streams[s].iommu;
         if (e.iommu < 0) e.iommu = static_cast<int>(io);
-        if (is_grant_dma(t, topo, io)) continue;
+        if (topo.iommus[io].grants()) continue;
         all_grants = false;
         if (!driven.has(io)) {
             e.dma = Dma::unprotected, e.why = Cause::iommu_not_driven, e.iommu = static_cast<int>(io);

@@ -123,7 +123,7 @@ struct Checker {
                     for (unsigned u = 0; u < b.nstreams && !reported; u++) {
                         const StreamRef &x = a.streams[s], &y = b.streams[u];
                         uint32_t sid;
-                        if (x.iommu != y.iommu || t.compatible(topo.iommus[x.iommu].node, "xen,grant-dma") || !overlap(x, y, sid))
+                        if (x.iommu != y.iommu || topo.iommus[x.iommu].grants() || !overlap(x, y, sid))
                             continue;
                         char ip[dt::kPathMax], bp[dt::kPathMax];
                         problem(a.node, "stream 0x%x on %s is also claimed by %s", sid, path(topo.iommus[x.iommu].node, ip),

@@ -14,9 +14,8 @@ bool is_ipmmu(const IommuInfo& io) { return io.driver && io.driver->ops == &kIpm
 
 Instances<IpmmuVmsa, kMaxIpmmus> g_ipmmu;
 
-// The binding (Documentation/devicetree/bindings/iommu/renesas,ipmmu-vmsa.yaml in Linux): one
-// cell, the uTLB; caches name the root and their IMSSTR bit in renesas,ipmmu-main; the root has
-// interrupts. Fills what the tree says into `cfg`.
+// The binding (docs/hardware.md §7.3): one cell, the uTLB; caches name the root and their IMSSTR
+// bit in renesas,ipmmu-main; the root has interrupts. Fills what the tree says into `cfg`.
 Status check_binding(ProbeEnv& env, unsigned index, IpmmuVmsa::Config& cfg, Why& why) {
     const dt::Tree& t = env.tree;
     const Topology& topo = env.topo;

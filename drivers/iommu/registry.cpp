@@ -20,7 +20,7 @@ constexpr BindingRules kIpmmuGen4{1, 1, 63, 0, "uTLB"};
 constexpr BindingRules kSmmuV3{1, 1, 0xffffffffu, 0, "stream id"};
 constexpr BindingRules kSmmuV2{1, 2, 0xffff, 0xffff, "stream id"};
 // Xen's grant DMA: the cell is the backend's domid, below DOMID_FIRST_RESERVED (0x7ff0).
-constexpr BindingRules kGrantDma{1, 1, 0x7fef, 0, "backend domid"};
+constexpr BindingRules kGrantDma{1, 1, 0x7fef, 0, "backend domid", true};
 
 constexpr DriverEntry kDrivers[] = {
     {"arm,smmu-v3", false, "Arm SMMUv3", &kSmmuV3Ops, kSmmuV3, nullptr, nullptr},

@@ -187,8 +187,7 @@ private:
 // The registry's operations for `arm,mmu-500` and `arm,smmu-v2`; an entry's data is a
 // SmmuV2Model saying which one it is.
 struct SmmuV2Model {
-    bool mmu500;
-    const char* compatible;
+    bool mmu500;  // apply the MMU-500 errata workarounds
 };
 extern const SmmuV2Model kMmu500, kSmmuV2Generic;
 extern const DriverOps kSmmuV2Ops;

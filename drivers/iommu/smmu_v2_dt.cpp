@@ -10,14 +10,14 @@
 
 namespace moat {
 
-const SmmuV2Model kMmu500{true, "arm,mmu-500"};
-const SmmuV2Model kSmmuV2Generic{false, "arm,smmu-v2"};
+const SmmuV2Model kMmu500{true};
+const SmmuV2Model kSmmuV2Generic{false};
 
 Status SmmuV2::config_from_dt(const dt::Tree& t, int node, const dt::Reg& reg, unsigned nirqs, Config& cfg, Why& why) {
     const DriverEntry* e = find_driver(t, node);
     const auto* model = e && e->ops == &kSmmuV2Ops ? static_cast<const SmmuV2Model*>(e->data) : nullptr;
     if (!model) return why.set(Status::unsupported, "neither arm,mmu-500 nor arm,smmu-v2");
-    const char* compat = model->compatible;
+    const char* compat = e->compatible;
     cfg.base = static_cast<uintptr_t>(reg.addr);
     cfg.size = reg.size;
     cfg.name = t.name(node);

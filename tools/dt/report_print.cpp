@@ -59,7 +59,7 @@ void print_report_table(const HostTree& h, const xen::DrivenSet& driven, const x
     std::fprintf(out, "%-*s  %-22s %-11s %s\n", wi, "IOMMU", "COMPATIBLE", "DRIVER", "MOAT");
     for (unsigned i = 0; i < topo.niommus; i++) {
         const IommuInfo& io = topo.iommus[i];
-        bool grants = h.tree.compatible(io.node, "xen,grant-dma");
+        bool grants = io.grants();
         std::fprintf(out, "%-*s  %-22s %-11s %s\n", wi, path_of(h.tree, io.node).c_str(), io.compatible ? io.compatible : "-",
                      io.driven() ? io.driver->driver() : "-",
                      grants ? "grants (Xen)" : driven.has(i) ? "drives" : "leaves it to its owner");
