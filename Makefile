@@ -120,7 +120,7 @@ $(IMG_OUT)/obj/%.o: %.S $(IMG_OUT)/flags.txt
 
 # The PV-IOMMU test guest: an EL1 program linked at guest RAM, built from the same portable
 # objects as the image, then carried inside it (arch/arm64/guest_blob.S).
-GUEST_OBJS := $(patsubst %,$(IMG_OUT)/obj/%.o,tests/qemu/guest/start tests/qemu/guest/guest common/fdt common/format \
+GUEST_OBJS := $(patsubst %,$(IMG_OUT)/obj/%.o,tests/qemu/guest/start tests/qemu/guest/guest common/fdt common/fdt_check common/format \
               common/status drivers/serial/pl011 drivers/serial/select drivers/pci/edu)
 $(IMG_OUT)/guest.elf: $(GUEST_OBJS) tests/qemu/guest/guest.ld
 	$(CROSS)g++ -nostdlib -static -no-pie -Wl,-T,tests/qemu/guest/guest.ld -Wl,--gc-sections -Wl,--build-id=none -Wl,--no-warn-rwx-segments \
@@ -173,6 +173,7 @@ $(HOST_OUT)/moat-pv-replay: $(HOST_OUT)/tools/pv-replay/replay.o $(HOST_LIB_OBJS
 # ---------------------------------------------------------------- fuzzing (clang, libFuzzer)
 FUZZ_OUT := $(BUILD)/fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_TIMEOUT ?= 10
 FUZZ_CXXFLAGS := $(CXXSTD) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -Iarch/host/include -I. -MMD -MP
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.cpp,$(FUZZ_OUT)/%,$(wildcard tests/fuzz/*_fuzz.cpp))
 FUZZ_LIB_OBJS := $(patsubst %.cpp,$(FUZZ_OUT)/obj/%.o,$(PORTABLE_SRCS) $(HOST_ARCH_SRCS) $(MODEL_SRCS))
@@ -185,7 +186,7 @@ $(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 # `make fuzz` explores for FUZZ_SECONDS per target; `make test` runs a short smoke of each.
 fuzz: $(FUZZ_TARGETS)
 	@for f in $(FUZZ_TARGETS); do mkdir -p $(FUZZ_OUT)/corpus/$$(basename $$f); \
-	  echo "== $$f for $(FUZZ_SECONDS) s"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_OUT)/corpus/$$(basename $$f) || exit 1; done
+	  echo "== $$f for $(FUZZ_SECONDS) s"; $$f -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 $(FUZZ_OUT)/corpus/$$(basename $$f) || exit 1; done
 
 # Fragments owned by their folders (benchmarks, fuzzers, tools). A fragment adds what
 # `make test` must build first to TEST_DEPS.

@@ -2,6 +2,8 @@
 
 #include <libfdt.h>
 
+#include "common/fdt_check.hpp"
+
 namespace moat::dt {
 
 namespace {
@@ -19,6 +21,9 @@ Status Tree::open(const void* blob, size_t max_size) {
     fdt_ = nullptr;
     if (!blob) return fail(-1, Status::bad_dt, "no device tree (null pointer)");
     if (max_size < sizeof(fdt_header)) return fail(-1, Status::bad_dt, "device tree truncated: %zu bytes", max_size);
+    // Our own walk first: libfdt's full check loops or reads outside the blob on some hostile
+    // trees (docs/hardware.md §7.6); after it, libfdt only sees a structure it can walk.
+    if (Status st = check_structure(blob, max_size, why_); st != Status::ok) return st;
     int err = fdt_check_header(blob);
     if (err) return fail(-1, Status::bad_dt, "device tree header invalid: %s", fdt_strerror(err));
     if (fdt_totalsize(blob) > max_size)

@@ -53,7 +53,7 @@ struct IommuMapEntry {
 class Tree {
 public:
     // Validates the header, that the blob fits in max_size bytes, and the whole structure
-    // (fdt_check_full), so later reads cannot run off the blob.
+    // (check_structure, then libfdt's fdt_check_full), so later reads cannot run off the blob.
     Status open(const void* blob, size_t max_size);
     const void* blob() const { return fdt_; }
     size_t size() const;

@@ -238,6 +238,18 @@ t bad-truncated-host 2 "$DT" guest "$W/virt-rtc.cfg" --host "$W/truncated.dtb" -
 echo "not a device tree" >"$W/garbage.dtb"
 t bad-garbage 2 "$DT" check "$W/garbage.dtb" && has bad-garbage err "device tree"
 t bad-missing 2 "$DT" check "$W/no-such-file.dtb" && has bad-missing err "No such file"
+# Hostile trees (tests/dt/hostile: the red team's inputs and saved fuzzer timeouts and crashes):
+# every command refuses each with exit 2, bounded in time, before libfdt walks it.
+for h in tests/dt/hostile/*.dtb; do
+    n=hostile-$(basename "$h" .dtb)
+    for c in check report; do
+        t "$n-$c" 2 timeout 20 "$DT" "$c" "$h" && has "$n-$c" err "device tree"
+    done
+    t "$n-dom0" 2 timeout 20 "$DT" dom0 "$h" -o "$W/x.dtb"
+    t "$n-host" 2 timeout 20 "$DT" guest "$W/virt-rtc.cfg" --host "$h" -o "$W/x.dtb"
+done
+has hostile-prop_len_fffffff4-check err "has length 0xfffffff4, past the end of the structure block"
+has hostile-v4_root_without_slash-check err "device tree version 4 (compatible with 4) unsupported"
 
 cat >"$W/wiring.dts" <<'EOF'
 /dts-v1/;

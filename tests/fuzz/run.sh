@@ -5,6 +5,9 @@
 set -u
 OUT=${FUZZ_OUT:-build/fuzz}
 RUNS=${FUZZ_SMOKE_RUNS:-20000}
+# One input taking longer than this is a failure (libFuzzer reports it as a timeout and exits
+# non-zero), so a hang is caught like a crash.
+TIMEOUT=${FUZZ_TIMEOUT:-10}
 T=${TEST_OUT:-build/tests}/fuzz
 pass=0 fail=0
 for f in "$OUT"/*_fuzz; do
@@ -12,12 +15,14 @@ for f in "$OUT"/*_fuzz; do
     name=$(basename "$f")
     corpus=$T/$name
     mkdir -p "$corpus"
-    [ "$name" = dtb_fuzz ] && cp build/host/testdata/*.dtb "$corpus"/ 2>/dev/null
-    if "$f" -runs="$RUNS" -seed=1 "$corpus" > "$T/$name.log" 2>&1; then
+    # The saved hostile trees (red team inputs, past timeouts and crashes) seed the DT fuzzer.
+    [ "$name" = dtb_fuzz ] && cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb "$corpus"/ 2>/dev/null
+    if "$f" -runs="$RUNS" -seed=1 -timeout="$TIMEOUT" "$corpus" > "$T/$name.log" 2>&1; then
         echo "PASS $name ($RUNS inputs)"
         pass=$((pass + 1))
     else
-        echo "FAIL $name (log: $T/$name.log)"
+        why=crash; grep -q "ERROR: libFuzzer: timeout" "$T/$name.log" && why="timeout (> $TIMEOUT s for one input)"
+        echo "FAIL $name: $why (log: $T/$name.log)"
         tail -n 20 "$T/$name.log" | sed 's/^/    /'
         fail=$((fail + 1))
     fi
