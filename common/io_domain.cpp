@@ -9,26 +9,30 @@ namespace {
 constexpr unsigned kMaxDomains = 255;     // tags 1..255: fits an 8-bit VMID as well as a 16-bit ASID
 constexpr unsigned kMaxStreams = 256;     // attached (iommu, stream) pairs in the whole system
 
+// An entry is in use when domain_id is set; domain is nullptr for a stream the quarantine holds.
 struct StreamOwner {
     const Iommu* iommu;
     StreamId sid;
+    uint64_t domain_id;
     IoDomain* domain;
 };
 
 Spinlock g_lock;
 bool g_tag_used[kMaxDomains + 1];
 StreamOwner g_owners[kMaxStreams];
+uint64_t g_last_id;
+IoDomain::Quarantine g_quarantine;
 
 StreamOwner* find_owner(const Iommu& iommu, StreamId sid) {
     for (StreamOwner& o : g_owners)
-        if (o.domain && o.iommu == &iommu && o.sid == sid) return &o;
+        if (o.domain_id && o.iommu == &iommu && o.sid == sid) return &o;
     return nullptr;
 }
 
 }  // namespace
 
-IoDomain::IoDomain(PagePool& pool, const iopt::Format& format) : format_(format) {
-    if (slot_.build(pool, format) == Status::ok) table_ = slot_.get();
+IoDomain::IoDomain(PagePool& pool, const iopt::Format& format, PageQuota* quota) : format_(format), quota_(quota) {
+    if (slot_.build(pool, format, quota) == Status::ok) table_ = slot_.get();
 }
 
 IoDomain::~IoDomain() { (void)destroy(); }
@@ -46,6 +50,7 @@ Status IoDomain::init() {
                 g_tag_used[t] = true;
                 tag_ = static_cast<uint16_t>(t);
             }
+        if (tag_) id_ = ++g_last_id;
     }
     if (!tag_) return Status::no_space;
     Status st = table_->init();
@@ -59,19 +64,48 @@ Status IoDomain::init() {
 
 Status IoDomain::destroy() {
     if (!tag_) return Status::ok;
+    Status first = Status::ok;
+    uint64_t held = 0;
     while (nattached_) {
-        Attachment a = attached_[nattached_ - 1];
-        Status st = detach(*a.iommu, a.sid);
-        if (st != Status::ok) {
-            // The stream could not be set to abort: keep the tables, a device may still walk them.
-            return st;
+        Attachment a = attached_[--nattached_];
+        Status st = a.iommu->detach(*this, a.sid);
+        LockGuard g(g_lock);
+        StreamOwner* o = find_owner(*a.iommu, a.sid);
+        if (st == Status::ok) {
+            if (o) *o = StreamOwner{};
+            continue;
         }
+        // Not confirmed: the IOMMU may still translate this stream through our tables. The entry
+        // stays, owned by nobody, so no domain can ever attach the stream again.
+        if (o) o->domain = nullptr;
+        held++;
+        if (first == Status::ok) first = st;
     }
-    table_->destroy();
     LockGuard g(g_lock);
-    g_tag_used[tag_] = false;
+    if (first == Status::ok) {
+        table_->destroy();
+        g_tag_used[tag_] = false;
+    } else {
+        // Tables, tag and the drivers' slots (keyed by id_) are kept for good; the pages stay
+        // charged to the guest's quota. table_ is forgotten, not destroyed.
+        g_quarantine.domains++;
+        g_quarantine.streams += held;
+        g_quarantine.pages += table_->pages();
+    }
     tag_ = 0;
-    return Status::ok;
+    table_ = nullptr;
+    return first;
+}
+
+IoDomain::Quarantine IoDomain::quarantine() {
+    LockGuard g(g_lock);
+    return g_quarantine;
+}
+
+bool IoDomain::stream_quarantined(const Iommu& iommu, StreamId sid) {
+    LockGuard g(g_lock);
+    StreamOwner* o = find_owner(iommu, sid);
+    return o && !o->domain;
 }
 
 // The one invalidation path: each distinct IOMMU the domain is attached through, once.
@@ -142,7 +176,7 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
     if (!tag_) return Status::invalid_argument;
     {
         LockGuard g(g_lock);
-        if (find_owner(iommu, sid)) return Status::in_use;
+        if (StreamOwner* o = find_owner(iommu, sid)) return o->domain ? Status::in_use : Status::hw_error;
         if (nattached_ == kMaxAttached) return Status::no_space;
         StreamOwner* slot = nullptr;
         for (StreamOwner& o : g_owners)
@@ -151,7 +185,7 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
                 break;
             }
         if (!slot) return Status::no_space;
-        *slot = StreamOwner{&iommu, sid, this};  // claimed before the hardware sees it
+        *slot = StreamOwner{&iommu, sid, id_, this};  // claimed before the hardware sees it
     }
     Status st = iommu.attach(*this, sid);
     LockGuard g(g_lock);

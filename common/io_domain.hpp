@@ -6,6 +6,14 @@
 // in the middle of a call (splitting a block) or the flush at the end of one, it is Iommu::flush
 // for each distinct IOMMU the domain is attached through, once; every error reaches the caller,
 // and the table pages the call unlinked are quarantined (never given back) after any failure.
+//
+// Teardown is total or quarantined. destroy() detaches every stream; a detach the hardware did
+// not confirm (a sync that timed out) leaves that stream owned by the quarantine for good (no
+// domain can attach it: the IOMMU may still hold the dead configuration), and then the whole
+// domain is quarantined: its tables are never freed (a walker may still read them), its tag is
+// never handed out again, and the drivers keep their slot for it. Drivers find a domain's state by
+// its id(), unique for the life of the system, never by the object's address: a domain built
+// later in the same storage is a stranger to them. quarantine() counts what was withheld.
 #pragma once
 #include "common/iommu.hpp"
 #include "common/iopt/table.hpp"
@@ -17,7 +25,8 @@ public:
     static constexpr unsigned kMaxAttached = 16;
     static constexpr uint64_t kLargest = iopt::Table::kLargest;
 
-    IoDomain(PagePool& pool, const iopt::Format& format);
+    // quota: the guest the domain's table pages are charged to (nullptr: moat's own).
+    IoDomain(PagePool& pool, const iopt::Format& format, PageQuota* quota = nullptr);
     ~IoDomain();
     IoDomain(const IoDomain&) = delete;
     IoDomain& operator=(const IoDomain&) = delete;
@@ -26,7 +35,9 @@ public:
     // VMID, never 0). unsupported for a format no engine builds, invalid_argument for a bad
     // geometry, no_memory, no_space.
     Status init();
-    // Detaches every stream (each to abort), releases every table page and the tag.
+    // Detaches every stream (each to abort), releases every table page and the tag. When the
+    // hardware did not confirm a detach, quarantines instead (see the top of this file) and
+    // returns the hardware's status; the domain is dead either way.
     Status destroy();
 
     Progress map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize = kLargest);
@@ -44,14 +55,24 @@ public:
     uint64_t root_pa() const;
     uint64_t pgsize_bitmap() const;
     uint16_t tag() const { return tag_; }
+    // Never 0 once init() succeeded, never the same for two domains (drivers key their slots by it).
+    uint64_t id() const { return id_; }
+    PageQuota* quota() const { return quota_; }
     // Flushes issued (one per distinct attached IOMMU per invalidation: at the end of a call that
     // removed something, and for each break-before-make in it).
     uint64_t flushes() const { return flushes_; }
     // Table pages withheld from the pool because an invalidation that should have preceded their
     // release failed (a walker may still read them).
     uint64_t quarantined_pages() const { return quarantined_; }
-    // Owner of a stream, or nullptr.
+    // Owner of a stream, or nullptr (also for a stream held by the quarantine).
     static IoDomain* owner(const Iommu& iommu, StreamId sid);
+    // Teardowns the hardware did not confirm, since boot: domains, their table pages kept out of
+    // the pool, streams left blocked for good.
+    struct Quarantine {
+        uint64_t domains = 0, pages = 0, streams = 0;
+    };
+    static Quarantine quarantine();
+    static bool stream_quarantined(const Iommu& iommu, StreamId sid);
 
 private:
     static Status invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift);
@@ -59,6 +80,8 @@ private:
     Status finish(iopt::Gather& g);
 
     iopt::Format format_;
+    PageQuota* quota_;
+    uint64_t id_ = 0;
     iopt::TableSlot slot_;
     iopt::Table* table_ = nullptr;
     uint16_t tag_ = 0;

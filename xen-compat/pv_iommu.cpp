@@ -14,7 +14,7 @@ constexpr long err(Status s) { return to_guest(errno_for(s)); }
 }  // namespace
 
 PvIommuGuest::PvIommuGuest(uint16_t domid, bool privileged, GuestMemory& mem, PagePool& pool, const PvIommuConfig& cfg)
-    : domid_(domid), privileged_(privileged), mem_(mem), pool_(pool), cfg_(cfg) {}
+    : domid_(domid), privileged_(privileged), mem_(mem), pool_(pool), cfg_(cfg), quota_(cfg.quota_pages) {}
 
 PvIommuGuest::~PvIommuGuest() {
     for (unsigned i = 0; i < ndev_; i++)
@@ -70,7 +70,7 @@ Result<unsigned> PvIommuGuest::create_context(bool identity) {
             if (!ctx_[k]) c = k;
         if (!c) return Status::no_space;
     }
-    IoDomain* d = new (storage_[c]) IoDomain(pool_, cfg_.format);
+    IoDomain* d = new (storage_[c]) IoDomain(pool_, cfg_.format, &quota_);
     Status st = d->init();
     if (st == Status::ok && identity) st = map_identity(*d);
     if (st != Status::ok) {
@@ -83,11 +83,12 @@ Result<unsigned> PvIommuGuest::create_context(bool identity) {
 
 Status PvIommuGuest::destroy_context(unsigned c) {
     if (!context(c)) return Status::invalid_argument;
+    // Destroyed or quarantined, the context is gone either way: IoDomain keeps whatever the
+    // hardware did not let go of, and a context built later in this storage is a new domain.
     Status st = ctx_[c]->destroy();
-    if (st != Status::ok) return st;
     ctx_[c]->~IoDomain();
     ctx_[c] = nullptr;
-    return Status::ok;
+    return st;
 }
 
 Status PvIommuGuest::init_default(uint64_t first_gfn, uint64_t pages) {
@@ -153,6 +154,13 @@ long do_init(Call& c, PvIommuInit& a) {
     if (c.target.initialised) return err(Errno::eacces);
     if (a.max_ctx_no > PvIommuGuest::kMaxContexts - 1 || a.arena_order > 16) return err(Errno::e2big);
     c.target.max_ctx = a.max_ctx_no ? a.max_ctx_no : PvIommuGuest::kMaxContexts - 1;
+    // The arena the guest asks for (2^arena_order pages for the contexts it will allocate, on
+    // top of what its default context holds) can lower its quota, never raise it.
+    if (a.arena_order) {
+        PageQuota& q = c.target.quota();
+        uint64_t arena = q.used() + (uint64_t{1} << a.arena_order);
+        if (arena < q.limit()) q.set_limit(arena);
+    }
     c.target.initialised = true;
     return 0;
 }

@@ -29,6 +29,9 @@ struct PvIommuConfig {
     // so entries may be cacheable (cap `cache`).
     iopt::Format format = iopt::vmsa_s1(39, 44, true);
     uint64_t budget_pages = 2048;   // 4 KiB pages of work per call before a continuation
+    // Pool pages the guest may cause moat to take for all its contexts (tables, split tables, the
+    // SMMU's context descriptors); init's arena_order can only lower it (docs/hardware.md §5.4).
+    uint64_t quota_pages = 4096;
 };
 
 struct PvDevice {
@@ -64,6 +67,7 @@ public:
     unsigned device_count() const { return ndev_; }
     PvDevice& device_at(unsigned i) { return dev_[i]; }
     unsigned contexts_in_use() const;
+    PageQuota& quota() { return quota_; }
 
     // For the dispatcher.
     bool initialised = false;
@@ -78,6 +82,7 @@ private:
     GuestMemory& mem_;
     PagePool& pool_;
     PvIommuConfig cfg_;
+    PageQuota quota_;
     uint64_t ram_first_gfn_ = 0, ram_pages_ = 0;
     alignas(IoDomain) unsigned char storage_[kMaxContexts][sizeof(IoDomain)];
     IoDomain* ctx_[kMaxContexts] = {};

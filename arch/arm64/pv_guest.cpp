@@ -69,8 +69,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
             print("moat: guest exited with status %lu after %lu iommu_op calls (%lu continued); "
                   "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
                   status, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
+            IoDomain::Quarantine q = IoDomain::quarantine();
+            if (q.domains)
+                print("moat: %lu DMA domain(s) quarantined: the IOMMU did not confirm their teardown; %lu table "
+                      "pages withheld from the pool, %lu stream(s) blocked for good\n",
+                      q.domains, q.pages, q.streams);
             bool clean = g.pool->used_pages() == g.pool_before;
-            if (!clean) print("moat: the guest's IOMMU contexts leaked pages\n");
+            if (!clean && !q.domains) print("moat: the guest's IOMMU contexts leaked pages\n");
             if (status == 0 && clean) {
                 print("moat: all checks passed; exit 0\n");
                 arch::halt(0);

@@ -15,7 +15,7 @@ namespace {
 template <class F>
 class VmsaTable final : public Table {
 public:
-    VmsaTable(PagePool& pool, const Format& f) : Table(f), mem_(pool, f.coherent_walk), pt_(mem_, f.ias, f.oas) {}
+    VmsaTable(PagePool& pool, const Format& f, PageQuota* q) : Table(f), mem_(pool, f.coherent_walk, q), pt_(mem_, f.ias, f.oas) {}
 
     Status init() override { return pt_.init(); }
     void destroy() override { pt_.destroy(); }
@@ -27,6 +27,7 @@ public:
     void release(Gather& g) override { pt_.release(g); }
     uint64_t root_pa() const override { return pt_.root_pa(); }
     uint64_t pgsize_bitmap() const override { return pt_.geometry().pgsize_bitmap(); }
+    uint64_t pages() const override { return mem_.held(); }
 
 private:
     // A stage-1 table built here is an address space with an ASID (the domain's tag): its entries
@@ -41,9 +42,9 @@ private:
 };
 
 template <class T>
-Table* construct(void* at, PagePool& pool, const Format& f) {
+Table* construct(void* at, PagePool& pool, const Format& f, PageQuota* q) {
     static_assert(sizeof(T) <= TableSlot::kBytes && alignof(T) <= 16, "TableSlot::kBytes is too small for this format");
-    return new (at) T(pool, f);
+    return new (at) T(pool, f, q);
 }
 template <class T>
 void destruct(Table* t) {
@@ -52,7 +53,7 @@ void destruct(Table* t) {
 
 struct Engine {
     FormatId id;
-    Table* (*construct)(void* at, PagePool& pool, const Format& f);
+    Table* (*construct)(void* at, PagePool& pool, const Format& f, PageQuota* q);
     void (*destruct)(Table* t);
 };
 
@@ -63,11 +64,11 @@ constexpr Engine kEngines[] = {
 
 }  // namespace
 
-Status TableSlot::build(PagePool& pool, const Format& f) {
+Status TableSlot::build(PagePool& pool, const Format& f, PageQuota* quota) {
     if (table_) return Status::in_use;
     for (const Engine& e : kEngines)
         if (e.id == f.id) {
-            table_ = e.construct(bytes_, pool, f);
+            table_ = e.construct(bytes_, pool, f, quota);
             destruct_ = e.destruct;
             return Status::ok;
         }

@@ -15,19 +15,34 @@
 #include "arch/barrier.hpp"
 #include "arch/cache.hpp"
 #include "common/page_pool.hpp"
+#include "common/page_quota.hpp"
 
 namespace moat::iopt {
 
 class PoolMemory {
 public:
-    PoolMemory(PagePool& pool, bool walker_coherent) : pool_(pool), coherent_(walker_coherent) {}
+    // quota: the guest every page of this table is charged to (nullptr: moat's own tables).
+    PoolMemory(PagePool& pool, bool walker_coherent, PageQuota* quota = nullptr)
+        : pool_(pool), coherent_(walker_coherent), quota_(quota) {}
 
     bool coherent() const { return coherent_; }
     PagePool& pool() const { return pool_; }
 
     // zero = false: the engine writes every entry before the page becomes reachable.
-    Result<uint64_t> alloc(size_t pages, size_t align_pages, bool zero = true) { return pool_.alloc(pages, align_pages, zero); }
-    void free(uint64_t pa, size_t pages) { (void)pool_.free(pa, pages); }
+    Result<uint64_t> alloc(size_t pages, size_t align_pages, bool zero = true) {
+        if (quota_ && !quota_->charge(pages)) return Status::no_memory;
+        Result<uint64_t> r = pool_.alloc(pages, align_pages, zero);
+        if (!r.ok() && quota_) quota_->uncharge(pages);
+        if (r.ok()) held_ += pages;
+        return r;
+    }
+    void free(uint64_t pa, size_t pages) {
+        if (pool_.free(pa, pages) != Status::ok) return;
+        held_ -= pages;
+        if (quota_) quota_->uncharge(pages);
+    }
+    // Pages of the pool this table holds now.
+    uint64_t held() const { return held_; }
     uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
 
     // Relaxed atomic: the compiler may neither tear nor merge it, and it costs a plain str/mov.
@@ -66,6 +81,8 @@ public:
 private:
     PagePool& pool_;
     bool coherent_;
+    PageQuota* quota_;
+    uint64_t held_ = 0;
 };
 
 }  // namespace moat::iopt

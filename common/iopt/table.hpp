@@ -7,6 +7,7 @@
 #include "common/iopt/format.hpp"
 #include "common/iopt/gather.hpp"
 #include "common/page_pool.hpp"
+#include "common/page_quota.hpp"
 #include "common/status.hpp"
 
 namespace moat::iopt {
@@ -32,6 +33,8 @@ public:
     virtual uint64_t root_pa() const = 0;
     // Page and block sizes map() can write.
     virtual uint64_t pgsize_bitmap() const = 0;
+    // Pool pages the table holds (root, tables, and those waiting for an invalidation).
+    virtual uint64_t pages() const = 0;
 
     const Format& format() const { return format_; }
 
@@ -54,9 +57,10 @@ public:
     TableSlot(const TableSlot&) = delete;
     TableSlot& operator=(const TableSlot&) = delete;
 
-    // Constructs the table of format f (not yet init()ed). unsupported when no engine builds that
-    // format id, in_use when the slot already holds one.
-    Status build(PagePool& pool, const Format& f);
+    // Constructs the table of format f (not yet init()ed), every page of it charged to `quota`
+    // when one is given. unsupported when no engine builds that format id, in_use when the slot
+    // already holds one.
+    Status build(PagePool& pool, const Format& f, PageQuota* quota = nullptr);
     // Runs the table's destructor (its pages: destroy() first). The slot is empty afterwards.
     void reset();
     Table* get() const { return table_; }

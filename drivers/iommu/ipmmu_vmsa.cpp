@@ -266,7 +266,7 @@ Status IpmmuVmsa::check_domain(const IoDomain& d) const {
 
 uint8_t IpmmuVmsa::find_context(const IoDomain& d) const {
     for (unsigned n = 0; n < kContexts; n++)
-        if (ctx_[n].state == Context::used && ctx_[n].domain == &d) return static_cast<uint8_t>(n);
+        if (ctx_[n].state == Context::used && ctx_[n].domain_id == d.id()) return static_cast<uint8_t>(n);
     return kNoContext;
 }
 
@@ -292,7 +292,7 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
     if (id == kNoContext) return Status::no_space;
 
     uint32_t imctr_v = program_context(id, d.root_pa(), d.format());
-    ctx_[id] = Context{Context::used, &d, 1, imctr_v};
+    ctx_[id] = Context{Context::used, &d, 1, imctr_v, d.id()};
     // Enabled with a flush: a previous user's translations must be gone before any uTLB points here.
     wr(Ctx::IMCTR, id, imctr_v | imctr::kFlush);
     commands_++;
@@ -405,7 +405,7 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     UtlbState& u = utlb_[utlb];
     if (u.refs) {
         // Several masters may share a uTLB, but only inside one domain: the uTLB names one context.
-        if (u.domain != &d) return Status::in_use;
+        if (u.domain_id != d.id()) return Status::in_use;
         u.refs++;
         return Status::ok;
     }
@@ -431,7 +431,7 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     wr(Utlb::IMUASID, utlb, 0);
     wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(id)) | imuctr::kFlush | imuctr::kMmuEn);
     root_->commands_++;
-    u = UtlbState{&d, id, 1, true};
+    u = UtlbState{&d, id, 1, true, d.id()};
     return Status::ok;
 }
 
@@ -440,7 +440,7 @@ Status IpmmuVmsa::detach(IoDomain& d, StreamId utlb) {
     if (is_root()) return Status::unsupported;
     if (utlb >= kUtlbs) return Status::out_of_range;
     UtlbState& u = utlb_[utlb];
-    if (!u.refs || u.domain != &d) return Status::not_found;
+    if (!u.refs || u.domain_id != d.id()) return Status::not_found;
     if (--u.refs) return Status::ok;
     // From here the master no longer walks the domain's tables: its DMA faults in the blocking
     // context (or, with block_unattached off, passes untranslated).

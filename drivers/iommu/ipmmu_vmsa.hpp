@@ -150,12 +150,14 @@ private:
         IoDomain* domain = nullptr;
         unsigned users = 0;   // uTLBs, on every cache, that point at it
         uint32_t imctr = 0;   // the root's IMCTR for it (without FLUSH)
+        uint64_t domain_id = 0;  // what lookups compare (IoDomain::id), never the address
     };
     struct UtlbState {
         IoDomain* domain = nullptr;
         uint8_t ctx = kNoContext;
         unsigned refs = 0;
         bool known = false;  // a master sits on it (DT, or it was attached once): never disabled
+        uint64_t domain_id = 0;  // what lookups compare (IoDomain::id), never the address
     };
 
     uint32_t rd(ipmmu::Ctx r, unsigned ctx) const;

@@ -280,7 +280,7 @@ unsigned SmmuV2::banks_in_use() const {
 
 int SmmuV2::find_bank(const IoDomain& d) const {
     for (unsigned n = 0; n < min(numcb_, kMaxBanks); n++)
-        if (banks_[n].domain == &d) return static_cast<int>(n);
+        if (banks_[n].domain && banks_[n].domain_id == d.id()) return static_cast<int>(n);
     return -1;
 }
 
@@ -321,7 +321,7 @@ int SmmuV2::alloc_bank(IoDomain& d) {
     unsigned first = d.format().id == iopt::FormatId::vmsa_s1 ? nums2cb_ : 0;
     for (unsigned n = first; n < min(numcb_, kMaxBanks); n++)
         if (!banks_[n].domain) {
-            banks_[n] = Bank{&d, 0};
+            banks_[n] = Bank{&d, 0, d.id()};
             return static_cast<int>(n);
         }
     return -1;
@@ -379,7 +379,7 @@ Status SmmuV2::attach(IoDomain& d, StreamId sid) {
         Entry& e = entries_[i];
         if (e.used && overlap(id, mask, e.id, e.mask))  // a match conflict, whoever owns it
             return why_.set(Status::in_use, "stream 0x%x mask 0x%x overlaps stream 0x%x mask 0x%x of %s", id, mask, e.id, e.mask,
-                        e.domain == &d ? "the same domain" : "another domain");
+                        e.domain_id == d.id() ? "the same domain" : "another domain");
         if (!e.used && !slot) slot = &e;
     }
     if (!slot) return why_.set(Status::no_space, "all %u stream match entries are in use", min(numsmrg_, kMaxSmrs));
@@ -391,7 +391,7 @@ Status SmmuV2::attach(IoDomain& d, StreamId sid) {
     unsigned n = static_cast<unsigned>(bank);
     if (fresh) program_bank(n, d);
     unsigned idx = static_cast<unsigned>(slot - entries_);
-    *slot = Entry{true, static_cast<uint16_t>(id), static_cast<uint16_t>(mask), static_cast<uint8_t>(n), &d};
+    *slot = Entry{true, static_cast<uint16_t>(id), static_cast<uint16_t>(mask), static_cast<uint8_t>(n), &d, d.id()};
     banks_[n].entries++;
     // S2CR before SMR: the entry matches only once it says where to go.
     wr(Gr0Array::S2CR, idx, static_cast<uint32_t>(s2cr::kType.make(s2cr::kTypeTranslate) | s2cr::kCbndx.make(n)));
@@ -405,7 +405,7 @@ Status SmmuV2::detach(IoDomain& d, StreamId sid) {
     uint32_t id = stream_id(sid), mask = stream_mask(sid);
     for (unsigned i = 0; i < min(numsmrg_, kMaxSmrs); i++) {
         Entry& e = entries_[i];
-        if (!e.used || e.domain != &d || e.id != id || e.mask != mask) continue;
+        if (!e.used || e.domain_id != d.id() || e.id != id || e.mask != mask) continue;
         // SMR first: from here on the stream is unmatched and faults (USFCFG), never bypasses.
         wr(Gr0Array::SMR, i, 0);
         wr(Gr0Array::S2CR, i, static_cast<uint32_t>(s2cr::kType.make(s2cr::kTypeFault)));

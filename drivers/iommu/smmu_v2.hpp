@@ -126,10 +126,12 @@ private:
         uint16_t id, mask;
         uint8_t bank;
         IoDomain* domain;
+        uint64_t domain_id;  // what lookups compare (IoDomain::id), never the address
     };
     struct Bank {
         IoDomain* domain;  // nullptr: free
         unsigned entries;  // stream map entries pointing at it
+        uint64_t domain_id;  // what lookups compare (IoDomain::id), never the address
     };
 
     // Typed register access: each overload only takes its own space.

@@ -340,8 +340,8 @@ SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
     st = Status::ok;
     Context* free_slot = nullptr;
     for (Context& c : ctx_) {
-        if (c.domain == &d) return &c;
-        if (!c.domain && !free_slot) free_slot = &c;
+        if (c.domain_id && c.domain_id == d.id()) return &c;
+        if (!c.domain_id && !free_slot) free_slot = &c;
     }
     if (!create) {
         st = Status::not_found;
@@ -351,7 +351,7 @@ SmmuV3::Context* SmmuV3::context(IoDomain& d, bool create, Status& st) {
         st = Status::no_space;
         return nullptr;
     }
-    *free_slot = Context{&d, 0, 0};
+    *free_slot = Context{d.id(), 0, 0};
     return free_slot;
 }
 
@@ -375,8 +375,12 @@ Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     uint64_t v[ste::kDwords] = {};
     if (s1) {
         if (!c->cd_pa) {
-            Result<uint64_t> r = alloc(1);
+            // The CD page is the domain's: charged to its guest's quota like its tables.
+            PageQuota* q = d.quota();
+            bool charged = !q || q->charge(1);
+            Result<uint64_t> r = charged ? alloc(1) : Result<uint64_t>(Status::no_memory);
             if (!r.ok()) {
+                if (q && charged) q->uncharge(1);
                 if (!c->refs) *c = Context{};
                 return r.status;
             }
@@ -426,6 +430,7 @@ Status SmmuV3::put_context(IoDomain& d, Context& c) {
         for (unsigned i = 0; i < nallocs_; i++)
             if (allocs_[i].pa == c.cd_pa) {
                 (void)pool_.free(c.cd_pa, 1);
+                if (d.quota()) d.quota()->uncharge(1);
                 pages_--;
                 allocs_[i] = allocs_[--nallocs_];
                 break;

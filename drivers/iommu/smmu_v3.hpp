@@ -72,8 +72,10 @@ public:
     Status submit_raw(uint64_t dw0, uint64_t dw1);
 
 private:
+    // A domain's slot, found by IoDomain::id (0: free), never by the object's address: a slot
+    // whose teardown the SMMU did not confirm keeps the dead domain's id, and its CD, for good.
     struct Context {
-        IoDomain* domain;
+        uint64_t domain_id;
         uint64_t cd_pa;  // stage 1 only
         unsigned refs;
     };
