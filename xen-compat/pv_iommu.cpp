@@ -285,18 +285,39 @@ long do_map(Call& c, PvIommuMapPages& a) {
     return ret;
 }
 
+// Exact and bounded: a page is removed only when one leaf of `pgsize` or larger maps all of it
+// (a larger block is split around it), so `unmapped` counts exactly what went, and a call
+// removes at most budget_pages such pages: at most that many leaves cleared plus a fixed number
+// of entries per split, and without range invalidation at most one TLBI per page plus a sync,
+// whatever the page size. A page with nothing mapped at its start (-ENOENT) or mapped with
+// smaller pages (-EINVAL) stops the call before it is touched: the pages before it are removed
+// and counted, it and the rest stay mapped (docs/hardware.md §5.4).
 long do_unmap(Call& c, PvIommuUnmapPages& a) {
     IoDomain* d = nullptr;
     if (long e = check_range(c, a.ctx_no, a.dfn, a.pgsize, a.nr_pages, d)) return e;
     if (a.nr_pages == 0) return 0;
     uint64_t frames = a.pgsize >> kPageShift;
-    uint64_t batch = min(a.nr_pages, max<uint64_t>(1, c.target.config().budget_pages / frames));
-    Progress p = d->unmap(a.dfn << kPageShift, batch * a.pgsize);
-    uint64_t done = p.bytes_done / a.pgsize;
+    uint64_t batch = min(a.nr_pages, max<uint64_t>(1, c.target.config().budget_pages));
+    uint64_t whole = 0;
+    long stop = 0;
+    for (; whole < batch; whole++) {
+        Result<iopt::Translation> t = d->lookup((a.dfn + whole * frames) << kPageShift);
+        if (!t.ok()) {
+            stop = err(Errno::enoent);
+            break;
+        }
+        if (t.value.size < a.pgsize) {
+            stop = err(Errno::einval);
+            break;
+        }
+    }
+    Progress p = whole ? d->unmap(a.dfn << kPageShift, whole * a.pgsize) : Progress{};
+    uint64_t done = p.bytes_done / a.pgsize;  // only whole pages were covered: exact
     a.dfn += done * frames;
     a.nr_pages -= done;
     a.unmapped += done;
     if (!p.ok()) return err(p.status);
+    if (stop) return stop;
     if (a.nr_pages) c.preempted = true;
     return 0;
 }

@@ -24,12 +24,12 @@ constexpr uintptr_t kBase = 0x09050000;
 constexpr uint64_t kArgs = (model::FakeGuest::kRamGfn << kPageShift) + 0x100;
 
 struct Rig {
-    model::HostPool host{8192, model::HostPool::kPhysBase, 2 * MiB};
+    model::HostPool host{16384, model::HostPool::kPhysBase, 2 * MiB};
     model::PoolPhysMem mem{*host.pool};
-    model::SmmuV3Model model{mem, {}};
+    model::SmmuV3Model model;
     SmmuV3 smmu{*host.pool};
     PvIommuHost hosts;
-    Rig() {
+    explicit Rig(model::SmmuV3Model::Features f = {}) : model(mem, f) {
         EXPECT_TRUE(host.ok);
         EXPECT_TRUE(mmio::attach(kBase, model::SmmuV3Model::kRegSize, &model));
         EXPECT_EQ(smmu.probe(SmmuV3::Config{kBase, model::SmmuV3Model::kRegSize, "smmuv3-model", 63, 48, false}), Status::ok);
@@ -66,6 +66,19 @@ struct Rig {
         long rc = call(g, IommuSubop::map_pages, m);
         while (rc == 0 && m.nr_pages) rc = call(g, IommuSubop::map_pages, m);  // continuations
         return rc;
+    }
+    long unmap(PvIommuGuest& g, uint16_t ctx, uint64_t dfn, uint64_t pgsize, uint64_t n, PvIommuUnmapPages& u,
+               bool* preempted = nullptr) {
+        u = PvIommuUnmapPages{};
+        u.ctx_no = ctx;
+        u.dfn = dfn;
+        u.pgsize = pgsize;
+        u.nr_pages = n;
+        EXPECT_TRUE(g.memory().write(kArgs, &u, sizeof u));
+        CallResult cr = iommu_op(hosts, g, static_cast<uint64_t>(IommuSubop::unmap_pages), kArgs);
+        EXPECT_TRUE(g.memory().read(kArgs, &u, sizeof u));
+        if (preempted) *preempted = cr.preempted;
+        return cr.ret;
     }
     long reattach(PvIommuGuest& g, uint8_t devfn, uint16_t ctx) {
         PvIommuReattachDevice a{};
@@ -206,3 +219,116 @@ TEST(PvIommuIsolation, ArenaOrderLowersTheQuotaNeverRaisesIt) {
     ASSERT_EQ(r.call(big, IommuSubop::init, huge), 0);
     EXPECT_EQ(big.quota().limit(), 64u);
 }
+
+// One guest with edu-like stream 8 on a context of its own, for the unmap tests.
+struct OneGuest {
+    Rig& r;
+    model::FakeGuest mem;
+    PvIommuGuest g;
+    uint16_t ctx = 0;
+    OneGuest(Rig& rig, uint64_t pages) : r(rig), mem(rig.pool(), pages), g(1, false, mem, rig.pool(), {}) {
+        EXPECT_EQ(g.init_default(model::FakeGuest::kRamGfn, pages), Status::ok);
+        EXPECT_EQ(g.assign(0, 0, 0x08, r.smmu, 8), Status::ok);
+        EXPECT_EQ(r.hosts.add(g), Status::ok);
+        ctx = r.new_context(g);
+        EXPECT_EQ(r.reattach(g, 0x08, ctx), 0);
+    }
+    bool mapped(uint64_t dfn) { return g.context(ctx)->lookup(dfn << kPageShift).ok(); }
+};
+
+// Three 4 KiB pages, then unmap_pages pgsize=2M: refused before anything changes.
+TEST(PvIommuUnmap, ALargerPageOverSmallerOnesIsRefusedAndNothingChanges) {
+    Rig r;
+    OneGuest o(r, 1024);
+    ASSERT_EQ(r.map(o.g, o.ctx, model::FakeGuest::kRamGfn + 1, 0x200, 3), 0);
+    PvIommuUnmapPages u;
+    EXPECT_EQ(r.unmap(o.g, o.ctx, 0x200, 2 * MiB, 1, u), -22);
+    EXPECT_EQ(u.unmapped, 0u);
+    for (uint64_t dfn = 0x200; dfn < 0x203; dfn++) {
+        EXPECT_TRUE(o.mapped(dfn)) << dfn;
+        EXPECT_TRUE(r.poke(8, dfn << kPageShift).ok) << dfn;  // DMA still reaches them
+    }
+    // Nothing at the first frame: -ENOENT, the page's smaller neighbours untouched.
+    ASSERT_EQ(r.map(o.g, o.ctx, model::FakeGuest::kRamGfn + 1, 0x401, 1), 0);
+    EXPECT_EQ(r.unmap(o.g, o.ctx, 0x400, 2 * MiB, 1, u), -2);
+    EXPECT_EQ(u.unmapped, 0u);
+    EXPECT_TRUE(o.mapped(0x401));
+}
+
+// A 2 MiB block and five 4 KiB pages after it, unmapped as nr=2 pgsize=2M: the block goes and is
+// counted; the five stay.
+TEST(PvIommuUnmap, ReportsExactlyWhatItRemoved) {
+    Rig r;
+    OneGuest o(r, 1024);
+    PvIommuMapPages m{};
+    m.ctx_no = o.ctx;
+    m.gfn = model::FakeGuest::kRamGfn;
+    m.dfn = 0x400;
+    m.map_flags = mapf::kReadable | mapf::kWriteable;
+    m.pgsize = 2 * MiB;
+    m.nr_pages = 1;
+    ASSERT_EQ(r.call(o.g, IommuSubop::map_pages, m), 0);
+    ASSERT_EQ(r.map(o.g, o.ctx, model::FakeGuest::kRamGfn + 512, 0x600, 5), 0);
+    PvIommuUnmapPages u;
+    EXPECT_EQ(r.unmap(o.g, o.ctx, 0x400, 2 * MiB, 2, u), -22);
+    EXPECT_EQ(u.unmapped, 1u);
+    EXPECT_EQ(u.dfn, 0x600u);
+    EXPECT_EQ(u.nr_pages, 1u);
+    EXPECT_FALSE(o.mapped(0x400));
+    EXPECT_FALSE(r.poke(8, 0x400ull << kPageShift).ok);
+    for (uint64_t dfn = 0x600; dfn < 0x605; dfn++) EXPECT_TRUE(o.mapped(dfn)) << dfn;
+    // A 4 KiB page out of a block: the block is split around it, one page counted.
+    m.dfn = 0x800;
+    m.nr_pages = 1;
+    m.mapped = 0;
+    ASSERT_EQ(r.call(o.g, IommuSubop::map_pages, m), 0);
+    EXPECT_EQ(r.unmap(o.g, o.ctx, 0x801, kPageSize, 1, u), 0);
+    EXPECT_EQ(u.unmapped, 1u);
+    EXPECT_FALSE(o.mapped(0x801));
+    EXPECT_TRUE(o.mapped(0x800));
+    EXPECT_TRUE(o.mapped(0x802));
+}
+
+// The 1 GiB unmap of a range mapped in 4 KiB pages: with or without range invalidation, one call
+// clears at most budget_pages entries and issues at most budget_pages + 1 commands.
+class PvIommuUnmapBound : public ::testing::TestWithParam<bool> {};
+
+TEST_P(PvIommuUnmapBound, EveryCallIsBoundedWhateverThePageSize) {
+    model::SmmuV3Model::Features f;
+    f.ril = GetParam();
+    Rig r(f);
+    OneGuest o(r, 4096);
+    const uint64_t budget = o.g.config().budget_pages;
+    ASSERT_EQ(r.map(o.g, o.ctx, model::FakeGuest::kRamGfn, 0, 4096), 0);  // 16 MiB in 4 KiB pages
+    uint64_t cmds = r.smmu.commands_issued();
+    PvIommuUnmapPages u;
+    EXPECT_EQ(r.unmap(o.g, o.ctx, 0, 1 * GiB, 1, u), -22);  // smaller pages inside: refused
+    EXPECT_EQ(u.unmapped, 0u);
+    EXPECT_EQ(r.smmu.commands_issued(), cmds);
+    EXPECT_TRUE(o.mapped(0));
+    EXPECT_TRUE(o.mapped(4095));
+
+    // The same range in its own page size: continued in rounds of at most `budget` pages.
+    uint64_t rounds = 0, total = 0;
+    bool preempted = true;
+    PvIommuUnmapPages req{};
+    req.nr_pages = 4096;
+    req.dfn = 0;
+    while (preempted) {
+        cmds = r.smmu.commands_issued();
+        ASSERT_EQ(r.unmap(o.g, o.ctx, req.dfn, kPageSize, req.nr_pages, u, &preempted), 0);
+        EXPECT_LE(u.unmapped, budget);  // each round starts its count from 0 (unmap() above)
+        EXPECT_LE(r.smmu.commands_issued() - cmds, budget + 1);
+        total += u.unmapped;
+        req.dfn = u.dfn;
+        req.nr_pages = u.nr_pages;
+        rounds++;
+        ASSERT_LT(rounds, 10u);
+    }
+    EXPECT_EQ(total, 4096u);
+    EXPECT_EQ(rounds, 2u);
+    EXPECT_FALSE(o.mapped(0));
+    EXPECT_FALSE(o.mapped(4095));
+}
+
+INSTANTIATE_TEST_SUITE_P(RangeInvalidation, PvIommuUnmapBound, ::testing::Bool());
