@@ -52,6 +52,11 @@ inline const char* fault_status(uint64_t esr) {
 }
 
 inline unsigned fault_level(uint64_t esr) { return static_cast<unsigned>(esr & 3); }
+// A data abort's instruction syndrome (ISS.ISV set: a single load or store of a general
+// register, docs/hardware.md §4.7): which register, how wide.
+inline bool syndrome_valid(uint64_t esr) { return ec(esr) == 0x24 && ((esr >> 24) & 1) != 0; }
+inline unsigned access_reg(uint64_t esr) { return static_cast<unsigned>((esr >> 16) & 31); }  // SRT; 31 = xzr
+inline unsigned access_bytes(uint64_t esr) { return 1u << ((esr >> 22) & 3); }                // SAS
 inline bool is_write(uint64_t esr) { return ec(esr) == 0x24 || ec(esr) == 0x25 ? ((esr >> 6) & 1) != 0 : false; }
 
 }  // namespace moat::arch::esr

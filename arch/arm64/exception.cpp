@@ -54,6 +54,7 @@ const char* const kVectorNames[16] = {
 extern "C" void el2_trap(Frame* f, uint64_t vector) {
     uint64_t esr;
     asm volatile("mrs %0, esr_el2" : "=r"(esr));
-    if (vector == 8 && moat::arch::g_guest_handler) return moat::arch::g_guest_handler(*f, esr);
+    if (vector >= 8 && vector < 16 && moat::arch::g_guest_handler)
+        return moat::arch::g_guest_handler(*f, esr, static_cast<unsigned>(vector));
     unexpected(f, vector, esr);
 }

@@ -10,6 +10,8 @@
 #include "arch/arm64/vm.hpp"
 #include "arch/cpu.hpp"
 #include "drivers/serial/serial.hpp"
+#include "hyp/boot.hpp"
+#include "hyp/guest_console.hpp"
 #include "xen-compat/guest_dt.hpp"
 
 extern "C" const char test_guest_start[], test_guest_end[];
@@ -21,6 +23,7 @@ namespace {
 constexpr uint64_t kGuestRam = 16 * MiB;
 constexpr uint64_t kDtbOffset = kGuestRam - 64 * KiB;   // the guest's tree at the top of its RAM
 constexpr unsigned kMaxFaultLinesPerCall = 4;           // a guest cannot flood the console
+constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};   // SMCCC's NOT_SUPPORTED, -1 (docs/hardware.md §4.7)
 
 struct State {
     xen::PvIommuHost host;
@@ -35,6 +38,7 @@ State g;
 alignas(8) uint8_t g_host_copy[128 * KiB];  // the host tree plus the edu node the guest is given
 alignas(8) uint8_t g_guest_dtb[64 * KiB];
 xen::GuestDesc g_desc;
+hyp::GuestConsole* g_console;  // the guest's vPL011, emulated: its lines come out as "(d1) ..."
 
 void report_faults() {
     uint64_t before = g.faults.total();
@@ -46,7 +50,64 @@ void report_faults() {
     if (n > show) print("moat: ... and %lu more faults\n", n - show);
 }
 
-void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
+// The guest is gone (it exited, or was stopped): its console's last line, its contexts torn down
+// (streams detached, tables freed, or quarantined and reported), and whether every page is back.
+bool tear_down(const char* how) {
+    if (g_console->pending()) g_console->flush();
+    report_faults();
+    g.guest->~PvIommuGuest();
+    print("moat: guest %s after %lu iommu_op calls (%lu continued); "
+          "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
+          how, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
+    IoDomain::Quarantine q = IoDomain::quarantine();
+    if (q.domains)
+        print("moat: %lu DMA domain(s) quarantined: the IOMMU did not confirm their teardown; %lu table "
+              "pages withheld from the pool, %lu stream(s) blocked for good\n",
+              q.domains, q.pages, q.streams);
+    bool clean = g.pool->used_pages() == g.pool_before;
+    if (!clean && !q.domains) print("moat: the guest's IOMMU contexts leaked pages\n");
+    return clean;
+}
+
+const char* const kGuestVectors[8] = {"sync", "irq", "fiq", "serror", "sync (AArch32)", "irq (AArch32)",
+                                      "fiq (AArch32)", "serror (AArch32)"};
+
+// A trap moat has no answer for: the guest is stopped with the syndrome decoded, its DMA
+// contexts are torn down, and moat ends with its own status, not as an EL2 exception.
+[[noreturn]] void stop_guest(const arch::TrapFrame& f, uint64_t esr, unsigned vector) {
+    uint64_t far, hpfar;
+    asm volatile("mrs %0, far_el2" : "=r"(far));
+    asm volatile("mrs %0, hpfar_el2" : "=r"(hpfar));
+    if (g_console->pending()) g_console->flush();
+    print("moat: guest stopped: %s from EL1: %s (ESR 0x%lx) at ELR 0x%lx, FAR 0x%lx, IPA 0x%lx\n",
+          kGuestVectors[(vector - 8) & 7], arch::esr::class_name(esr), esr, f.elr, far, ((hpfar >> 4) << 12) | (far & 0xfff));
+    if (vector == 8 && arch::esr::is_abort(esr))
+        print("moat: guest stopped: %s at level %u, %s\n", arch::esr::fault_status(esr), arch::esr::fault_level(esr),
+              arch::esr::is_write(esr) ? "write" : "read");
+    (void)tear_down("stopped");
+    print("moat: the guest was stopped on a fault; exit %d\n", hyp::kExitGuestFault);
+    arch::halt(hyp::kExitGuestFault);
+}
+
+// A load or store to the guest's vPL011 window, emulated; false for anything else.
+bool emulate_console(arch::TrapFrame& f, uint64_t esr) {
+    if (!arch::esr::syndrome_valid(esr)) return false;
+    uint64_t far, hpfar;
+    asm volatile("mrs %0, far_el2" : "=r"(far));
+    asm volatile("mrs %0, hpfar_el2" : "=r"(hpfar));
+    uint64_t ipa = ((hpfar >> 4) << 12) | (far & 0xfff);
+    if (ipa < xen::layout::kPl011Base || ipa - xen::layout::kPl011Base >= hyp::GuestConsole::kSize) return false;
+    if (arch::esr::access_bytes(esr) > 4) return false;
+    uint64_t off = ipa - xen::layout::kPl011Base;
+    unsigned rt = arch::esr::access_reg(esr);
+    if (arch::esr::is_write(esr)) g_console->write(off, rt == 31 ? 0 : f.x[rt]);
+    else if (rt != 31) f.x[rt] = g_console->read(off);
+    f.elr += 4;
+    return true;
+}
+
+void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
+    if (vector != 8) stop_guest(f, esr, vector);
     unsigned ec = arch::esr::ec(esr);
     if (ec == 0x16 && (esr & 0xffff) == xen::kHvcXen) {
         uint64_t nr = f.x[16];
@@ -63,19 +124,10 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
             return;
         }
         if (nr == xen::kHypercallMoatExit) {
-            report_faults();
             uint64_t status = f.x[0];
-            g.guest->~PvIommuGuest();  // tears the contexts down: streams detached, tables freed
-            print("moat: guest exited with status %lu after %lu iommu_op calls (%lu continued); "
-                  "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
-                  status, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
-            IoDomain::Quarantine q = IoDomain::quarantine();
-            if (q.domains)
-                print("moat: %lu DMA domain(s) quarantined: the IOMMU did not confirm their teardown; %lu table "
-                      "pages withheld from the pool, %lu stream(s) blocked for good\n",
-                      q.domains, q.pages, q.streams);
-            bool clean = g.pool->used_pages() == g.pool_before;
-            if (!clean && !q.domains) print("moat: the guest's IOMMU contexts leaked pages\n");
+            char how[40];
+            format_to(how, sizeof how, "exited with status %lu", status);
+            bool clean = tear_down(how);
             if (status == 0 && clean) {
                 print("moat: all checks passed; exit 0\n");
                 arch::halt(0);
@@ -86,12 +138,14 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
         f.x[0] = static_cast<uint64_t>(-38);  // -ENOSYS
         return;
     }
-    uint64_t far, hpfar;
-    asm volatile("mrs %0, far_el2" : "=r"(far));
-    asm volatile("mrs %0, hpfar_el2" : "=r"(hpfar));
-    print("moat: guest stopped: %s at ELR 0x%lx, FAR 0x%lx, IPA 0x%lx (ESR 0x%lx)\n", arch::esr::class_name(esr), f.elr,
-          far, (hpfar >> 4) << 12, esr);
-    arch::halt(6);
+    // Other SMCCC calls (PSCI through `hvc #0`, or SMC): none is implemented, and SMCCC says so.
+    if (ec == 0x16 || ec == 0x17) {
+        f.x[0] = kSmcccNotSupported;
+        if (ec == 0x17) f.elr += 4;  // a trapped SMC returns to itself
+        return;
+    }
+    if (ec == 0x24 && emulate_console(f, esr)) return;
+    stop_guest(f, esr, vector);
 }
 
 }  // namespace
@@ -104,11 +158,10 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
     Status st = vm.create(xen::layout::kRam0Base, kGuestRam);
     uint64_t bar = edu.bars[0].addr, bar_size = edu.bars[0].size;
     if (st == Status::ok) st = vm.map_mmio(bar, bar, bar_size);  // edu's BAR at the same address
-    // The console: the host's PL011 where the guest's tree puts its vPL011.
-    dt::Reg uart{0x09000000, 0x1000};
-    int con = stdout_node(host);
-    if (con >= 0) (void)host.reg(con, 0, uart);
-    if (st == Status::ok) st = vm.map_mmio(xen::layout::kPl011Base, uart.addr, xen::layout::kPl011Size);
+    // The console: nothing at the guest's vPL011 window, so each access traps and is emulated
+    // (hyp/guest_console.hpp); the guest never reaches the hypervisor's UART.
+    static hyp::GuestConsole con(1, console());
+    g_console = &con;
     if (st != Status::ok) {
         print("moat: guest: %s\n", to_string(st));
         arch::halt(1);
@@ -140,6 +193,12 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
         arch::halt(1);
     }
     format_to(g_desc.name, sizeof g_desc.name, "pv-iommu-test");
+    // moat.selftest=guest-fault: the guest touches an address it was not given (tests stop it).
+    int chosen = host.find_path("/chosen");
+    int alen = 0;
+    const char* hargs = chosen >= 0 ? static_cast<const char*>(host.prop(chosen, "bootargs", &alen)) : nullptr;
+    if (hargs && alen > 0 && hargs[alen - 1] == 0 && __builtin_strstr(hargs, "moat.selftest=guest-fault"))
+        format_to(g_desc.bootargs, sizeof g_desc.bootargs, "selftest=stage2-fault");
     g_desc.console = xen::Console::pl011;
     (void)xen::set_guest_memory(g_desc, kGuestRam);
     g_desc.npassthrough = 1;

@@ -12,8 +12,9 @@ struct TrapFrame {
 };
 static_assert(sizeof(TrapFrame) == 34 * 8, "vectors.S lays out 34 words");
 
-// Handler for synchronous traps from the guest (vector 8); set by whoever runs a guest.
-using GuestTrapHandler = void (*)(TrapFrame& f, uint64_t esr);
+// Handler for every trap from the guest (vectors 8..15: sync, irq, fiq, serror, from AArch64 or
+// AArch32 EL1); set by whoever runs a guest. A guest's trap never ends moat as an EL2 exception.
+using GuestTrapHandler = void (*)(TrapFrame& f, uint64_t esr, unsigned vector);
 void set_guest_trap_handler(GuestTrapHandler h);
 
 }  // namespace moat::arch

@@ -30,6 +30,15 @@ long hypercall(uint64_t nr, uint64_t a0, uint64_t a1) {
     return static_cast<long>(x0);
 }
 
+// An SMCCC call that is not Xen's: PSCI_VERSION through `hvc #0` or `smc #0`.
+long smccc(bool smc, uint64_t fn) {
+    register uint64_t x0 asm("x0") = fn;
+    if (smc) asm volatile("smc #0" : "+r"(x0) : : "memory");
+    else asm volatile("hvc #0" : "+r"(x0) : : "memory");
+    return static_cast<long>(x0);
+}
+constexpr uint64_t kPsciVersion = 0x84000000;
+
 template <class T>
 long iommu_op(IommuSubop op, T* arg) {
     return hypercall(kHypercallIommuOp, static_cast<uint64_t>(op), reinterpret_cast<uintptr_t>(arg));
@@ -100,6 +109,22 @@ extern InitFn __init_array_start[], __init_array_end[];
     print("guest: edu at 0x%lx, PCI %04x:%02x:%02x.%u\n", reg.addr, seg, bus, devfn >> 3, devfn & 7);
     Edu edu(static_cast<uintptr_t>(reg.addr));
     check(edu.identify(), "edu answers", 0);
+
+    // moat.selftest=guest-fault on moat's command line: touch an address the guest was never
+    // given. moat must stop this guest with a report and end with its own status.
+    int chosen = t.find_path("/chosen");
+    const char* args = chosen >= 0 ? static_cast<const char*>(t.prop(chosen, "bootargs", &len)) : nullptr;
+    if (args && len > 0 && args[len - 1] == 0 && __builtin_strstr(args, "selftest=stage2-fault")) {
+        print("guest: reading IPA 0x30000000, which is not mine\n");
+        uint32_t v = *reinterpret_cast<volatile uint32_t*>(uintptr_t{0x30000000});
+        print("guest: read 0x%x: not stopped\n", v);
+        arch::halt(94);
+    }
+    // Trap handling: an SMCCC call moat does not serve gets NOT_SUPPORTED, the guest carries on.
+    expect("PSCI_VERSION through hvc #0", smccc(false, kPsciVersion), -1);
+    expect("PSCI_VERSION through smc #0", smccc(true, kPsciVersion), -1);
+    // moat prints the guest's lines as the guest's: this one cannot pass for moat's.
+    print("moat: forged by the guest\n");
 
     PvIommuCapabilities caps{};
     long r = iommu_op(IommuSubop::query_capabilities, &caps);
