@@ -6,7 +6,7 @@ namespace moat {
 
 namespace {
 
-constexpr unsigned kMaxDomains = 255;     // tags 1..255: fits an 8-bit VMID as well as a 16-bit ASID
+constexpr unsigned kMaxDomains = IoDomain::kMaxDomains;
 constexpr unsigned kMaxStreams = 256;     // attached (iommu, stream) pairs in the whole system
 
 // An entry is in use when domain_id is set; domain is nullptr for a stream the quarantine holds.

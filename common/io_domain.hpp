@@ -23,6 +23,9 @@ namespace moat {
 class IoDomain {
 public:
     static constexpr unsigned kMaxAttached = 16;
+    // Live (or quarantined) domains in the whole system: tags 1..255 fit an 8-bit VMID as well
+    // as a 16-bit ASID. A driver that keeps a slot per domain needs no more than this many.
+    static constexpr unsigned kMaxDomains = 255;
     static constexpr uint64_t kLargest = iopt::Table::kLargest;
 
     // quota: the guest the domain's table pages are charged to (nullptr: moat's own).

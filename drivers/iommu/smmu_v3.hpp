@@ -15,7 +15,10 @@ namespace moat {
 
 class SmmuV3 final : public Iommu {
 public:
-    static constexpr unsigned kMaxContexts = 32;
+    // One slot per domain that can exist (the SMMUv3 itself has no context limit: ASIDs and
+    // VMIDs come from the domain's tag), so no guest's contexts can run another out of slots;
+    // each guest is bounded by its own context count (PvIommuGuest::kMaxContexts).
+    static constexpr unsigned kMaxContexts = IoDomain::kMaxDomains;
     static constexpr uint64_t kTimeoutNs = 100 * 1000 * 1000;
 
     struct Config {

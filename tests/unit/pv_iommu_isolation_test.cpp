@@ -332,3 +332,28 @@ TEST_P(PvIommuUnmapBound, EveryCallIsBoundedWhateverThePageSize) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RangeInvalidation, PvIommuUnmapBound, ::testing::Bool());
+
+// Four guests that spread seven devices each across seven contexts of their own must leave a
+// fifth guest able to do the same: the SMMU's slots are sized for every domain there can be.
+TEST(PvIommuIsolation, FiveGuestsWithSevenContextsEachAllFitOnOneSmmu) {
+    Rig r;
+    constexpr unsigned kGuests = 5, kDevs = 7;
+    std::unique_ptr<model::FakeGuest> mem[kGuests];
+    std::unique_ptr<PvIommuGuest> g[kGuests];
+    for (unsigned i = 0; i < kGuests; i++) {
+        mem[i] = std::make_unique<model::FakeGuest>(r.pool(), 16);
+        g[i] = std::make_unique<PvIommuGuest>(static_cast<uint16_t>(i + 1), false, *mem[i], r.pool(), PvIommuConfig{});
+        ASSERT_EQ(g[i]->init_default(model::FakeGuest::kRamGfn, 16), Status::ok);
+        ASSERT_EQ(r.hosts.add(*g[i]), Status::ok);
+        for (unsigned k = 0; k < kDevs; k++)
+            ASSERT_EQ(g[i]->assign(0, 0, static_cast<uint8_t>(k << 3), r.smmu, i * 8 + k), Status::ok);
+    }
+    for (unsigned i = 0; i < kGuests; i++)
+        for (unsigned k = 0; k < kDevs; k++) {
+            uint16_t c = r.new_context(*g[i]);
+            EXPECT_NE(c, 0) << "guest " << i + 1 << " context " << k;
+            EXPECT_EQ(r.reattach(*g[i], static_cast<uint8_t>(k << 3), c), 0) << "guest " << i + 1 << " device " << k;
+            ASSERT_EQ(r.map(*g[i], c, model::FakeGuest::kRamGfn + k, 0x100), 0);
+            EXPECT_TRUE(r.poke(i * 8 + k, 0x100ull << kPageShift).ok);
+        }
+}
