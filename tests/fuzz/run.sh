@@ -16,7 +16,10 @@ for f in "$OUT"/*_fuzz; do
     corpus=$T/$name
     mkdir -p "$corpus"
     # The saved hostile trees (red team inputs, past timeouts and crashes) seed the DT fuzzer.
-    [ "$name" = dtb_fuzz ] && cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb "$corpus"/ 2>/dev/null
+    case $name in
+    dtb_fuzz | dom0_fuzz) cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb "$corpus"/ 2>/dev/null ;;
+    guest_config_fuzz) cp tools/dt/examples/*.cfg "$corpus"/ 2>/dev/null ;;
+    esac
     if "$f" -runs="$RUNS" -seed=1 -timeout="$TIMEOUT" "$corpus" > "$T/$name.log" 2>&1; then
         echo "PASS $name ($RUNS inputs)"
         pass=$((pass + 1))
