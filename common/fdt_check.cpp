@@ -21,6 +21,9 @@ size_t bounded_strlen(const uint8_t* p, size_t room) {
     return n;
 }
 
+// [a, a + alen) and [b, b + blen) share a byte (both inside the blob already).
+bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) { return alen && blen && a < b + blen && b < a + alen; }
+
 // [off, off + len) inside [0, total), without overflow.
 bool inside(uint64_t off, uint64_t len, uint64_t total) { return off <= total && len <= total - off; }
 
@@ -52,9 +55,16 @@ Status check_structure(const void* blob, size_t size, Why& why) {
     if (off_strings < header || !inside(off_strings, size_strings, total))
         return why.set(Status::bad_dt, "device tree strings block 0x%x+0x%x outside the %u-byte blob", off_strings,
                        size_strings, total);
+    // The blocks must not overlap: libfdt sizes and moves each by its own rules.
+    if (overlap(off_struct, size_struct, off_strings, size_strings))
+        return why.set(Status::bad_dt, "device tree structure and strings blocks overlap");
     if (off_rsv < header || off_rsv % 8) return why.set(Status::bad_dt, "device tree reserve map at 0x%x misplaced", off_rsv);
+    // The reserve map ends at its (0, 0) entry, before the next block starts.
+    uint64_t rsv_end = total;
+    if (off_struct >= off_rsv && off_struct < rsv_end) rsv_end = off_struct;
+    if (off_strings >= off_rsv && off_strings < rsv_end && size_strings) rsv_end = off_strings;
     for (uint64_t at = off_rsv;; at += 16) {
-        if (!inside(at, 16, total)) return why.set(Status::bad_dt, "device tree reserve map not terminated");
+        if (!inside(at, 16, rsv_end)) return why.set(Status::bad_dt, "device tree reserve map not terminated before the next block");
         if (dword(b + at) == 0 && dword(b + at + 8) == 0) break;
     }
 

@@ -116,6 +116,9 @@ TEST(FdtCheck, EachHostileFieldIsNamed) {
         {"an extra END_NODE", [](std::vector<uint8_t>& b) { put32(b, get32(b, 8) + get32(b, 36) - 4, 2); },
          "FDT_END_NODE without a node"},
         {"reserve map misaligned", [](std::vector<uint8_t>& b) { put32(b, 16, 41); }, "reserve map"},
+        {"reserve map into the structure block", [](std::vector<uint8_t>& b) { put32(b, get32(b, 8) - 16, 1); },
+         "reserve map not terminated before the next block"},
+        {"strings inside the structure block", [](std::vector<uint8_t>& b) { put32(b, 12, get32(b, 8)); }, "overlap"},
     };
     for (const auto& c : cases) {
         auto b = good;

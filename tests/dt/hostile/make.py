@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the hostile boot trees moat must refuse (regression inputs for moat-dt, the unit tests
 and the image). Each is a small valid tree with one field made hostile; run from the repository
-root: tests/dt/hostile/make.py OUTDIR. The files in this folder were written by it."""
+root: tests/dt/hostile/make.py OUTDIR. The prop_len and v4 files in this folder were written by
+it; the fuzz_* files are fuzzer findings, saved as they were found."""
 import struct, sys, os
 
 def tree(version=17, root_name=b"", prop_len=None):
