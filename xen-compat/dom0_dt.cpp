@@ -85,7 +85,8 @@ struct Filter {
             for (unsigned i = 0; i < cells && !names_hidden;) {
                 int target = host.node_by_phandle(fdt32_ld(p + i));
                 uint32_t n;
-                if (target < 0 || host.u32(target, "#iommu-cells", n) != Status::ok) break;
+                // n wraps 1 + n to 0 at 0xffffffff: an absurd count ends the walk, or it never would.
+                if (target < 0 || host.u32(target, "#iommu-cells", n) != Status::ok || n > dt::kMaxCells) break;
                 names_hidden = hidden(target);
                 i += 1 + n;
             }

@@ -248,6 +248,13 @@ for h in tests/dt/hostile/*.dtb; do
     t "$n-dom0" 2 timeout 20 "$DT" dom0 "$h" -o "$W/x.dtb"
     t "$n-host" 2 timeout 20 "$DT" guest "$W/virt-rtc.cfg" --host "$h" -o "$W/x.dtb"
 done
+# Fuzzer findings moat handles (tests/dt/fuzz): bounded in time, problems reported (exit 1).
+for h in tests/dt/fuzz/*.dtb; do
+    n=fuzz-$(basename "$h" .dtb)
+    t "$n-check" 1 timeout 20 "$DT" check "$h"
+    t "$n-dom0" 1 timeout 20 "$DT" dom0 "$h" -o "$W/x.dtb"
+done
+rm -f "$W/x.dtb"
 has hostile-prop_len_fffffff4-check err "has length 0xfffffff4, past the end of the structure block"
 has hostile-v4_root_without_slash-check err "device tree version 4 (compatible with 4) unsupported"
 
