@@ -8,15 +8,11 @@
 #include "common/discovery.hpp"
 #include "xen-compat/dom0_dt.hpp"
 #include "xen-compat/protection.hpp"
+#include "tests/fuzz/fuzz_support.hpp"
 
 using namespace moat;
 
-namespace {
-class NullSink final : public Sink {
-public:
-    void write(const char*, size_t) override {}
-};
-}  // namespace
+using fuzz::NullSink;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<uint8_t> blob(data, data + size);  // exactly `size` bytes: ASan sees any over-read

@@ -8,15 +8,11 @@
 #include "common/fdt.hpp"
 #include "xen-compat/guest_config.hpp"
 #include "xen-compat/guest_dt.hpp"
+#include "tests/fuzz/fuzz_support.hpp"
 
 using namespace moat;
 
-namespace {
-class NullSink final : public Sink {
-public:
-    void write(const char*, size_t) override {}
-};
-}  // namespace
+using fuzz::NullSink;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<char> text(data, data + size);  // exactly `size` bytes: ASan sees any over-read

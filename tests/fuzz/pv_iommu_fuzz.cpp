@@ -10,6 +10,7 @@
 
 #include "tests/models/fake_guest.hpp"
 #include "tests/models/host_pool.hpp"
+#include "tests/fuzz/fuzz_support.hpp"
 
 using namespace moat;
 using namespace moat::xen;
@@ -32,16 +33,6 @@ public:
 private:
     IommuCaps caps_{true, false, 48, 44, true, true, 0xffff};
 };
-
-bool allowed(long r) {
-    switch (r) {
-    case 0: case -1: case -2: case -7: case -12: case -13: case -14: case -16: case -19: case -22: case -28: case -34:
-    case -95: case -98: case -99:
-        return true;
-    default:
-        return false;
-    }
-}
 
 struct Env {
     model::HostPool mem{1024, model::HostPool::kPhysBase, 2 * MiB};
@@ -78,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             (void)mem.write(args, buf, sizeof buf);
             CallResult r{0, true};
             for (int k = 0; r.preempted && k < 64; k++) r = iommu_op(host, guest, subop, where);
-            if (!allowed(r.ret)) abort();
+            if (!fuzz::abi_errno(r.ret)) abort();
         }
         // Nothing outside the guest's RAM is reachable through any context.
         for (unsigned c = 0; c < PvIommuGuest::kMaxContexts; c++) {

@@ -13,6 +13,7 @@
 #include "tests/models/host_pool.hpp"
 #include "tests/models/smmu_v3_model.hpp"
 #include "tests/models/vmsa_walker.hpp"
+#include "tests/fuzz/fuzz_support.hpp"
 
 using namespace moat;
 using namespace moat::xen;
@@ -21,16 +22,6 @@ namespace {
 
 constexpr uintptr_t kBase = 0x09050000;
 constexpr uint64_t kQuota = 48;
-
-bool allowed(long r) {
-    switch (r) {
-    case 0: case -1: case -2: case -7: case -12: case -13: case -14: case -16: case -19: case -22: case -28: case -34:
-    case -95: case -98: case -99:
-        return true;
-    default:
-        return false;
-    }
-}
 
 struct Env {
     model::HostPool mem{4096, model::HostPool::kPhysBase, 2 * MiB};
@@ -83,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             (void)mem[who]->write(args, buf, sizeof buf);
             CallResult r{0, true};
             for (int k = 0; r.preempted && k < 64; k++) r = iommu_op(host, *g[who], subop, args);
-            if (!allowed(r.ret)) abort();
+            if (!fuzz::abi_errno(r.ret)) abort();
             if (g[who]->quota().used() > kQuota) abort();
             // A DMA by one of the two guests' devices, at an address from the input.
             uint32_t sid = 8 * (who + 1) + ((op >> 5) & 1);
