@@ -46,7 +46,12 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     if (st == Status::ok && nregs > kMaxIommuRegs)
         st = t.fail(node, Status::no_space, "%u reg entries; at most %u are read", nregs, kMaxIommuRegs);
     for (unsigned i = 0; st == Status::ok && i < nregs; i++) st = t.reg(node, i, info.regs[info.nregs++]);
-    if (st == Status::ok) st = t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs);
+    // Interrupts the tree gets wrong cost the IOMMU its lines, not its masters: it polls.
+    if (st == Status::ok && t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs) != Status::ok) {
+        format(report, "dt: %s; its interrupts are ignored: it will poll for faults\n", t.error());
+        topo.problems++;
+        info.nirqs = 0;
+    }
     // An IOMMU without registers is legal only for paravirtual ones (xen,grant-dma).
     if (st == Status::not_found && !t.has(node, "reg")) st = Status::ok, info.nregs = 0;
     if (st != Status::ok) {

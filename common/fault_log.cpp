@@ -1,5 +1,7 @@
 #include "common/fault_log.hpp"
 
+#include "arch/time.hpp"
+
 namespace moat {
 
 const char* to_string(FaultKind k) {
@@ -21,6 +23,44 @@ const char* to_string(FaultKind k) {
 void FaultLog::record(const FaultRecord& r) {
     ring_[total_ % kCapacity] = r;
     total_++;
+    if (!out_) return;
+    uint64_t now = arch::now_ns();
+    if (now - window_start_ >= policy_.window_ns) {
+        (void)flush_suppressed();
+        window_start_ = now;
+        in_window_ = 0;
+    }
+    if (in_window_ < policy_.burst) {
+        in_window_++;
+        reported_++;
+        print_one(*out_, r, prefix_);
+    } else {
+        suppressed_++;
+        suppressed_total_++;
+    }
+}
+
+void FaultLog::report_to(Sink* out, const char* prefix, ReportPolicy policy) {
+    if (out_ && !out) (void)flush_suppressed();
+    out_ = out;
+    prefix_ = prefix ? prefix : "";
+    policy_ = policy;
+    window_start_ = arch::now_ns();
+    in_window_ = 0;
+}
+
+uint64_t FaultLog::flush_suppressed() {
+    uint64_t n = suppressed_;
+    if (n && out_)
+        format(*out_, "%sfault: %lu more faults suppressed (at most %u lines per %lu ms)\n", prefix_, n, policy_.burst,
+               policy_.window_ns / 1000000);
+    suppressed_ = 0;
+    return n;
+}
+
+void FaultLog::print_one(Sink& out, const FaultRecord& r, const char* prefix) {
+    format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", prefix, r.iommu ? r.iommu : "?", r.stream,
+           r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "-", r.raw);
 }
 
 const FaultRecord& FaultLog::at(unsigned i) const {
@@ -29,11 +69,7 @@ const FaultRecord& FaultLog::at(unsigned i) const {
 }
 
 void FaultLog::print(Sink& out, unsigned from, unsigned max, const char* prefix) const {
-    for (unsigned i = from; i < size() && i - from < max; i++) {
-        const FaultRecord& r = at(i);
-        format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", prefix, r.iommu ? r.iommu : "?", r.stream,
-               r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "-", r.raw);
-    }
+    for (unsigned i = from; i < size() && i - from < max; i++) print_one(out, at(i), prefix);
     if (dropped()) format(out, "%sfault: %lu older records dropped\n", prefix, dropped());
 }
 

@@ -20,14 +20,15 @@ namespace {
 
 constexpr uint64_t kGuestRam = 16 * MiB;
 constexpr uint64_t kDtbOffset = kGuestRam - 64 * KiB;   // the guest's tree at the top of its RAM
-constexpr unsigned kMaxFaultLinesPerCall = 4;           // a guest cannot flood the console
+constexpr unsigned kMaxFaultLinesPerCall = 4;           // per second: a guest cannot flood the console
 
 struct State {
     xen::PvIommuHost host;
     xen::PvIommuGuest* guest = nullptr;
     Iommu* iommu = nullptr;
     PagePool* pool = nullptr;
-    FaultLog faults;
+    FaultLog* faults = nullptr;
+    uint64_t faults_before = 0;
     uint64_t calls = 0, preemptions = 0;
     size_t pool_before = 0;
 };
@@ -36,15 +37,8 @@ alignas(8) uint8_t g_host_copy[128 * KiB];  // the host tree plus the edu node t
 alignas(8) uint8_t g_guest_dtb[64 * KiB];
 xen::GuestDesc g_desc;
 
-void report_faults() {
-    uint64_t before = g.faults.total();
-    g.iommu->poll_faults(g.faults);
-    uint64_t n = g.faults.total() - before;
-    if (!n) return;
-    unsigned show = static_cast<unsigned>(min<uint64_t>(n, kMaxFaultLinesPerCall));
-    g.faults.print(console(), g.faults.size() - static_cast<unsigned>(min<uint64_t>(n, g.faults.size())), show, "moat: ");
-    if (n > show) print("moat: ... and %lu more faults\n", n - show);
-}
+// What the interrupt did not already bring in; the log prints each record as it comes.
+void report_faults() { g.iommu->poll_faults(*g.faults); }
 
 void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
     unsigned ec = arch::esr::ec(esr);
@@ -64,11 +58,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
         }
         if (nr == xen::kHypercallMoatExit) {
             report_faults();
+            g.faults->flush_suppressed();
+            g.faults->report_to(nullptr, nullptr);
             uint64_t status = f.x[0];
             g.guest->~PvIommuGuest();  // tears the contexts down: streams detached, tables freed
             print("moat: guest exited with status %lu after %lu iommu_op calls (%lu continued); "
                   "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
-                  status, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
+                  status, g.calls, g.preemptions, g.faults->total() - g.faults_before, g.pool->used_pages(), g.pool_before);
             bool clean = g.pool->used_pages() == g.pool_before;
             if (!clean) print("moat: the guest's IOMMU contexts leaked pages\n");
             if (status == 0 && clean) {
@@ -91,9 +87,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr) {
 
 }  // namespace
 
-[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid) {
+[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid,
+                               FaultLog& faults) {
     static arch::Vm vm(pool);
     g.iommu = &smmu;
+    g.faults = &faults;
+    g.faults_before = faults.total();
+    faults.report_to(&console(), "moat: ", ReportPolicy{kMaxFaultLinesPerCall, 1000 * 1000 * 1000});
     g.pool = &pool;
     uint64_t guest_bytes = static_cast<uint64_t>(test_guest_end - test_guest_start);
     Status st = vm.create(xen::layout::kRam0Base, kGuestRam);

@@ -127,12 +127,12 @@ Status ipmmu_main(const dt::Tree& t, int node, int& root, uint32_t& bit, Why& wh
 
 void IpmmuVmsa::describe(Sink& out) const {
     if (is_root()) {
-        char blocking[48] = "";
+        char blocking[48] = "", mode[128];
         if (blocking_context() != kNoContext)
             format_to(blocking, sizeof blocking, ", context %u blocks unattached masters", blocking_context());
         moat::format(out, "root: %s; %u contexts, context 0 reserved%s, %u free; %s; %s", soc(), ipmmu::kContexts, blocking,
                      contexts_free(), format() == Format::stage2 ? "stage-2 tables (IMSAUXCTLR.S2PTE, VA64)" : "32-bit LPAE stage-1 tables",
-                     interrupt_driven() ? "faults by interrupt" : "faults polled");
+                     irqs_.mode(mode, sizeof mode));
         return;
     }
     moat::format(out, "cache -> root %s bit %u; masters on uTLBs", root()->name(), main_bit());

@@ -110,3 +110,24 @@ TEST(Discovery, UnopenedTreeIsUnusable) {
 }
 
 }  // namespace
+
+// Interrupts the tree gets wrong cost the IOMMU its lines, not its masters: it is kept, polls,
+// and the problem is said once, naming the node.
+TEST(Discovery, WrongInterruptCellsLeaveTheIommuWithoutInterrupts) {
+    auto blob = load_dtb("bad_irq");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    ASSERT_EQ(topo.niommus, 1u);
+    EXPECT_EQ(topo.iommus[0].nirqs, 0u);
+    EXPECT_EQ(topo.problems, 1u);
+    EXPECT_EQ(report.text, "dt: /iommu@9050000: interrupts is 20 bytes, not a multiple of #interrupt-cells (3); its "
+                           "interrupts are ignored: it will poll for faults\n");
+    const MasterInfo* dma = master(t, topo, "/dma@9100000");
+    ASSERT_NE(dma, nullptr);
+    EXPECT_FALSE(dma->blocked);
+    ASSERT_EQ(dma->nstreams, 1u);
+    EXPECT_EQ(dma->streams[0].sid, 0x20u);
+}
