@@ -29,7 +29,9 @@ void FaultLog::record(const FaultRecord& r) {
         (void)flush_suppressed();
         window_start_ = now;
         in_window_ = 0;
+        ntally_ = 0;
     }
+    if (policy_.quarantine_after) count_for_policy(r);
     if (in_window_ < policy_.burst) {
         in_window_++;
         reported_++;
@@ -40,6 +42,30 @@ void FaultLog::record(const FaultRecord& r) {
     }
 }
 
+void FaultLog::count_for_policy(const FaultRecord& r) {
+    Tally* t = nullptr;
+    for (unsigned i = 0; i < ntally_ && !t; i++)
+        if (tally_[i].stream == r.stream && tally_[i].iommu == r.iommu) t = &tally_[i];
+    if (!t) {
+        if (ntally_ == kTracked) return;  // a window with this many faulting streams counts the first few
+        t = &tally_[ntally_++];
+        *t = Tally{r.iommu, r.stream, 0, false};
+    }
+    if (++t->faults < policy_.quarantine_after || t->asked || nasked_ == kTracked) return;
+    t->asked = true;
+    asked_[nasked_++] = Quarantine{r.iommu, r.stream, t->faults};
+    format(*out_, "%sfault: %s stream 0x%x: %lu faults in one window; quarantine asked by policy\n", prefix_,
+           r.iommu ? r.iommu : "?", r.stream, t->faults);
+}
+
+bool FaultLog::quarantine(Quarantine& q) {
+    if (!nasked_) return false;
+    q = asked_[0];
+    for (unsigned i = 1; i < nasked_; i++) asked_[i - 1] = asked_[i];
+    nasked_--;
+    return true;
+}
+
 void FaultLog::report_to(Sink* out, const char* prefix, ReportPolicy policy) {
     if (out_ && !out) (void)flush_suppressed();
     out_ = out;
@@ -47,6 +73,7 @@ void FaultLog::report_to(Sink* out, const char* prefix, ReportPolicy policy) {
     policy_ = policy;
     window_start_ = arch::now_ns();
     in_window_ = 0;
+    ntally_ = 0;
 }
 
 uint64_t FaultLog::flush_suppressed() {

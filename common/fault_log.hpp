@@ -37,6 +37,16 @@ struct FaultRecord {
 struct ReportPolicy {
     unsigned burst = 8;                       // lines per window
     uint64_t window_ns = 1000 * 1000 * 1000;  // 1 s
+    // Faults from one stream in one window after which the log asks for that stream to be
+    // quarantined (blocked by whoever owns it, in thread context: quarantine()); 0: never.
+    unsigned quarantine_after = 0;
+};
+
+// A stream the report policy wants blocked.
+struct Quarantine {
+    const char* iommu;
+    uint32_t stream;
+    uint64_t faults;  // in the window that tripped it
 };
 
 class FaultLog {
@@ -48,6 +58,8 @@ public:
     bool reporting() const { return out_ != nullptr; }
     // Says how many were suppressed since the last line, if any; returns that count.
     uint64_t flush_suppressed();
+    // The next stream the policy asks to quarantine, once each; false when there is none.
+    bool quarantine(Quarantine& out);
     uint64_t reported() const { return reported_; }
     uint64_t suppressed() const { return suppressed_total_; }
     uint64_t total() const { return total_; }
@@ -67,6 +79,18 @@ private:
     uint64_t window_start_ = 0;
     unsigned in_window_ = 0;
     uint64_t suppressed_ = 0, suppressed_total_ = 0, reported_ = 0;
+    static constexpr unsigned kTracked = 8;  // streams counted per window; more share the last slot
+    struct Tally {
+        const char* iommu;
+        uint32_t stream;
+        uint64_t faults;
+        bool asked;
+    };
+    Tally tally_[kTracked] = {};
+    unsigned ntally_ = 0;
+    Quarantine asked_[kTracked] = {};
+    unsigned nasked_ = 0;
+    void count_for_policy(const FaultRecord& r);
 };
 
 }  // namespace moat
