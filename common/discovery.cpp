@@ -70,6 +70,9 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     topo.iommus[topo.niommus++] = info;
 }
 
+// An IOMMU node (by its `#iommu-cells`) that the tree disables, itself or through an ancestor.
+bool disabled_iommu(const dt::Tree& t, int node) { return node >= 0 && t.has(node, "#iommu-cells") && !t.available(node); }
+
 Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) {
     for (unsigned i = 0;; i++) {
         dt::PhandleArgs a;
@@ -78,6 +81,10 @@ Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& 
         if (st != Status::ok) return st;
         int idx = topo.iommu_index(a.node);
         char tp[dt::kPathMax];
+        if (idx < 0 && disabled_iommu(t, a.node)) {
+            m.disabled_iommu = a.node;
+            continue;
+        }
         if (idx < 0)
             return t.fail(node, Status::bad_dt, "iommus entry %u: %s is not a usable IOMMU", i, t.path(a.node, tp, sizeof tp));
         if (a.count == 0)
@@ -100,6 +107,10 @@ Status add_map_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) 
         if ((st = t.iommu_map_entry(node, i, e)) != Status::ok) return st;
         int idx = topo.iommu_index(e.iommu_node);
         char tp[dt::kPathMax];
+        if (idx < 0 && disabled_iommu(t, e.iommu_node)) {
+            m.disabled_iommu = e.iommu_node;
+            continue;
+        }
         if (idx < 0)
             return t.fail(node, Status::bad_dt, "iommu-map entry %u: %s is not a usable IOMMU", i, t.path(e.iommu_node, tp, sizeof tp));
         if (m.nstreams == kMaxStreamsPerMaster)
@@ -235,8 +246,14 @@ void print_topology(const dt::Tree& t, const Topology& topo, Sink& out) {
         }
         if (nm == 0) format(out, "    no masters\n");
     }
-    for (unsigned k = 0; k < topo.nmasters; k++)
-        if (topo.masters[k].blocked) format(out, "  blocked: %s\n", topo.masters[k].reason);
+    for (unsigned k = 0; k < topo.nmasters; k++) {
+        const MasterInfo& m = topo.masters[k];
+        if (m.blocked) format(out, "  blocked: %s\n", m.reason);
+        char ip[dt::kPathMax];
+        if (m.disabled_iommu >= 0)
+            format(out, "  untranslated: %s: its IOMMU %s is disabled in the tree (left at reset, DMA passes through)\n",
+                   t.path(m.node, path, sizeof path), t.path(m.disabled_iommu, ip, sizeof ip));
+    }
 }
 
 }  // namespace moat

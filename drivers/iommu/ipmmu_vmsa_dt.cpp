@@ -82,6 +82,19 @@ Iommu* probe_ipmmu(ProbeEnv& env, unsigned index, Why& why) {
     return u;
 }
 
+// The product register's cut decides on H3 and M3-W (IpmmuVmsa::check_soc, which the root's
+// probe runs on the register itself).
+Status check_ipmmu_silicon(const DriverEntry& entry, const Silicon& si, Why& why) {
+    const auto* soc = static_cast<const ipmmu::Soc*>(entry.data);
+    if (!soc) return why.set(Status::unsupported, "%s is not an R-Car Gen3 IPMMU this driver supports", entry.compatible);
+    if (!si.known)
+        return soc->needs_es3 && !soc->only_es3 ? why.set(Status::not_ready, "%s ES3.0 or later (the tree cannot say which cut the SoC is)", soc->name)
+                              : Status::ok;
+    char text[dt::kErrorMax];
+    Status st = IpmmuVmsa::check_soc(entry.compatible, (soc->product << 8) | (si.cut & 0xff), text, sizeof text);
+    return st == Status::ok ? Status::ok : why.set(st, "%s", text);
+}
+
 void release_ipmmu(Iommu* i) {
     auto* u = static_cast<IpmmuVmsa*>(i);
     u->shutdown();
@@ -150,6 +163,6 @@ Status IpmmuVmsa::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why
     return Status::ok;
 }
 
-const DriverOps kIpmmuOps = {"ipmmu_vmsa", &probe_ipmmu, &release_ipmmu};
+const DriverOps kIpmmuOps = {"ipmmu_vmsa", &probe_ipmmu, &release_ipmmu, kMaxIpmmus, &check_ipmmu_silicon};
 
 }  // namespace moat

@@ -100,6 +100,6 @@ void release_smmu_v2(Iommu* i) {
 
 }  // namespace
 
-const DriverOps kSmmuV2Ops = {"smmu_v2", &probe_smmu_v2, &release_smmu_v2};
+const DriverOps kSmmuV2Ops = {"smmu_v2", &probe_smmu_v2, &release_smmu_v2, kMaxSmmuV2};
 
 }  // namespace moat

@@ -664,6 +664,6 @@ void release_smmu_v3(Iommu* i) {
 
 }  // namespace
 
-const DriverOps kSmmuV3Ops = {"smmu_v3", &probe_smmu_v3, &release_smmu_v3};
+const DriverOps kSmmuV3Ops = {"smmu_v3", &probe_smmu_v3, &release_smmu_v3, kMaxSmmuV3};
 
 }  // namespace moat
