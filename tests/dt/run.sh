@@ -137,7 +137,8 @@ t report-salvator 0 "$DT" report "$SALV"
 grep -E '^/soc/mmc@ee140000 +protected \(moat drives the IOMMU\) +iommus +0x22 +every stream goes through /soc/iommu@e7740000' "$W/report-salvator.out" >/dev/null \
     && ok "report-salvator: SDHI2 on uTLB 34 of IPMMU-DS1" || bad "report-salvator: SDHI2 line" "$(grep ee140000 "$W/report-salvator.out")"
 has report-salvator out "/soc/dma-controller@ec700000"
-has report-salvator out "6 devices: 5 protected, 1 unprotected, 0 unknown"
+has report-salvator out "7 devices: 5 protected, 2 unprotected, 0 unknown"
+has report-salvator out "/soc/usb@ee000000             unprotected: no IOMMU"
 
 echo "== dom0"
 t dom0-virt 0 "$DT" dom0 "$VIRT" -o "$W/dom0-virt.dtb" && {
@@ -165,7 +166,7 @@ t dom0-zcu102 0 "$DT" dom0 "$ZCU" -o "$W/dom0-zcu102.dtb" && {
 t dom0-salvator 0 "$DT" dom0 "$SALV" -o "$W/dom0-salvator.dtb" && {
     dtc_clean dom0-salvator-dtc "$W/dom0-salvator.dtb"
     has dom0-salvator out "removed 6 IOMMU nodes"
-    has dom0-salvator out "XENFEAT_direct_mapped (17): 1 of the 6 DMA masters"
+    has dom0-salvator out "XENFEAT_direct_mapped (17): 2 of the 7 DMA masters"
     noprop "$W/dom0-salvator.dtb" /soc/mmc@ee100000 iommus
 }
 t dom0-salvator-keep-cache 1 "$DT" dom0 "$SALV" --keep /soc/iommu@e6570000 -o "$W/dom0-salvator-keep.dtb"

@@ -70,7 +70,7 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_EQ(r.set.probed(), 6u);
     EXPECT_EQ(r.report.text, std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
                                  "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" +
-                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e67b0000 bit 2; masters on uTLBs 0\n"
+                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e67b0000 bit 2; masters on uTLBs 2\n"
                                  "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32, 33, "
                                  "34, 35\n"
                                  "ipmmu_vmsa: iommu@ec670000 cache -> root iommu@e67b0000 bit 4; masters on uTLBs none\n"
@@ -98,10 +98,11 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_EQ(via, ds1);
     EXPECT_EQ(utlb, 34u);
     EXPECT_STREQ(via->name(), "iommu@e7740000");
-    // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, USB on HC.
+    // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, SATA on HC.
     IpmmuModel& ds1_m = r.model_at(0xe7740000);
     for (unsigned u = 0; u < 48; u++) EXPECT_EQ(ds1_m.imuctr(u), u >= 32 && u <= 35 ? kUtlbBlocked : 0u) << u;
-    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), kUtlbBlocked);
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(2), kUtlbBlocked);
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), 0u);  // no master there: disabled
     PagePool& pool = *r.mem.pool;
     Result<uint64_t> page = pool.alloc();
     ASSERT_TRUE(page.ok());
