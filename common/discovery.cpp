@@ -113,6 +113,10 @@ Status add_map_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) 
         }
         if (idx < 0)
             return t.fail(node, Status::bad_dt, "iommu-map entry %u: %s is not a usable IOMMU", i, t.path(e.iommu_node, tp, sizeof tp));
+        const IommuInfo& io = topo.iommus[idx];
+        if (io.driver && io.driver->rules.no_map)
+            return t.fail(node, Status::unsupported, "iommu-map entry %u: iommu-map onto %s (%s) is not supported", i,
+                          t.path(e.iommu_node, tp, sizeof tp), io.driver->kind);
         if (m.nstreams == kMaxStreamsPerMaster)
             return t.fail(node, Status::no_space, "more than %u iommu-map entries", kMaxStreamsPerMaster);
         m.streams[m.nstreams++] = StreamRef{static_cast<unsigned>(idx), true, false, e.sid_base, e.length, e.rid_base, 0, {}};

@@ -35,6 +35,8 @@ struct BindingRules {
     const char* id_name;            // what the first cell is called: "stream id", "uTLB"
     bool grants = false;            // paravirtual: the cell names a backend domain, whose DMA only
                                     // reaches pages granted to it (Xen's grant DMA), not a stream
+    bool no_map = false;            // `iommu-map` onto it is not supported (moat blocks such a
+                                    // master and every tool says so alike)
 };
 
 // What a probe may use. `probed` finds instances probed before this one (a cache's root).

@@ -138,6 +138,13 @@ grep -E '^/soc/mmc@ee140000 +protected \(moat drives the IOMMU\) +iommus +0x22 +
     && ok "report-salvator: SDHI2 on uTLB 34 of IPMMU-DS1" || bad "report-salvator: SDHI2 line" "$(grep ee140000 "$W/report-salvator.out")"
 has report-salvator out "/soc/dma-controller@ec700000"
 has report-salvator out "7 devices: 5 protected, 2 unprotected, 0 unknown"
+# iommu-map onto an IPMMU: unsupported, and report and check say it in the same words.
+dtc -q -I dts -O dtb -o "$W/ipmmu_pcie_map.dtb" tests/unit/data/ipmmu_pcie_map.dts
+t report-ipmmu-map 1 "$DT" report "$W/ipmmu_pcie_map.dtb"
+has report-ipmmu-map out "wiring broken: device left blocked"
+has report-ipmmu-map out "iommu-map onto /soc/iommu@e6570000 (Renesas IPMMU-VMSA (R-Car H3)) is not supported"
+t check-ipmmu-map 1 "$DT" check "$W/ipmmu_pcie_map.dtb"
+has check-ipmmu-map out "iommu-map onto /soc/iommu@e6570000 (Renesas IPMMU-VMSA (R-Car H3)) is not supported"
 has report-salvator out "/soc/usb@ee000000             unprotected: no IOMMU"
 
 echo "== dom0"

@@ -133,3 +133,23 @@ TEST(Discovery, WrongInterruptCellsLeaveTheIommuWithoutInterrupts) {
     ASSERT_EQ(dma->nstreams, 1u);
     EXPECT_EQ(dma->streams[0].sid, 0x20u);
 }
+
+// iommu-map onto an IPMMU (Linux's binding allows it for R-Car PCIe) is not supported: the bridge
+// is blocked with one reason, and the protection report gives that same reason.
+TEST(Discovery, IommuMapOntoAnIpmmuIsUnsupportedAndReportedAlike) {
+    auto blob = load_dtb("ipmmu_pcie_map");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    const char* why = "/soc/pcie@fe000000: iommu-map entry 0: iommu-map onto /soc/iommu@e6570000 (Renesas IPMMU-VMSA "
+                      "(R-Car H3)) is not supported";
+    EXPECT_EQ(report.text, std::string("dt: ") + why + "; device left blocked\n");
+    const MasterInfo* pcie = master(t, topo, "/soc/pcie@fe000000");
+    ASSERT_NE(pcie, nullptr);
+    EXPECT_TRUE(pcie->blocked);
+    EXPECT_EQ(pcie->nstreams, 0u);
+    EXPECT_STREQ(pcie->reason, why);
+    EXPECT_EQ(topo.problems, 1u);
+}
