@@ -237,6 +237,26 @@ t guest-virt-rtc 0 "$DT" guest "$W/virt-rtc.cfg" --host "$VIRT" -o "$W/guest-vir
     has guest-virt-rtc err "passthrough /pl031@9010000: not copied: clock-names, clocks"
 }
 
+# A [passthrough] device no IOMMU moat drives confines is refused unless forced, and nothing is
+# written; forced, it is assigned and said to be unconfined. An IOMMU moat drives is refused.
+printf '[guest]\nmemory = 256M\n[passthrough]\npath = /soc/usb@ee000000\n' >"$W/pt-xhci.cfg"
+rm -f "$W/pt-xhci.dtb"
+t guest-unprotected 2 "$DT" guest "$W/pt-xhci.cfg" --host "$SALV" -o "$W/pt-xhci.dtb"
+has guest-unprotected err "pt-xhci.cfg:3: passthrough /soc/usb@ee000000: unprotected: no IOMMU (known bus master"
+has guest-unprotected err "refused (set force-assign-without-iommu = true in its [passthrough] to assign it anyway)"
+if [ -e "$W/pt-xhci.dtb" ]; then bad "guest-unprotected: wrote a tree"; else ok "guest-unprotected: nothing written"; fi
+printf '[guest]\nmemory = 256M\n[passthrough]\npath = /soc/usb@ee000000\nforce-assign-without-iommu = true\n' >"$W/pt-xhci-force.cfg"
+t guest-unprotected-forced 0 "$DT" guest "$W/pt-xhci-force.cfg" --host "$SALV" -o "$W/pt-xhci.dtb"
+has guest-unprotected-forced err "assigned because forced: the guest's DMA through it is UNCONFINED"
+hasnt guest-unprotected-forced err "the guest sees DMA as guest-physical"
+t guest-protected-pt 0 "$DT" guest $E/salvator-x-sdhi.cfg --host "$SALV" -o "$W/guest-salvator2.dtb"
+hasnt guest-protected-pt err "UNCONFINED"
+printf '[guest]\nmemory = 256M\n[passthrough]\npath = /soc/iommu@e6570000\n' >"$W/pt-ipmmu.cfg"
+rm -f "$W/pt-ipmmu.dtb"
+t guest-iommu-node 2 "$DT" guest "$W/pt-ipmmu.cfg" --host "$SALV" -o "$W/pt-ipmmu.dtb"
+has guest-iommu-node err "pt-ipmmu.cfg:3: passthrough /soc/iommu@e6570000: an IOMMU moat drives cannot be given to a guest"
+if [ -e "$W/pt-ipmmu.dtb" ]; then bad "guest-iommu-node: wrote a tree"; else ok "guest-iommu-node: nothing written"; fi
+
 echo "== bad input"
 head -c 200 "$VIRT" >"$W/truncated.dtb"
 t bad-truncated-check 2 "$DT" check "$W/truncated.dtb" && has bad-truncated-check err "truncated.dtb: device tree"

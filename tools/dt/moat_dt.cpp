@@ -37,13 +37,18 @@ const char* const kGuestHelp =
     "tools/dt/examples/): memory, vCPUs, GIC, console, the Xen hypervisor node, virtio-mmio devices\n"
     "with `iommus = <&xen_iommu BACKEND>` when their backend is not dom0, a virtio-pci host bridge\n"
     "with `iommu-map`, and [passthrough] devices copied from HOST.dtb without their IOMMU.\n"
-    "The result is read back and compared with the config before it is written.\n"
+    "The result is read back and compared with the config before anything is written.\n"
+    "A [passthrough] device must be behind an IOMMU moat drives (decided as `report` decides it):\n"
+    "otherwise its DMA would reach all of the host's memory, and it is refused, as Xen refuses it,\n"
+    "unless its section says `force-assign-without-iommu = true` (then the guest's DMA is unconfined,\n"
+    "and moat-dt says so). An IOMMU moat drives cannot be passed through.\n"
     "\n"
     "  -o, --output FILE   where to write the DTB (required)\n"
     "  --host FILE         the host DTB [passthrough] paths refer to\n"
+    "  --soc-revision ESx.y  what only the board can tell (as for report)\n"
     "\n"
-    "exit status: 0 written, 1 written but the read-back differs (a bug: please report),\n"
-    "             2 config or host tree unusable (messages name the config line: guest.cfg:12: ...)\n";
+    "exit status: 0 written, 1 not written: the read-back differs (a bug: please report),\n"
+    "             2 config or host tree unusable, or a device refused (messages name the config line)\n";
 
 const char* const kDom0Help =
     "usage: moat-dt dom0 HOST.dtb -o OUT.dtb [--driven PATH]... [--keep PATH]...\n"
@@ -135,9 +140,48 @@ struct Args {
     }
 };
 
+// Every [passthrough] device, judged as `report` judges it: behind an IOMMU moat drives, or
+// refused unless forced (then marked unconfined). Returns the number refused; nothing is written.
+unsigned check_passthrough(const HostTree& h, DrivenOptions& opts, xen::GuestDesc& g, const std::string& cfg) {
+    xen::DrivenSet driven;
+    if (!opts.resolve(h, driven)) return 1;
+    auto report = std::make_unique<xen::ProtectionReport>();
+    if (xen::classify(h.tree, *h.topo, driven, *report) != Status::ok) return 1;
+    unsigned refused = 0;
+    for (unsigned i = 0; i < g.npassthrough; i++) {
+        xen::GuestPassthrough& p = g.passthrough[i];
+        int node = h.tree.find_path(p.host_path);
+        if (node < 0) continue;  // complete_guest() names it
+        int io = h.topo->iommu_index(node);
+        if (io >= 0 && driven.has(static_cast<unsigned>(io))) {
+            std::fprintf(stderr, "moat-dt: %s:%u: passthrough %s: an IOMMU moat drives cannot be given to a guest\n", cfg.c_str(),
+                         p.line, p.host_path);
+            refused++;
+            continue;
+        }
+        const xen::DeviceEntry* e = report->find(node);
+        if (!e || e->dma == xen::Dma::protected_dma) continue;  // not a DMA master, or confined
+        StringSink why;
+        xen::describe_reason(h.tree, *h.topo, *e, why);
+        if (!p.force) {
+            std::fprintf(stderr,
+                         "moat-dt: %s:%u: passthrough %s: %s (%s): its DMA would reach all of the host's memory; refused "
+                         "(set force-assign-without-iommu = true in its [passthrough] to assign it anyway)\n",
+                         cfg.c_str(), p.line, p.host_path, xen::state_name(*e), why.text.c_str());
+            refused++;
+            continue;
+        }
+        p.unconfined = true;
+        std::fprintf(stderr, "moat-dt: %s:%u: passthrough %s: %s; assigned because forced: the guest's DMA through it is "
+                             "UNCONFINED (host-physical addresses, all of memory)\n",
+                     cfg.c_str(), p.line, p.host_path, xen::state_name(*e));
+    }
+    return refused;
+}
+
 int cmd_guest(int argc, char** argv) {
     Args a;
-    if (int rc = a.parse(argc, argv, kGuestHelp, {"-o", "--output", "--host"})) return rc;
+    if (int rc = a.parse(argc, argv, kGuestHelp, {"-o", "--output", "--host", "--soc-revision"})) return rc;
     if (a.help) return std::fputs(kGuestHelp, stdout), kOk;
     if (a.positional.size() != 1) return usage_error("guest needs one CONFIG file", kGuestHelp);
     if (a.output.empty()) return usage_error("guest needs -o OUT.dtb", kGuestHelp);
@@ -154,6 +198,7 @@ int cmd_guest(int argc, char** argv) {
         if (!host->ok) return kUnusable;
     }
     const dt::Tree* ht = host ? &host->tree : nullptr;
+    if (host && g->npassthrough && check_passthrough(*host, a.driven, *g, cfg)) return kUnusable;
     StringSink notes;
     std::vector<uint64_t> out;
     size_t size = 0;
@@ -170,6 +215,11 @@ int cmd_guest(int argc, char** argv) {
     dt::Tree back;
     StringSink diff;
     unsigned mismatches = back.open(out.data(), size) == Status::ok ? xen::verify_guest_dt(back, *g, ht, diff) : 1;
+    if (mismatches) {  // checked before anything is written: a differing tree is never left behind
+        std::fprintf(stderr, "moat-dt: the tree read back differs from %s in %u place%s; nothing written:\n%s", cfg.c_str(),
+                     mismatches, mismatches > 1 ? "s" : "", diff.text.c_str());
+        return kProblems;
+    }
     if (!write_file(a.output, out.data(), size)) return kUnusable;
     unsigned granted = 0;
     for (unsigned i = 0; i < g->nvirtio; i++) granted += g->virtio[i].uses_grants();
@@ -179,11 +229,6 @@ int cmd_guest(int argc, char** argv) {
                 a.output.c_str(), size, g->vcpus, g->vcpus > 1 ? "s" : "", g->gic_version, g->nvirtio, g->pci.ndevices,
                 g->npassthrough, granted, granted == 1 ? "" : "s", granted == 1 ? "s" : "",
                 granted ? " (node /xen_iommu)" : "");
-    if (mismatches) {
-        std::fprintf(stderr, "moat-dt: the tree read back differs from %s in %u place%s:\n%s", cfg.c_str(), mismatches,
-                     mismatches > 1 ? "s" : "", diff.text.c_str());
-        return kProblems;
-    }
     return kOk;
 }
 
