@@ -138,6 +138,14 @@ grep -E '^/soc/mmc@ee140000 +protected \(moat drives the IOMMU\) +iommus +0x22 +
     && ok "report-salvator: SDHI2 on uTLB 34 of IPMMU-DS1" || bad "report-salvator: SDHI2 line" "$(grep ee140000 "$W/report-salvator.out")"
 has report-salvator out "/soc/dma-controller@ec700000"
 has report-salvator out "7 devices: 5 protected, 2 unprotected, 0 unknown"
+# One IOMMU past a driver's storage: refused naming the node, counted in the exit status, and
+# its master is not called protected (the image refuses the same instance: smmu_v3_multi_test).
+dtc -q -I dts -O dtb -o "$W/five_smmuv3.dtb" tests/unit/data/five_smmuv3.dts
+t report-capacity 1 "$DT" report "$W/five_smmuv3.dtb"
+has report-capacity out "smmu_v3: /soc/iommu@9500000: more than 4 instances; moat's storage holds 4"
+has report-capacity out "/soc/dev@ee140000   IOMMU refused: past moat's capacity"
+t check-capacity 1 "$DT" check "$W/five_smmuv3.dtb"
+has check-capacity out "1 problem"
 # iommu-map onto an IPMMU: unsupported, and report and check say it in the same words.
 dtc -q -I dts -O dtb -o "$W/ipmmu_pcie_map.dtb" tests/unit/data/ipmmu_pcie_map.dts
 t report-ipmmu-map 1 "$DT" report "$W/ipmmu_pcie_map.dtb"
