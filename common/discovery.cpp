@@ -46,7 +46,12 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     if (st == Status::ok && nregs > kMaxIommuRegs)
         st = t.fail(node, Status::no_space, "%u reg entries; at most %u are read", nregs, kMaxIommuRegs);
     for (unsigned i = 0; st == Status::ok && i < nregs; i++) st = t.reg(node, i, info.regs[info.nregs++]);
-    if (st == Status::ok) st = t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs);
+    // Interrupts the tree gets wrong cost the IOMMU its lines, not its masters: it polls.
+    if (st == Status::ok && t.interrupts(node, info.irqs, kMaxIommuIrqs, info.nirqs) != Status::ok) {
+        format(report, "dt: %s; its interrupts are ignored: it will poll for faults\n", t.error());
+        topo.problems++;
+        info.nirqs = 0;
+    }
     // An IOMMU without registers is legal only for paravirtual ones (xen,grant-dma).
     if (st == Status::not_found && !t.has(node, "reg")) st = Status::ok, info.nregs = 0;
     if (st != Status::ok) {
@@ -65,6 +70,9 @@ void add_iommu(const dt::Tree& t, int node, Topology& topo, Sink& report) {
     topo.iommus[topo.niommus++] = info;
 }
 
+// An IOMMU node (by its `#iommu-cells`) that the tree disables, itself or through an ancestor.
+bool disabled_iommu(const dt::Tree& t, int node) { return node >= 0 && t.has(node, "#iommu-cells") && !t.available(node); }
+
 Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) {
     for (unsigned i = 0;; i++) {
         dt::PhandleArgs a;
@@ -73,6 +81,10 @@ Status add_iommus_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& 
         if (st != Status::ok) return st;
         int idx = topo.iommu_index(a.node);
         char tp[dt::kPathMax];
+        if (idx < 0 && disabled_iommu(t, a.node)) {
+            m.disabled_iommu = a.node;
+            continue;
+        }
         if (idx < 0)
             return t.fail(node, Status::bad_dt, "iommus entry %u: %s is not a usable IOMMU", i, t.path(a.node, tp, sizeof tp));
         if (a.count == 0)
@@ -95,8 +107,16 @@ Status add_map_refs(const dt::Tree& t, int node, Topology& topo, MasterInfo& m) 
         if ((st = t.iommu_map_entry(node, i, e)) != Status::ok) return st;
         int idx = topo.iommu_index(e.iommu_node);
         char tp[dt::kPathMax];
+        if (idx < 0 && disabled_iommu(t, e.iommu_node)) {
+            m.disabled_iommu = e.iommu_node;
+            continue;
+        }
         if (idx < 0)
             return t.fail(node, Status::bad_dt, "iommu-map entry %u: %s is not a usable IOMMU", i, t.path(e.iommu_node, tp, sizeof tp));
+        const IommuInfo& io = topo.iommus[idx];
+        if (io.driver && io.driver->rules.no_map)
+            return t.fail(node, Status::unsupported, "iommu-map entry %u: iommu-map onto %s (%s) is not supported", i,
+                          t.path(e.iommu_node, tp, sizeof tp), io.driver->kind);
         if (m.nstreams == kMaxStreamsPerMaster)
             return t.fail(node, Status::no_space, "more than %u iommu-map entries", kMaxStreamsPerMaster);
         m.streams[m.nstreams++] = StreamRef{static_cast<unsigned>(idx), true, false, e.sid_base, e.length, e.rid_base, 0, {}};
@@ -230,8 +250,14 @@ void print_topology(const dt::Tree& t, const Topology& topo, Sink& out) {
         }
         if (nm == 0) format(out, "    no masters\n");
     }
-    for (unsigned k = 0; k < topo.nmasters; k++)
-        if (topo.masters[k].blocked) format(out, "  blocked: %s\n", topo.masters[k].reason);
+    for (unsigned k = 0; k < topo.nmasters; k++) {
+        const MasterInfo& m = topo.masters[k];
+        if (m.blocked) format(out, "  blocked: %s\n", m.reason);
+        char ip[dt::kPathMax];
+        if (m.disabled_iommu >= 0)
+            format(out, "  untranslated: %s: its IOMMU %s is disabled in the tree (left at reset, DMA passes through)\n",
+                   t.path(m.node, path, sizeof path), t.path(m.disabled_iommu, ip, sizeof ip));
+    }
 }
 
 }  // namespace moat

@@ -6,7 +6,9 @@
 // walked once; each IOMMU's driver entry (common/registry.hpp) is looked up there, and a driver's
 // `upstream` link (a cache IPMMU's root) is parsed there, once, for everyone who needs it.
 // A master whose wiring is broken is recorded as blocked with the reason; nothing else is
-// affected, and discovery only fails when the tree itself is unusable.
+// affected, and discovery only fails when the tree itself is unusable. Only available nodes
+// count (dt::Tree::available: the node and every ancestor); a reference to a disabled IOMMU
+// is recorded as such (MasterInfo::disabled_iommu), not as broken wiring.
 #pragma once
 #include "common/fdt.hpp"
 #include "common/registry.hpp"
@@ -57,6 +59,10 @@ struct MasterInfo {
     unsigned nstreams;
     StreamRef streams[kMaxStreamsPerMaster];
     uint32_t map_mask;          // iommu-map-mask (0xffffffff if absent)
+    // An IOMMU its references name that the tree disables (node, -1: none). Such a reference
+    // is no stream: a disabled IOMMU is left at reset, which passes DMA through, and Linux reads
+    // it as "no IOMMU". Not a problem of the tree, so not counted.
+    int disabled_iommu = -1;
     char reason[dt::kErrorMax]; // why blocked
 };
 

@@ -6,6 +6,7 @@
 // the driver polls.
 #pragma once
 #include "common/fdt.hpp"
+#include "common/format.hpp"
 #include "common/irq.hpp"
 #include "common/why.hpp"
 
@@ -16,9 +17,11 @@ public:
     static constexpr unsigned kMax = 72;  // as many as discovery reads for one IOMMU
 
     // Requests `n` lines (GIC INTIDs with the tree's trigger flags) for fn(ctx). On a refusal every
-    // line already requested is given back and `why` names the line. ok with no controller.
+    // line already requested is given back and `why` names the line; the driver then polls, and
+    // says why in its description (note()). ok with no controller.
     Status request(IrqController* ic, const dt::Irq* lines, unsigned n, IrqHandler fn, void* ctx, Why& why) {
         release();
+        note_[0] = 0;
         if (!ic || n == 0) return Status::ok;
         fn_ = fn;
         ctx_ = ctx;
@@ -36,7 +39,9 @@ public:
             if (st != Status::ok) {
                 ic_ = ic;
                 release();
-                return why.set(st, "fault interrupt INTID %u refused by %s (%s)", lines[i].intid, ic->name(), to_string(st));
+                why.set(st, "fault interrupt INTID %u refused by %s (%s)", lines[i].intid, ic->name(), to_string(st));
+                format_to(note_, sizeof note_, "%s", why.text());
+                return st;
             }
             intid_[count_++] = lines[i].intid;
             ic_ = ic;
@@ -56,6 +61,18 @@ public:
         ic_ = nullptr;
     }
     bool active() const { return count_ != 0; }
+    // Why the lines are not in use although a controller was there ("" otherwise).
+    const char* note() const { return note_; }
+    // "faults by interrupt", "faults polled", or "faults polled (<note>)", into buf.
+    const char* mode(char* buf, size_t cap) const {
+        if (active()) format_to(buf, cap, "faults by interrupt");
+        else if (note_[0]) format_to(buf, cap, "faults polled (%s)", note_);
+        else format_to(buf, cap, "faults polled");
+        return buf;
+    }
+    // For a driver that gave the lines up itself (the unit would not enable them).
+    void refuse(const char* why) { release(); format_to(note_, sizeof note_, "%s", why); }
+    uint64_t deliveries() const { return deliveries_; }
     unsigned count() const { return count_; }
 
 private:
@@ -66,6 +83,7 @@ private:
     };
     static void dispatch(void* p) {
         auto* s = static_cast<Slot*>(p);
+        s->self->deliveries_++;
         s->self->fn_(s->self->ctx_);
         s->self->ic_->eoi(s->intid);
     }
@@ -73,6 +91,8 @@ private:
     IrqHandler fn_ = nullptr;
     void* ctx_ = nullptr;
     Slot slot_[kMax] = {};
+    uint64_t deliveries_ = 0;
+    char note_[96] = {};
     unsigned intid_[kMax] = {};
     unsigned count_ = 0;
 };

@@ -105,11 +105,20 @@ const char* Tree::string_at(int node, const char* pname, unsigned index) const {
     return fdt_stringlist_get(fdt_, node, pname, static_cast<int>(index), nullptr);
 }
 
-bool Tree::available(int node) const {
+bool Tree::enabled_itself(int node) const {
     int len;
     const char* s = static_cast<const char*>(prop(node, "status", &len));
     if (!s) return true;
     return len > 0 && s[len - 1] == 0 && (__builtin_strcmp(s, "okay") == 0 || __builtin_strcmp(s, "ok") == 0);
+}
+
+// As Linux's of_device_is_available() is used by the platform bus: a disabled bus takes its
+// children with it (ZCU102's usb@ff9e0000 holds a dwc3 with no `status` of its own).
+bool Tree::available(int node) const {
+    if (node < 0) return false;
+    for (int n = node; n >= 0; n = parent(n))
+        if (!enabled_itself(n)) return false;
+    return true;
 }
 
 uint32_t Tree::phandle(int node) const { return fdt_get_phandle(fdt_, node); }

@@ -86,7 +86,8 @@ public:
     bool compatible(int node, const char* compat) const;
     const char* first_compatible(int node) const;  // nullptr if none
     const char* string_at(int node, const char* name, unsigned index) const;  // stringlist entry or nullptr
-    bool available(int node) const;                // `status` absent, "okay" or "ok"
+    bool available(int node) const;                // it and every ancestor: `status` absent, "okay" or "ok"
+    bool enabled_itself(int node) const;           // its own `status` only
     uint32_t phandle(int node) const;              // 0 if none
     int node_by_phandle(uint32_t ph) const;        // <0 if none
 

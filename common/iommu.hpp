@@ -41,6 +41,7 @@ struct IommuStats {
     uint64_t commands = 0;  // every command or invalidation register write, syncs included
     uint64_t syncs = 0;     // completion waits
     uint64_t pages = 0;     // pool pages the instance holds for its own structures (stream tables, queues)
+    uint64_t interrupts = 0;  // fault interrupts taken
 };
 
 class Iommu {
@@ -53,6 +54,9 @@ public:
     virtual const char* why() const = 0;
     // What probe found, in one line without the node (the image prints "<driver>: <name> <this>").
     virtual void describe(Sink& out) const = 0;
+    // Faults arrive by interrupt (the platform has a controller and the lines were granted);
+    // otherwise only poll_faults() finds them.
+    virtual bool interrupt_driven() const { return false; }
     // One reference to this instance (the cells of an `iommus` entry, or the single stream id an
     // `iommu-map` entry gives a requester id) as the StreamId attach() takes, checked against what
     // this hardware has. Refusals go in `why`, naming the value at fault.

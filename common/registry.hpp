@@ -25,6 +25,7 @@ class IommuSet;
 class IrqController;
 class PagePool;
 struct Topology;
+struct DriverEntry;
 
 // What a reference to an IOMMU of this binding may say, from the binding alone (no hardware).
 struct BindingRules {
@@ -34,6 +35,8 @@ struct BindingRules {
     const char* id_name;            // what the first cell is called: "stream id", "uTLB"
     bool grants = false;            // paravirtual: the cell names a backend domain, whose DMA only
                                     // reaches pages granted to it (Xen's grant DMA), not a stream
+    bool no_map = false;            // `iommu-map` onto it is not supported (moat blocks such a
+                                    // master and every tool says so alike)
 };
 
 // What a probe may use. `probed` finds instances probed before this one (a cache's root).
@@ -49,12 +52,24 @@ struct ProbeEnv {
     bool block_unattached = true;  // IPMMU: keep a blocking context (see ipmmu_vmsa.hpp)
 };
 
+// What the board, not the tree, tells: an R-Car's product register (SoC and cut). The host
+// tool learns it from the user (moat-dt --soc-revision); the image reads the register.
+struct Silicon {
+    bool known = false;
+    uint32_t cut = 0;  // PRR cut: 0x00 ES1.0, 0x10 ES2.0, 0x20 ES3.0
+};
+
 struct DriverOps {
     const char* name;  // "smmu_v3": in reports, logs and the protection report
     // Builds and probes the instance of topo.iommus[index]. nullptr with `why` set on refusal.
     Iommu* (*probe)(ProbeEnv& env, unsigned index, Why& why);
     // Shuts the instance down (every stream blocked) and gives its storage back.
     void (*release)(Iommu* iommu);
+    unsigned capacity;  // instances its fixed storage holds; the probe refuses one more
+    // Whether it accepts this compatible on `si` (nullptr: the silicon does not matter). ok:
+    // accepted; not_ready: it depends on what si does not know (`why` says what it needs);
+    // anything else: refused, `why` says why. The probe itself applies the same check.
+    Status (*check_silicon)(const DriverEntry& entry, const Silicon& si, Why& why) = nullptr;
 };
 
 // Optional, per binding: the node this IOMMU forwards to and the argument of that link;

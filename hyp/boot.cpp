@@ -181,8 +181,11 @@ Outcome pci_and_selftest(const dt::Tree& t) {
     if (discover(tree, g_topo, console()) != Status::ok) unusable(tree.error());
     print_topology(tree, g_topo, console());
 
+    // Interrupts: the controller the tree names, when the arch can drive it; else every IOMMU polls.
+    IrqController* ic = hooks.interrupts_from_dt ? hooks.interrupts_from_dt(tree) : arch::irq_controller();
+
     // 4. Every IOMMU instance of every driver, then every master's references.
-    ProbeEnv env{tree, g_topo, &g_pool, arch::pa_bits(), arch::irq_controller(), &g_faults, console(), nullptr};
+    ProbeEnv env{tree, g_topo, &g_pool, arch::pa_bits(), ic, &g_faults, console(), nullptr};
     unsigned hw_problems = g_iommus.probe_all(env);
     hw_problems += g_iommus.check_masters(tree, g_topo, console());
 
@@ -195,7 +198,7 @@ Outcome pci_and_selftest(const dt::Tree& t) {
 
     // 7. The guest runs last and never returns: only when nothing before it failed.
     if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0) {
-        if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid);
+        if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid, g_faults);
         print("guest:    this arch runs no guests yet\n");
     }
 

@@ -5,7 +5,7 @@
 //
 //   1. open the device tree (refused before use when libfdt's full check fails)
 //   2. plan memory (RAM minus the image, the tree and reserved ranges) and fill the page pool
-//   3. discover every IOMMU and DMA master (one walk of the tree)
+//   3. discover every IOMMU and DMA master (one walk of the tree); start the interrupt controller
 //   4. probe every IOMMU instance of every driver (common/iommu_set.hpp), check every master's
 //      references against its instance
 //   5. enumerate PCI behind the first host bridge whose IOMMU probed, print each function's stream
@@ -13,7 +13,9 @@
 //   7. build and run the PV-IOMMU test guest (never returns), when the arch can run guests
 //   8. report and exit with a status
 #pragma once
+#include "common/fault_log.hpp"
 #include "common/fdt.hpp"
+#include "common/irq.hpp"
 #include "common/iommu.hpp"
 #include "common/page_pool.hpp"
 #include "drivers/pci/ecam.hpp"
@@ -46,9 +48,14 @@ struct ArchHooks {
     void (*console_from_dt)(const dt::Tree& t);
     // `moat.selftest=fault`: take an exception on purpose (the arch's report ends the run).
     void (*provoke_exception)();
+    // Finds and starts the interrupt controller (and a tick) the tree names; nullptr when there
+    // is none the arch can drive, and then the IOMMUs poll.
+    IrqController* (*interrupts_from_dt)(const dt::Tree& t);
     // Run the PV-IOMMU test guest with `edu` passed through and attached, through `iommu`, to its
     // default context; ends the run with the guest's verdict.
-    void (*run_pv_guest)(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid);
+    // Faults are recorded in `faults` (by interrupt when the IOMMU has one), which reports them.
+    void (*run_pv_guest)(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid,
+                         FaultLog& faults);
 };
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);

@@ -40,6 +40,46 @@ arm64_libfdt() {
   echo "install-deps: unpacked libfdt-dev:arm64 into $ARM64_SYSROOT"
 }
 
+# The device trees Linux ships for the boards moat supports, for the real-trees test tier
+# (tests/trees): ZCU102 DTBs from Debian's arm64 kernel package, the R-Car Gen3 Salvator-X/XS
+# trees compiled from linux-source-6.1 with the kernel's own include paths (Debian's kernel
+# ships no Salvator DTB). Fetched once into $TREES; never committed.
+TREES=${TREES:-$(cd "$(dirname "$0")/.." && pwd)/.deps/trees}
+SALVATOR_TREES="r8a77950-salvator-x r8a77951-salvator-x r8a77951-salvator-xs r8a77960-salvator-x r8a77960-salvator-xs
+                r8a77961-salvator-xs r8a77965-salvator-x r8a77965-salvator-xs"
+ZCU102_TREES="zynqmp-zcu102-rev1.0 zynqmp-zcu102-rev1.1"
+
+real_trees() {
+  local b missing_trees=""
+  for b in $SALVATOR_TREES $ZCU102_TREES; do [ -f "$TREES/$b.dtb" ] || missing_trees="$missing_trees $b"; done
+  [ -z "$missing_trees" ] && return 0
+  [ "${1:-}" = "--check" ] && { echo "install-deps: missing real trees:$missing_trees (into $TREES)"; return 1; }
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  local kimg; kimg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9.]*-[0-9]*-arm64\).*/\1/p' | head -n 1)
+  if [ -z "$kimg" ] || ! (cd "$tmp" && apt-get download -q "$kimg:arm64" linux-source-6.1 >"$tmp/apt.log" 2>&1); then
+    echo "install-deps: ERROR: cannot fetch ${kimg:-linux-image-*-arm64} and linux-source-6.1 from Debian's archive" >&2
+    echo "install-deps: the real-trees tier (tests/trees) will fail until they are fetched; apt said:" >&2
+    sed 's/^/  /' "$tmp/apt.log" >&2 2>/dev/null || true
+    rm -rf "$tmp"; return 1
+  fi
+  mkdir -p "$TREES" "$tmp/img" "$tmp/src"
+  dpkg-deb --fsys-tarfile "$tmp"/linux-image-*_arm64.deb | tar -x -C "$tmp/img" --wildcards '*/xilinx/zynqmp-zcu102-rev1.*.dtb'
+  for b in $ZCU102_TREES; do cp "$(find "$tmp/img" -name "$b.dtb" | head -n 1)" "$TREES/$b.dtb"; done
+  # Only the Renesas sources and the headers they include (input.h includes the uapi event codes).
+  dpkg-deb --fsys-tarfile "$tmp"/linux-source-6.1_*_all.deb | tar -x -O ./usr/src/linux-source-6.1.tar.xz |
+    tar -xJ -C "$tmp/src" --wildcards 'linux-source-6.1/arch/arm64/boot/dts/renesas/*' 'linux-source-6.1/include/dt-bindings/*' \
+        linux-source-6.1/include/uapi/linux/input-event-codes.h
+  local k="$tmp/src/linux-source-6.1"
+  for b in $SALVATOR_TREES; do
+    cpp -nostdinc -I "$k/include" -I "$k/arch/arm64/boot/dts/renesas" -undef -D__DTS__ -x assembler-with-cpp \
+        "$k/arch/arm64/boot/dts/renesas/$b.dts" -o "$tmp/$b.dts"
+    dtc -q -I dts -O dtb -o "$TREES/$b.dtb" "$tmp/$b.dts"
+  done
+  echo "$kimg $(cd "$tmp" && ls linux-source-6.1_*_all.deb)" > "$TREES/SOURCE"
+  rm -rf "$tmp"
+  echo "install-deps: real device trees from $kimg and linux-source-6.1 in $TREES"
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -47,6 +87,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   arm64_libfdt "${1:-}"
+  real_trees "${1:-}" || true  # reported above; the real-trees tier fails without them
   echo "install-deps: all dependencies present"
   exit 0
 fi
@@ -63,3 +104,4 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: installed ${missing[*]}"
 arm64_libfdt
+real_trees || true

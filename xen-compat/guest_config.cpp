@@ -21,7 +21,7 @@ constexpr SectionDef kSections[] = {
     {Section::virtio, "virtio-mmio", {"backend", "grants", "base", "irq"}, nullptr},
     {Section::pci, "pci", {"ecam", "mem", "irq"}, nullptr},
     {Section::pci_device, "pci-device", {"bdf", "backend", "grants"}, "bdf"},
-    {Section::passthrough, "passthrough", {"path", "reg", "irq"}, "path"},
+    {Section::passthrough, "passthrough", {"path", "reg", "irq", "force-assign-without-iommu"}, "path"},
 };
 
 constexpr size_t kValueMax = 512;
@@ -348,6 +348,10 @@ struct Parser {
             if (!parse_list(v, list, kGuestMaxPtIrqs, n)) return bad_value(k, v, "a list of up to 8 SPI INTIDs");
             p.nirqs = n;
             for (unsigned i = 0; i < n; i++) p.intids[i] = static_cast<uint32_t>(list[i]);
+        } else if (k.is("force-assign-without-iommu")) {
+            if (v.is("true")) p.force = true;
+            else if (v.is("false")) p.force = false;
+            else bad_value(k, v, "true or false");
         }
     }
 

@@ -106,7 +106,10 @@ void write_passthrough(Writer& w, const GuestDesc& g, const GuestPassthrough& p,
     if (h.nirqs) w.cells("interrupts", irqs, 3 * h.nirqs);
     w.end();
     int sub = host.first_subnode(h.node);
-    if (notes && ds.length()) format(*notes, "passthrough %s: not copied: %s (host phandles; the guest sees DMA as guest-physical)\n", p.host_path, dropped);
+    if (notes && ds.length())
+        format(*notes, "passthrough %s: not copied: %s (host phandles; %s)\n", p.host_path, dropped,
+               p.unconfined ? "no IOMMU moat drives confines this device: its DMA uses host-physical addresses, unconfined"
+                            : "the guest sees DMA as guest-physical");
     if (notes && sub >= 0) format(*notes, "passthrough %s: its subnodes are not copied\n", p.host_path);
 }
 

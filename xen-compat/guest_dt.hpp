@@ -98,6 +98,10 @@ struct GuestPassthrough {
     unsigned nirqs;  // 0: same INTIDs as the host; else one per host interrupt
     uint32_t intids[kGuestMaxPtIrqs];
     uint32_t line;
+    // `force-assign-without-iommu = true` (Xen's xen,force-assign-without-iommu): assign it even
+    // when no IOMMU moat drives confines its DMA. `unconfined` is set by whoever checked that.
+    bool force = false;
+    bool unconfined = false;
 };
 
 struct GuestDesc {

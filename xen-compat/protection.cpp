@@ -156,10 +156,14 @@ bool first_gap(const dt::Tree& t, const MasterInfo& m, uint32_t& rid) {
 }
 
 DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, int node, Basis basis) {
-    DeviceEntry e{node, Dma::unknown, basis, Cause::wiring_broken, master_index(topo, node), -1, 0};
+    DeviceEntry e{node, Dma::unknown, basis, Cause::wiring_broken, master_index(topo, node), -1, 0, false, Refusal::none};
     if (e.master < 0) return e;
     const MasterInfo& m = topo.masters[e.master];
     if (m.blocked) return e;
+    if (m.disabled_iommu >= 0) {
+        e.dma = Dma::unprotected, e.why = Cause::iommu_disabled;
+        return e;
+    }
     bool all_grants = true;
     for (unsigned s = 0; s < m.nstreams; s++) {
         unsigned io = m.streams[s].iommu;
@@ -167,9 +171,12 @@ DeviceEntry classify_wired(const dt::Tree& t, const Topology& topo, const Driven
         if (topo.iommus[io].grants()) continue;
         all_grants = false;
         if (!driven.has(io)) {
-            e.dma = Dma::unprotected, e.why = Cause::iommu_not_driven, e.iommu = static_cast<int>(io);
+            bool refused = io < kMaxIommus && driven.refusal[io] != Refusal::none;
+            e.dma = Dma::unprotected, e.why = refused ? Cause::iommu_refused : Cause::iommu_not_driven, e.iommu = static_cast<int>(io);
+            if (refused) e.refusal = driven.refusal[io];
             return e;
         }
+        if (driven.conditional[io]) e.conditional = true, e.iommu = static_cast<int>(io);
     }
     uint32_t rid;
     if (t.has(node, "iommu-map") && first_gap(t, m, rid)) {
@@ -189,6 +196,42 @@ DrivenSet registry_driven(const Topology& topo) {
     return d;
 }
 
+unsigned settle(const dt::Tree& t, const Topology& topo, const Silicon& si, DrivenSet& d, Sink& notes) {
+    char p[dt::kPathMax];
+    unsigned over = 0;
+    for (unsigned i = 0; i < topo.niommus && i < kMaxIommus; i++) {
+        d.refusal[i] = Refusal::none, d.conditional[i] = false;
+        const IommuInfo& io = topo.iommus[i];
+        if (!d.driven[i] || !io.driven()) continue;
+        const DriverOps& ops = *io.driver->ops;
+        unsigned before = 0;  // instances of this driver ahead of it in the tree, as probe_all takes them
+        for (unsigned k = 0; k < i; k++) before += topo.iommus[k].driven() && topo.iommus[k].driver->ops == &ops;
+        Why why;
+        if (before >= ops.capacity) {
+            d.driven[i] = false, d.refusal[i] = Refusal::capacity, over++;
+            format(notes, "%s: %s: more than %u instances; moat's storage holds %u, so it is refused and its masters stay untranslated\n",
+                   ops.name, t.path(io.node, p, sizeof p), ops.capacity, ops.capacity);
+        } else if (ops.check_silicon) {
+            Status st = ops.check_silicon(*io.driver, si, why);
+            if (st == Status::not_ready) d.conditional[i] = true;
+            else if (st != Status::ok) {
+                d.driven[i] = false, d.refusal[i] = Refusal::silicon;
+                format(notes, "%s: %s: refused on this silicon: %s\n", ops.name, t.path(io.node, p, sizeof p), why.text());
+            }
+        }
+    }
+    // An instance cannot probe without its upstream (a cache without its root).
+    for (unsigned i = 0; i < topo.niommus && i < kMaxIommus; i++) {
+        int up = topo.iommus[i].upstream_node >= 0 ? topo.iommu_index(topo.iommus[i].upstream_node) : -1;
+        if (!d.driven[i] || up < 0 || d.driven[up]) continue;
+        d.driven[i] = false, d.refusal[i] = Refusal::root_not_driven;
+        char rp[dt::kPathMax];
+        format(notes, "%s: %s: its root %s is not driven by moat, so neither is it\n", topo.iommus[i].driver->driver(),
+               t.path(topo.iommus[i].node, p, sizeof p), t.path(topo.iommus[up].node, rp, sizeof rp));
+    }
+    return over;
+}
+
 const DeviceEntry* ProtectionReport::find(int node) const {
     for (unsigned i = 0; i < count; i++)
         if (devices[i].node == node) return &devices[i];
@@ -203,7 +246,7 @@ Status classify(const dt::Tree& t, const Topology& topo, const DrivenSet& driven
     for (int n = t.next_node(0, &depth); n >= 0 && depth > 0; n = t.next_node(n, &depth)) {
         Basis basis;
         if (!in_scope(t, n) || !master_basis(t, n, basis)) continue;
-        DeviceEntry e{n, Dma::unprotected, basis, Cause::no_iommu, -1, -1, 0};
+        DeviceEntry e{n, Dma::unprotected, basis, Cause::no_iommu, -1, -1, 0, false, Refusal::none};
         if (basis == Basis::iommus || basis == Basis::iommu_map) e = classify_wired(t, topo, driven, n, basis);
         else if (basis == Basis::registers) e.dma = Dma::unknown, e.why = Cause::no_heuristic;
         if (out.count == kMaxReportDevices) {
@@ -224,6 +267,32 @@ const char* to_string(Dma d) {
     case Dma::unknown: return "unknown";
     }
     return "?";
+}
+
+const char* state_name(const DeviceEntry& e) {
+    switch (e.why) {
+    case Cause::driven_iommu: return "protected (moat drives the IOMMU)";
+    case Cause::grant_dma: return "protected (Xen grant DMA)";
+    case Cause::iommu_not_driven: return "unprotected: IOMMU left to its owner";
+    case Cause::iommu_disabled: return "unprotected: IOMMU disabled in the tree";
+    case Cause::iommu_refused:
+        if (e.refusal == Refusal::capacity) return "IOMMU refused: past moat's capacity";
+        if (e.refusal == Refusal::root_not_driven) return "unprotected: its root IOMMU is not driven";
+        return "IOMMU refused on this silicon";
+    case Cause::wiring_broken: return "wiring broken: device left blocked";
+    case Cause::map_gap: return "unprotected: iommu-map leaves requester ids out";
+    case Cause::no_iommu: return "unprotected: no IOMMU";
+    case Cause::no_heuristic: return "unknown";
+    }
+    return "?";
+}
+
+void describe_condition(const Topology& topo, const DeviceEntry& e, Sink& out) {
+    if (!e.conditional || e.iommu < 0) return;
+    const IommuInfo& io = topo.iommus[e.iommu];
+    Why why;
+    if (io.driven() && io.driver->ops->check_silicon && io.driver->ops->check_silicon(*io.driver, Silicon{}, why) == Status::not_ready)
+        format(out, "%s", why.text());
 }
 
 const char* to_string(Basis b) {
@@ -255,6 +324,11 @@ void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry&
         format(out, "every stream goes through %s, which moat drives (%s)", t.path(io->node, p, sizeof p),
                io->driven() ? io->driver->driver() : "by request");
         if (others) format(out, ", and %u more driven IOMMU%s", others, others > 1 ? "s" : "");
+        if (e.conditional) {
+            format(out, "; only on ");
+            describe_condition(topo, e, out);
+            format(out, ": state it with --soc-revision");
+        }
         return;
     }
     case Cause::grant_dma:
@@ -264,6 +338,22 @@ void describe_reason(const dt::Tree& t, const Topology& topo, const DeviceEntry&
     case Cause::iommu_not_driven:
         format(out, "behind %s (%s), which moat does not drive: its DMA is whatever that IOMMU's owner allows",
                t.path(io->node, p, sizeof p), io->compatible ? io->compatible : "no compatible");
+        return;
+    case Cause::iommu_disabled: {
+        const MasterInfo& m = topo.masters[e.master];
+        format(out, "its IOMMU %s is disabled in the tree: left at reset, it passes DMA through untranslated",
+               t.path(m.disabled_iommu, p, sizeof p));
+        return;
+    }
+    case Cause::iommu_refused:
+        t.path(io->node, p, sizeof p);
+        if (e.refusal == Refusal::capacity)
+            format(out, "behind %s, past the %s driver's %u instances: refused, DMA untranslated", p, io->driver->driver(),
+                   io->driver->ops->capacity);
+        else if (e.refusal == Refusal::root_not_driven)
+            format(out, "behind %s, whose root moat does not drive: the cache cannot translate for moat", p);
+        else
+            format(out, "behind %s, which the %s driver refuses on this silicon: DMA untranslated", p, io->driver->driver());
         return;
     case Cause::wiring_broken:
         if (e.master >= 0) format(out, "IOMMU wiring broken, left blocked: %s", topo.masters[e.master].reason);

@@ -27,14 +27,32 @@
 
 namespace moat::xen {
 
+// Why moat does not drive an IOMMU it was asked to (DrivenSet::refusal).
+enum class Refusal : uint8_t {
+    none,
+    silicon,          // the driver refuses it on this silicon (check_silicon; the probe does the same)
+    capacity,         // more instances than the driver's storage holds: the probe refuses it
+    root_not_driven,  // an instance whose upstream (a cache IPMMU's root) moat does not drive
+};
+
 // The IOMMUs (indices into Topology::iommus) whose translation moat owns.
 struct DrivenSet {
     bool driven[kMaxIommus] = {};
+    Refusal refusal[kMaxIommus] = {};  // why an IOMMU asked for is not driven after settle()
+    bool conditional[kMaxIommus] = {};  // driven only if the silicon passes (it was not stated)
     bool has(unsigned iommu) const { return iommu < kMaxIommus && driven[iommu]; }
 };
 
 // Every IOMMU whose compatible a driver in the registry knows: the default for dom0.
 DrivenSet registry_driven(const Topology& topo);
+
+// The one decision of what moat drives, for every tool (report, check, dom0, guest) and as the
+// image's probe decides it: from `requested`, takes out what the driver would refuse on `si`
+// (or marks it conditional when si does not say), what is past the driver's capacity (in tree
+// order, as the probe takes its storage), and instances whose upstream is not driven.
+// Each one taken out is one line on `notes`, naming the node. Returns how many were past capacity
+// (an error: the tree has more units than moat can hold).
+unsigned settle(const dt::Tree& t, const Topology& topo, const Silicon& si, DrivenSet& requested, Sink& notes);
 
 enum class Dma : uint8_t {
     protected_dma,  // every stream goes through an IOMMU moat drives (or Xen grants)
@@ -49,6 +67,8 @@ enum class Cause : uint8_t {
     driven_iommu,      // all streams through driven IOMMUs
     grant_dma,         // behind xen,grant-dma: the backend only reaches pages granted to it
     iommu_not_driven,  // `iommu` names an IOMMU moat does not drive
+    iommu_disabled,    // its IOMMU is disabled in the tree: left at reset, DMA passes through
+    iommu_refused,     // `iommu` would be driven, but the driver refuses it (DrivenSet::refusal)
     wiring_broken,     // discovery blocked it; the master's reason says why
     map_gap,           // iommu-map leaves requester id `detail` (and maybe more) untranslated
     no_iommu,          // a DMA master with neither `iommus` nor `iommu-map`
@@ -63,6 +83,8 @@ struct DeviceEntry {
     int master;       // index into Topology::masters, -1 when not a wired master
     int iommu;        // the IOMMU the reason names (index into Topology::iommus), -1 if none
     uint32_t detail;  // Cause::map_gap: the first requester id left out
+    bool conditional; // protected only if the silicon passes the driver's check (not stated)
+    Refusal refusal;  // Cause::iommu_refused: why the driver does not take `iommu`
 };
 
 constexpr unsigned kMaxReportDevices = 256;
@@ -80,6 +102,10 @@ struct ProtectionReport {
 Status classify(const dt::Tree& t, const Topology& topo, const DrivenSet& driven, ProtectionReport& out);
 
 const char* to_string(Dma d);
+// The state, named for what it is: "protected (moat drives the IOMMU)", "unprotected: no IOMMU"...
+const char* state_name(const DeviceEntry& e);
+// The condition a conditional entry's protection holds under ("R-Car H3 ES3.0 or later"), or "".
+void describe_condition(const Topology& topo, const DeviceEntry& e, Sink& out);
 const char* to_string(Basis b);
 
 // One line, no newline: why the device is in its class ("behind /soc/iommu@... (arm,smmu-v3)").

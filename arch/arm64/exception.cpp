@@ -1,5 +1,6 @@
 // Unexpected exceptions at EL2: report the syndrome and end the run with a non-zero status.
 #include "arch/arm64/esr.hpp"
+#include "arch/arm64/gic_v3.hpp"
 #include "arch/arm64/trap.hpp"
 #include "arch/cpu.hpp"
 #include "common/format.hpp"
@@ -52,6 +53,14 @@ const char* const kVectorNames[16] = {
 }  // namespace
 
 extern "C" void el2_trap(Frame* f, uint64_t vector) {
+    // IRQs, taken at EL2 (moat waiting with PSTATE.I clear) or from the guest (HCR_EL2.IMO):
+    // one acknowledged and handled, then back to what was interrupted.
+    if (vector == 5 || vector == 9 || vector == 13) {
+        if (moat::arch::GicV3* g = moat::arch::gic()) {
+            (void)g->dispatch();
+            return;
+        }
+    }
     uint64_t esr;
     asm volatile("mrs %0, esr_el2" : "=r"(esr));
     if (vector >= 8 && vector < 16 && moat::arch::g_guest_handler)

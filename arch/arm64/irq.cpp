@@ -1,9 +1,3 @@
-// The arm64 interrupt controller seam. No controller is driven yet: drivers see nullptr and poll
-// their fault and event registers. The GICv3 driver will return itself here once initialized.
+// The arm64 interrupt controller seam: arch::irq_controller() is the GICv3 once the boot flow's
+// hook has initialised it (arch/arm64/gic_v3.cpp), and nullptr before (drivers then poll).
 #include "arch/irq.hpp"
-
-namespace moat::arch {
-
-IrqController* irq_controller() { return nullptr; }
-
-}  // namespace moat::arch

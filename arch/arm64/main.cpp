@@ -2,6 +2,7 @@
 // early console), then the portable flow (hyp/boot.hpp) with the arm64 hooks it asks for.
 #include "arch/arm64/board.hpp"
 #include "arch/arm64/console_select.hpp"
+#include "arch/arm64/gic_v3.hpp"
 #include "arch/arm64/mmu.hpp"
 #include "arch/arm64/pv_guest.hpp"
 #include "arch/cpu.hpp"
@@ -31,7 +32,7 @@ void provoke_exception() {
     print("selftest: read returned 0x%lx, no exception\n", v);
 }
 
-constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &run_pv_guest};
+constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &arch::interrupts_from_dt, &run_pv_guest};
 
 }  // namespace
 

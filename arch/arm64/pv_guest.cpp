@@ -22,7 +22,7 @@ namespace {
 
 constexpr uint64_t kGuestRam = 16 * MiB;
 constexpr uint64_t kDtbOffset = kGuestRam - 64 * KiB;   // the guest's tree at the top of its RAM
-constexpr unsigned kMaxFaultLinesPerCall = 4;           // a guest cannot flood the console
+constexpr unsigned kMaxFaultLinesPerCall = 4;           // per second: a guest cannot flood the console
 constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};   // SMCCC's NOT_SUPPORTED, -1 (docs/hardware.md §4.7)
 
 struct State {
@@ -30,7 +30,8 @@ struct State {
     xen::PvIommuGuest* guest = nullptr;
     Iommu* iommu = nullptr;
     PagePool* pool = nullptr;
-    FaultLog faults;
+    FaultLog* faults = nullptr;
+    uint64_t faults_before = 0;
     uint64_t calls = 0, preemptions = 0;
     size_t pool_before = 0;
 };
@@ -40,25 +41,20 @@ alignas(8) uint8_t g_guest_dtb[64 * KiB];
 xen::GuestDesc g_desc;
 hyp::GuestConsole* g_console;  // the guest's vPL011, emulated: its lines come out as "(d1) ..."
 
-void report_faults() {
-    uint64_t before = g.faults.total();
-    g.iommu->poll_faults(g.faults);
-    uint64_t n = g.faults.total() - before;
-    if (!n) return;
-    unsigned show = static_cast<unsigned>(min<uint64_t>(n, kMaxFaultLinesPerCall));
-    g.faults.print(console(), g.faults.size() - static_cast<unsigned>(min<uint64_t>(n, g.faults.size())), show, "moat: ");
-    if (n > show) print("moat: ... and %lu more faults\n", n - show);
-}
+// What the interrupt did not already bring in; the log prints each record as it comes.
+void report_faults() { g.iommu->poll_faults(*g.faults); }
 
 // The guest is gone (it exited, or was stopped): its console's last line, its contexts torn down
 // (streams detached, tables freed, or quarantined and reported), and whether every page is back.
 bool tear_down(const char* how) {
     if (g_console->pending()) g_console->flush();
     report_faults();
+    g.faults->flush_suppressed();
+    g.faults->report_to(nullptr, nullptr);
     g.guest->~PvIommuGuest();
     print("moat: guest %s after %lu iommu_op calls (%lu continued); "
           "%lu DMA faults reported; page pool %zu pages in use (%zu before the guest's contexts)\n",
-          how, g.calls, g.preemptions, g.faults.total(), g.pool->used_pages(), g.pool_before);
+          how, g.calls, g.preemptions, g.faults->total() - g.faults_before, g.pool->used_pages(), g.pool_before);
     IoDomain::Quarantine q = IoDomain::quarantine();
     if (q.domains)
         print("moat: %lu DMA domain(s) quarantined: the IOMMU did not confirm their teardown; %lu table "
@@ -150,9 +146,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
 
 }  // namespace
 
-[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid) {
+[[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid,
+                               FaultLog& faults) {
     static arch::Vm vm(pool);
     g.iommu = &smmu;
+    g.faults = &faults;
+    g.faults_before = faults.total();
+    faults.report_to(&console(), "moat: ", ReportPolicy{kMaxFaultLinesPerCall, 1000 * 1000 * 1000});
     g.pool = &pool;
     uint64_t guest_bytes = static_cast<uint64_t>(test_guest_end - test_guest_start);
     Status st = vm.create(xen::layout::kRam0Base, kGuestRam);

@@ -66,6 +66,12 @@ void irq_restore(IrqFlags was_masked) {
 
 bool irqs_masked() { return t_masked; }
 
+void wait_for_interrupt() {
+    IrqFlags was = irq_save();
+    irq_restore(false);
+    irq_restore(was);
+}
+
 IrqController* irq_controller() { return g_controller.load(std::memory_order_acquire); }
 
 namespace host {

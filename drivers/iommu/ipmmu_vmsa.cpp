@@ -149,12 +149,9 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         ready_ = true;
         // The root's lines report every context's faults (IMCTR.INTEN is set per context).
         if (cfg.irq && cfg.faults && cfg.irqs) {
-            Status st = irqs_.request(cfg.irq, cfg.irqs, cfg.nirqs, &IpmmuVmsa::on_irq, this, why_);
-            if (st != Status::ok) {
-                shutdown();
-                return st;
-            }
-            irqs_.enable();
+            // A refused line leaves the root polling (describe() says why): it still translates.
+            Why refused;
+            if (irqs_.request(cfg.irq, cfg.irqs, cfg.nirqs, &IpmmuVmsa::on_irq, this, refused) == Status::ok) irqs_.enable();
         }
         return Status::ok;
     }

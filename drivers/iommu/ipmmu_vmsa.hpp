@@ -92,7 +92,7 @@ public:
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
 
     bool ready() const { return ready_; }
-    bool interrupt_driven() const { return root_ && root_->irqs_.active(); }
+    bool interrupt_driven() const override { return root_ && root_->irqs_.active(); }
     bool is_root() const { return root_ == this; }
     IpmmuVmsa* root() const { return root_; }
     unsigned main_bit() const { return cfg_.main_bit; }
@@ -109,7 +109,8 @@ public:
     unsigned poll_faults(FaultLog& log) override;
     // Counted once per root: its caches report the same numbers (the root does the waiting).
     IommuStats stats() const override {
-        return root_ ? IommuStats{root_->commands_, root_->syncs_, is_root() ? block_pages_ : 0} : IommuStats{};
+        return root_ ? IommuStats{root_->commands_, root_->syncs_, is_root() ? block_pages_ : 0, root_->irqs_.deliveries()}
+                     : IommuStats{};
     }
 
     // The root context a domain uses, or kNoContext.

@@ -82,6 +82,19 @@ Iommu* probe_ipmmu(ProbeEnv& env, unsigned index, Why& why) {
     return u;
 }
 
+// The product register's cut decides on H3 and M3-W (IpmmuVmsa::check_soc, which the root's
+// probe runs on the register itself).
+Status check_ipmmu_silicon(const DriverEntry& entry, const Silicon& si, Why& why) {
+    const auto* soc = static_cast<const ipmmu::Soc*>(entry.data);
+    if (!soc) return why.set(Status::unsupported, "%s is not an R-Car Gen3 IPMMU this driver supports", entry.compatible);
+    if (!si.known)
+        return soc->needs_es3 && !soc->only_es3 ? why.set(Status::not_ready, "%s ES3.0 or later (the tree cannot say which cut the SoC is)", soc->name)
+                              : Status::ok;
+    char text[dt::kErrorMax];
+    Status st = IpmmuVmsa::check_soc(entry.compatible, (soc->product << 8) | (si.cut & 0xff), text, sizeof text);
+    return st == Status::ok ? Status::ok : why.set(st, "%s", text);
+}
+
 void release_ipmmu(Iommu* i) {
     auto* u = static_cast<IpmmuVmsa*>(i);
     u->shutdown();
@@ -127,12 +140,12 @@ Status ipmmu_main(const dt::Tree& t, int node, int& root, uint32_t& bit, Why& wh
 
 void IpmmuVmsa::describe(Sink& out) const {
     if (is_root()) {
-        char blocking[48] = "";
+        char blocking[48] = "", mode[128];
         if (blocking_context() != kNoContext)
             format_to(blocking, sizeof blocking, ", context %u blocks unattached masters", blocking_context());
         moat::format(out, "root: %s; %u contexts, context 0 reserved%s, %u free; %s; %s", soc(), ipmmu::kContexts, blocking,
                      contexts_free(), format() == Format::stage2 ? "stage-2 tables (IMSAUXCTLR.S2PTE, VA64)" : "32-bit LPAE stage-1 tables",
-                     interrupt_driven() ? "faults by interrupt" : "faults polled");
+                     irqs_.mode(mode, sizeof mode));
         return;
     }
     moat::format(out, "cache -> root %s bit %u; masters on uTLBs", root()->name(), main_bit());
@@ -150,6 +163,6 @@ Status IpmmuVmsa::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why
     return Status::ok;
 }
 
-const DriverOps kIpmmuOps = {"ipmmu_vmsa", &probe_ipmmu, &release_ipmmu};
+const DriverOps kIpmmuOps = {"ipmmu_vmsa", &probe_ipmmu, &release_ipmmu, kMaxIpmmus, &check_ipmmu_silicon};
 
 }  // namespace moat

@@ -120,10 +120,11 @@ struct Soc {
     const char* name;
     uint32_t product;  // PRR product field
     bool needs_es3;    // stage-2 tables (and the Xen way of sharing them) only from ES3.0
+    bool only_es3 = false;  // the part exists only as ES3.0 and later: its compatible says the cut
 };
 constexpr Soc kSocH3{"R-Car H3", prr::kH3, true};
 constexpr Soc kSocM3W{"R-Car M3-W", prr::kM3W, true};
-constexpr Soc kSocM3WPlus{"R-Car M3-W+", prr::kM3W, true};
+constexpr Soc kSocM3WPlus{"R-Car M3-W+", prr::kM3W, true, true};  // M3-W+ (r8a77961) is M3-W ES3.0
 constexpr Soc kSocM3N{"R-Car M3-N", prr::kM3N, false};
 
 }  // namespace moat::ipmmu

@@ -14,9 +14,10 @@ namespace moat {
 
 namespace {
 
-// R-Car Gen3 IPMMUs name 48 uTLBs; Gen4 has 64 (docs/hardware.md §1.1).
-constexpr BindingRules kIpmmuGen3{1, 1, 47, 0, "uTLB"};
-constexpr BindingRules kIpmmuGen4{1, 1, 63, 0, "uTLB"};
+// R-Car Gen3 IPMMUs name 48 uTLBs; Gen4 has 64 (docs/hardware.md §1.1). Linux's binding lets a
+// PCIe host bridge reach an IPMMU through iommu-map (requester id -> uTLB); moat does not yet.
+constexpr BindingRules kIpmmuGen3{1, 1, 47, 0, "uTLB", false, true};
+constexpr BindingRules kIpmmuGen4{1, 1, 63, 0, "uTLB", false, true};
 constexpr BindingRules kSmmuV3{1, 1, 0xffffffffu, 0, "stream id"};
 constexpr BindingRules kSmmuV2{1, 2, 0xffff, 0xffff, "stream id"};
 // Xen's grant DMA: the cell is the backend's domid, below DOMID_FIRST_RESERVED (0x7ff0).

@@ -172,16 +172,12 @@ Status SmmuV2::probe(const Config& cfg) {
         st = probe_locked(cfg);
     }
     // Global and context fault reporting (sCR0.GFIE, SCTLR.CFIE) is on already; the lines only
-    // need a handler, bound outside the lock the handler takes. A refused line fails the probe,
-    // with every stream still faulting.
+    // need a handler, bound outside the lock the handler takes.
     if (st != Status::ok || !cfg.irq || !cfg.faults || !cfg.irqs) return st;
-    st = irqs_.request(cfg.irq, cfg.irqs, cfg.global_irqs + cfg.context_irqs, &SmmuV2::on_irq, this, why_);
-    if (st != Status::ok) {
-        IrqLockGuard g(lock_);
-        ready_ = false;
-        return st;
-    }
-    irqs_.enable();
+    // A refused line leaves the SMMU polling (describe() says why): it still translates.
+    Why refused;
+    if (irqs_.request(cfg.irq, cfg.irqs, cfg.global_irqs + cfg.context_irqs, &SmmuV2::on_irq, this, refused) == Status::ok)
+        irqs_.enable();
     return Status::ok;
 }
 

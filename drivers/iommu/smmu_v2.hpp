@@ -95,11 +95,11 @@ public:
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
     unsigned poll_faults(FaultLog& log) override;
-    IommuStats stats() const override { return IommuStats{commands_, syncs_}; }
+    IommuStats stats() const override { return IommuStats{commands_, syncs_, 0, irqs_.deliveries()}; }
 
     // What probe found, for reports and tests.
     bool ready() const { return ready_; }
-    bool interrupt_driven() const { return irqs_.active(); }
+    bool interrupt_driven() const override { return irqs_.active(); }
     unsigned page_size() const { return 1u << page_shift_; }
     unsigned num_banks() const { return numcb_; }
     unsigned num_s2_only_banks() const { return nums2cb_; }

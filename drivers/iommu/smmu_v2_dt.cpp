@@ -68,10 +68,11 @@ Status SmmuV2::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& w
 }
 
 void SmmuV2::describe(Sink& out) const {
+    char mode[128];
     format(out, "enabled: %s, %u context banks (%u stage-2 only), %u stream match entries, %u-bit stream ids, %s walks, "
                 "%s, every stream faults until attached",
            cfg_.mmu500 ? "MMU-500" : "SMMUv2", numcb_, nums2cb_, numsmrg_, numsidb_, coherent_ ? "coherent" : "non-coherent",
-           irqs_.active() ? "faults by interrupt" : "faults polled");
+           irqs_.mode(mode, sizeof mode));
 }
 
 namespace {
@@ -99,6 +100,6 @@ void release_smmu_v2(Iommu* i) {
 
 }  // namespace
 
-const DriverOps kSmmuV2Ops = {"smmu_v2", &probe_smmu_v2, &release_smmu_v2};
+const DriverOps kSmmuV2Ops = {"smmu_v2", &probe_smmu_v2, &release_smmu_v2, kMaxSmmuV2};
 
 }  // namespace moat

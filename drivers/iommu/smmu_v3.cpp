@@ -204,7 +204,7 @@ Status SmmuV3::probe(const Config& cfg) {
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn);
     if (st == Status::ok) st = write_cr0(cr0::kCmdqEn | cr0::kEventqEn | cr0::kSmmuEn);
     if (st != Status::ok) why_.set(st, "enabling failed: %s (%lu command errors)", to_string(st), cmd_errors_);
-    if (st == Status::ok) st = request_irqs();  // says why itself (the line, the controller)
+    if (st == Status::ok) st = request_irqs();  // a refused line means polling, not failure
     if (st != Status::ok) {
         release_irqs();
         (void)write_cr0(0);
@@ -564,11 +564,16 @@ Status SmmuV3::request_irqs() {
     if (cfg_.eventq.intid) lines[n++] = cfg_.eventq, en |= irq_ctrl::kEventqIrqen;
     if (cfg_.gerror.intid) lines[n++] = cfg_.gerror, en |= irq_ctrl::kGerrorIrqen;
     if (n == 0) return Status::ok;
-    Status st = irqs_on_.request(cfg_.irq, lines, n, &SmmuV3::on_irq, this, why_);
-    if (st != Status::ok) return st;
+    // A line the controller refuses leaves this SMMU polling, and describe() says why: the unit
+    // still translates, and its faults are still found.
+    Why refused;
+    if (irqs_on_.request(cfg_.irq, lines, n, &SmmuV3::on_irq, this, refused) != Status::ok) return Status::ok;
     wr32(Reg32::IRQ_CTRL, en);
-    st = wait_until(kTimeoutNs, [&] { return rd32(Reg32::IRQ_CTRLACK) == en; });
-    if (st != Status::ok) return why_.set(st, "IRQ_CTRLACK did not follow IRQ_CTRL = 0x%x", en);
+    if (wait_until(kTimeoutNs, [&] { return rd32(Reg32::IRQ_CTRLACK) == en; }) != Status::ok) {
+        wr32(Reg32::IRQ_CTRL, 0);
+        irqs_on_.refuse("IRQ_CTRLACK did not follow IRQ_CTRL");
+        return Status::ok;
+    }
     irqs_on_.enable();
     return Status::ok;
 }
@@ -590,11 +595,12 @@ void SmmuV3::on_irq(void* self) {
 // ---------------------------------------------------------------- the driver contract
 
 void SmmuV3::describe(Sink& out) const {
+    char mode[128];
     format(out, "enabled: stage 1 %s, stage 2 %s, OAS %u bits, %s walks, %s invalidation, %s stream table (%u ids), "
                 "%s, every stream aborts until attached",
            caps_.stage1 ? "yes" : "no", caps_.stage2 ? "yes" : "no", caps_.oas, caps_.coherent_walk ? "coherent" : "non-coherent",
            caps_.range_invalidation ? "range" : "per-page", two_level_ ? "2-level" : "linear", 1u << st_log2_,
-           irqs_on_.active() ? "faults by interrupt" : "faults polled");
+           irqs_on_.mode(mode, sizeof mode));
 }
 
 // One cell: the stream id, which must fit the stream table probe sized.
@@ -663,6 +669,6 @@ void release_smmu_v3(Iommu* i) {
 
 }  // namespace
 
-const DriverOps kSmmuV3Ops = {"smmu_v3", &probe_smmu_v3, &release_smmu_v3};
+const DriverOps kSmmuV3Ops = {"smmu_v3", &probe_smmu_v3, &release_smmu_v3, kMaxSmmuV3};
 
 }  // namespace moat

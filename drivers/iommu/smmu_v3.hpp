@@ -52,14 +52,14 @@ public:
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
     // Interrupts taken (event queue and global errors), and whether the lines are in use.
     uint64_t interrupts() const { return irqs_; }
-    bool interrupt_driven() const { return irqs_on_.active(); }
+    bool interrupt_driven() const override { return irqs_on_.active(); }
     Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
     unsigned poll_faults(FaultLog& log) override;
 
-    IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_}; }
+    IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_, irqs_on_.deliveries()}; }
     // Counters a test or benchmark reads.
     uint64_t commands_issued() const { return commands_; }
     uint64_t syncs_issued() const { return syncs_; }

@@ -10,6 +10,19 @@ expect_rc 0
 expect_line "pci:      00:01.0 1234:11e8 class 00ff00, requester id 0x0008 -> stream 0x8"
 expect_line "smmu_v3:  smmuv3@9050000 enabled: stage 1 yes"
 expect_line "every stream aborts until attached"
+expect_line "gicv3:    distributor 0x8000000 (256 lines), redistributor 0x80a0000; interrupts on at EL2"
+expect_line "timer:    CNTHP tick at 100 Hz on INTID 26"
+expect_line "faults by interrupt, every stream aborts until attached"
+expect_line "ok     DMA to unmapped IOVA 0x2000000 while the CPU waits in wfi: reported by the IOMMU's interrupt ("
+expect_line "ok     a device faulting in a loop (40 DMAs, 64 faults): 8 lines, then one line for the 56 suppressed"
+expect_line "storm: fault: 56 more faults suppressed (at most 8 lines per 60000 ms)"
+expect_line "storm: fault: smmuv3@9050000 stream 0x8: 64 faults in one window; quarantine asked by policy"
+expect_line "ok     the policy quarantined stream 0x8 after 64 faults: its later DMAs were blocked"
+expect_line "ok     stream 0x8 attached again once the storm is over"
+expect_line "ok     after the storm: DMA through IOVA 0x1001000 lands again"
+if [ "$(grep -c '^  storm: fault: smmuv3@9050000 stream 0x8 write at 0x200000' "$LOG")" -ne 8 ]; then
+    echo "FAIL: the storm printed other than 8 fault lines"; failures=$((failures + 1))
+fi
 expect_line "ok     edu answers (id 0x010000ed, liveness)"
 expect_line "ok     DMA RAM -> edu -> RAM through IOVA 0x1000000 and 0x1001000: all 2048 bytes arrived"
 expect_line "fault: smmuv3@9050000 stream 0x8 write at 0x2000000: translation fault (F_TRANSLATION, code 0x10)"

@@ -54,13 +54,15 @@ TEST(Discovery, FindsIommusAndTheirMasters) {
     EXPECT_EQ(pcie->streams[1].sid, 0x20000u);
     EXPECT_EQ(pcie->map_mask, 0xfff8u);
 
-    // A master behind a disabled IOMMU is blocked and said so.
+    // A master behind a disabled IOMMU is not broken: that IOMMU is left at reset and passes
+    // its DMA through (Linux: "no IOMMU"), so it has no stream and is no problem.
     const MasterInfo* orphan = master(t, topo, "/soc/orphan@ee400000");
     ASSERT_NE(orphan, nullptr);
-    EXPECT_TRUE(orphan->blocked);
-    EXPECT_EQ(topo.problems, 1u);
-    EXPECT_NE(report.text.find("/soc/orphan@ee400000: iommus entry 0: /soc/iommu@fe000000 is not a usable IOMMU; device left blocked"),
-              std::string::npos) << report.text;
+    EXPECT_FALSE(orphan->blocked);
+    EXPECT_EQ(orphan->nstreams, 0u);
+    EXPECT_EQ(orphan->disabled_iommu, t.find_path("/soc/iommu@fe000000"));
+    EXPECT_EQ(topo.problems, 0u);
+    EXPECT_EQ(report.text.find("orphan"), std::string::npos) << report.text;
 
     StringSink out;
     print_topology(t, topo, out);
@@ -110,3 +112,44 @@ TEST(Discovery, UnopenedTreeIsUnusable) {
 }
 
 }  // namespace
+
+// Interrupts the tree gets wrong cost the IOMMU its lines, not its masters: it is kept, polls,
+// and the problem is said once, naming the node.
+TEST(Discovery, WrongInterruptCellsLeaveTheIommuWithoutInterrupts) {
+    auto blob = load_dtb("bad_irq");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    ASSERT_EQ(topo.niommus, 1u);
+    EXPECT_EQ(topo.iommus[0].nirqs, 0u);
+    EXPECT_EQ(topo.problems, 1u);
+    EXPECT_EQ(report.text, "dt: /iommu@9050000: interrupts is 20 bytes, not a multiple of #interrupt-cells (3); its "
+                           "interrupts are ignored: it will poll for faults\n");
+    const MasterInfo* dma = master(t, topo, "/dma@9100000");
+    ASSERT_NE(dma, nullptr);
+    EXPECT_FALSE(dma->blocked);
+    ASSERT_EQ(dma->nstreams, 1u);
+    EXPECT_EQ(dma->streams[0].sid, 0x20u);
+}
+
+// iommu-map onto an IPMMU (Linux's binding allows it for R-Car PCIe) is not supported: the bridge
+// is blocked with one reason, and the protection report gives that same reason.
+TEST(Discovery, IommuMapOntoAnIpmmuIsUnsupportedAndReportedAlike) {
+    auto blob = load_dtb("ipmmu_pcie_map");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    const char* why = "/soc/pcie@fe000000: iommu-map entry 0: iommu-map onto /soc/iommu@e6570000 (Renesas IPMMU-VMSA "
+                      "(R-Car H3)) is not supported";
+    EXPECT_EQ(report.text, std::string("dt: ") + why + "; device left blocked\n");
+    const MasterInfo* pcie = master(t, topo, "/soc/pcie@fe000000");
+    ASSERT_NE(pcie, nullptr);
+    EXPECT_TRUE(pcie->blocked);
+    EXPECT_EQ(pcie->nstreams, 0u);
+    EXPECT_STREQ(pcie->reason, why);
+    EXPECT_EQ(topo.problems, 1u);
+}

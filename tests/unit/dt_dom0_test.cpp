@@ -161,11 +161,11 @@ TEST(DtDom0, SalvatorXDropsEveryIpmmuAndTheAudioDmacForcesDirectMapping) {
     std::string why;
     XenfeatDecision d = decide(f, &why);
     EXPECT_EQ(d.feature, kXenfeatDirectMapped);
-    EXPECT_EQ(d.unprotected, 1u);
-    EXPECT_EQ(why, "XENFEAT_direct_mapped (17): 1 of the 6 DMA masters dom0 sees reach memory without an IOMMU moat drives "
-                   "(1 unprotected, 0 unknown), namely /soc/dma-controller@ec700000: DMA engine (#dma-cells) without iommus: "
-                   "it reaches memory untranslated; their DMA uses the addresses dom0 programs as machine addresses, so dom0 "
-                   "must be mapped 1:1 (gfn == mfn)");
+    EXPECT_EQ(d.unprotected, 2u);  // the xHCI and the audio DMAC have no IPMMU on H3
+    EXPECT_EQ(why, "XENFEAT_direct_mapped (17): 2 of the 7 DMA masters dom0 sees reach memory without an IOMMU moat drives "
+                   "(2 unprotected, 0 unknown), first /soc/usb@ee000000: known bus master (renesas,xhci-r8a7795) without "
+                   "iommus: it reaches memory untranslated; their DMA uses the addresses dom0 programs as machine addresses, "
+                   "so dom0 must be mapped 1:1 (gfn == mfn)");
 }
 
 TEST(DtDom0, KeepingAnIpmmuRootWhileHidingItsCachesIsReported) {

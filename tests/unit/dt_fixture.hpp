@@ -12,7 +12,9 @@
 
 inline std::vector<uint64_t> load_dtb(const std::string& name) {
     const char* dir = std::getenv("MOAT_TESTDATA");
-    std::string path = std::string(dir ? dir : "build/host/testdata") + "/" + name + ".dtb";
+    // A name ending in .dtb is a path (the real trees under .deps/trees); others are test data.
+    bool is_path = name.size() > 4 && name.compare(name.size() - 4, 4, ".dtb") == 0;
+    std::string path = is_path ? name : std::string(dir ? dir : "build/host/testdata") + "/" + name + ".dtb";
     std::ifstream f(path, std::ios::binary);
     EXPECT_TRUE(f.good()) << "cannot read " << path << " (run from the repository root, or set MOAT_TESTDATA)";
     std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -108,11 +108,16 @@ TEST(DtProtection, Zcu102EveryMasterBehindTheMmu500) {
 
 TEST(DtProtection, SalvatorXSdhiBehindIpmmuDs1AndAudioDmacUnprotected) {
     Classified c("board_salvator_x");
-    for (const char* p : {"/soc/mmc@ee100000", "/soc/mmc@ee120000", "/soc/mmc@ee140000", "/soc/usb@ee000000"})
+    for (const char* p : {"/soc/mmc@ee100000", "/soc/mmc@ee120000", "/soc/mmc@ee140000", "/soc/sata@ee300000"})
         expect_class(c, p, Dma::protected_dma, Basis::iommus, Cause::driven_iommu);
     EXPECT_EQ(c.streams("/soc/mmc@ee140000"), "0x22");  // uTLB 34
+    EXPECT_EQ(c.streams("/soc/sata@ee300000"), "0x2");   // HC's uTLB 2, as in Linux's r8a7795 tree
     expect_class(c, "/soc/dma-controller@ec700000", Dma::unprotected, Basis::dma_engine, Cause::no_iommu);
-    EXPECT_EQ(c.report->count, 6u);
+    // The xHCI has no IPMMU in Linux's tree: a known bus master without one.
+    ASSERT_NE(c.entry("/soc/usb@ee000000"), nullptr);
+    EXPECT_EQ(c.entry("/soc/usb@ee000000")->dma, Dma::unprotected);
+    EXPECT_EQ(c.entry("/soc/usb@ee000000")->why, Cause::no_iommu);
+    EXPECT_EQ(c.report->count, 7u);
 }
 
 }  // namespace

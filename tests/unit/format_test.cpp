@@ -3,6 +3,7 @@
 #include <string>
 
 #include "arch/arm64/esr.hpp"
+#include "common/fault_log.hpp"
 #include "common/format.hpp"
 
 using namespace moat;
@@ -51,3 +52,33 @@ TEST(Esr, DecodesDataAborts) {
 }
 
 }  // namespace
+
+// The fault log's report: each record printed as it comes, at most `burst` per window, one line
+// for the rest, and a stream past the quarantine bound asked for once.
+TEST(FaultLogReport, RateLimitedWithOneLineForTheRestAndQuarantineAskedOnce) {
+    struct S final : Sink {
+        std::string text;
+        void write(const char* s, size_t n) override { text.append(s, n); }
+    } out;
+    FaultLog log;
+    log.report_to(&out, "> ", ReportPolicy{3, ~0ull / 2, 5});
+    for (unsigned i = 0; i < 10; i++) log.record(FaultRecord{"smmu", 7, 0x1000 + i, FaultKind::translation, true, 0x10, "F_TRANSLATION"});
+    log.record(FaultRecord{"smmu", 9, 0x2000, FaultKind::permission, false, 0x13, "F_PERMISSION"});
+    EXPECT_EQ(log.reported(), 3u);
+    EXPECT_EQ(log.flush_suppressed(), 8u);
+    EXPECT_EQ(log.flush_suppressed(), 0u);  // said once
+    Quarantine q{};
+    ASSERT_TRUE(log.quarantine(q));
+    EXPECT_STREQ(q.iommu, "smmu");
+    EXPECT_EQ(q.stream, 7u);
+    EXPECT_EQ(q.faults, 5u);
+    EXPECT_FALSE(log.quarantine(q));  // stream 9 stayed below the bound, stream 7 is asked once
+    size_t lines = 0;
+    for (char c : out.text) lines += c == '\n';
+    EXPECT_EQ(lines, 5u) << out.text;  // 3 faults, the quarantine, the suppressed count
+    EXPECT_NE(out.text.find("> fault: smmu stream 0x7 write at 0x1000: translation fault (F_TRANSLATION, code 0x10)\n"),
+              std::string::npos);
+    EXPECT_NE(out.text.find("> fault: smmu stream 0x7: 5 faults in one window; quarantine asked by policy\n"), std::string::npos);
+    EXPECT_NE(out.text.find("> fault: 8 more faults suppressed"), std::string::npos) << out.text;
+    EXPECT_EQ(log.total(), 11u);
+}

@@ -29,13 +29,15 @@
 #include "dt_support.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/ipmmu_model.hpp"
+#include "ipmmu_rig.hpp"
 
 using namespace moat;
 using model::IpmmuModel;
+using ipmmu_test::DtRig;
+using ipmmu_test::kPrrH3Es30;
 
 namespace {
 
-constexpr uint32_t kPrrH3Es30 = 0x4f20;
 constexpr uint32_t kUtlbBlocked = 0x71;  // IMUCTR: TTSEL 7 (the blocking context), FLUSH, MMUEN
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
@@ -55,90 +57,6 @@ std::string waits(const char* path, const char* root = "iommu@e67b0000") {
 const char* kRootH3 = "root: R-Car H3 ES3.0; 8 contexts, context 0 reserved, context 7 blocks unattached masters, 6 free; "
                       "stage-2 tables (IMSAUXCTLR.S2PTE, VA64); faults polled";  // no interrupt controller in the env
 
-// A tree after discovery, register models wherever it puts an IPMMU (each root its own model, each
-// cache in front of the model of the root its renesas,ipmmu-main names, or of the first root),
-// the product register at Gen3's fixed address, and the IommuSet under test (after the Topology,
-// and released in the destructor while the models are still mapped).
-struct DtRig {
-    model::HostPool mem{512};
-    model::PoolPhysMem phys{*mem.pool};
-    dt_test::Loaded dt;
-    std::vector<std::unique_ptr<IpmmuModel>> models;
-    std::vector<uintptr_t> bases;
-    std::unique_ptr<model::PrrModel> prr;
-    IommuSet set;
-    dt_test::StrSink report;
-    bool block_unattached;
-
-    DtRig(const char* name, uint32_t prr_value = kPrrH3Es30, bool block = true) : dt(name), block_unattached(block) {
-        EXPECT_TRUE(mem.ok);
-        const Topology& topo = *dt.topo;
-        IpmmuModel* first_root = nullptr;
-        std::vector<int> root_nodes;
-        for (unsigned i = 0; i < topo.niommus; i++)
-            if (!dt.tree.has(topo.iommus[i].node, "renesas,ipmmu-main")) {
-                map(topo.iommus[i], std::make_unique<IpmmuModel>(phys));
-                root_nodes.push_back(topo.iommus[i].node);
-                if (!first_root) first_root = models.back().get();
-            }
-        for (unsigned i = 0; i < topo.niommus; i++)
-            if (dt.tree.has(topo.iommus[i].node, "renesas,ipmmu-main")) {
-                IpmmuModel* root = first_root;
-                for (size_t r = 0; r < root_nodes.size(); r++)
-                    if (root_nodes[r] == topo.iommus[i].upstream_node) root = models[r].get();
-                if (!root) continue;
-                map(topo.iommus[i], std::make_unique<IpmmuModel>(*root, topo.iommus[i].upstream_arg & 31));
-            }
-        prr = std::make_unique<model::PrrModel>(prr_value);
-        EXPECT_TRUE(mmio::attach(0xfff00044, 4, prr.get()));
-    }
-    ~DtRig() {
-        set.release_all();
-        for (auto& m : models) {
-            mmio::detach(m.get());
-            for (const std::string& v : m->violations()) ADD_FAILURE() << "model: " << v;
-        }
-        mmio::detach(prr.get());
-    }
-    void map(const IommuInfo& io, std::unique_ptr<IpmmuModel> m) {
-        bases.push_back(static_cast<uintptr_t>(io.regs[0].addr));
-        EXPECT_TRUE(mmio::attach(bases.back(), IpmmuModel::kRegSize, m.get()));
-        models.push_back(std::move(m));
-    }
-    ProbeEnv env(PagePool* pool) {
-        return ProbeEnv{dt.tree, *dt.topo, pool, 40, nullptr, nullptr, report, nullptr, block_unattached};
-    }
-    // probe_all, then check_masters: what the image does.
-    unsigned probe(PagePool* pool) {
-        ProbeEnv e = env(pool);
-        unsigned n = set.probe_all(e);
-        return n + set.check_masters(dt.tree, *dt.topo, report);
-    }
-    unsigned probe() { return probe(mem.pool.get()); }
-    IpmmuModel& model_at(uintptr_t base) {
-        for (size_t i = 0; i < models.size(); i++)
-            if (bases[i] == base) return *models[i];
-        ADD_FAILURE() << "no model at " << std::hex << base;
-        return *models.front();
-    }
-    uint64_t register_writes() const {
-        uint64_t n = 0;
-        for (auto& m : models) n += m->register_writes();
-        return n;
-    }
-    unsigned index_of(const char* path) {
-        int i = dt.topo->iommu_index(dt.node(path));
-        EXPECT_GE(i, 0) << path;
-        return static_cast<unsigned>(i);
-    }
-    IpmmuVmsa* ipmmu(const char* path) { return static_cast<IpmmuVmsa*>(set.at(index_of(path))); }
-    const MasterInfo& master(const char* path) {
-        int i = dt.topo->master_index(dt.node(path));
-        EXPECT_GE(i, 0) << path;
-        return dt.topo->masters[i < 0 ? 0 : i];
-    }
-};
-
 TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     DtRig r("board_salvator_x");
     EXPECT_TRUE(r.dt.report.text.empty()) << r.dt.report.text;
@@ -152,7 +70,7 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_EQ(r.set.probed(), 6u);
     EXPECT_EQ(r.report.text, std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
                                  "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" +
-                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e67b0000 bit 2; masters on uTLBs 0\n"
+                                 "ipmmu_vmsa: iommu@e6570000 cache -> root iommu@e67b0000 bit 2; masters on uTLBs 2\n"
                                  "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32, 33, "
                                  "34, 35\n"
                                  "ipmmu_vmsa: iommu@ec670000 cache -> root iommu@e67b0000 bit 4; masters on uTLBs none\n"
@@ -180,10 +98,11 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_EQ(via, ds1);
     EXPECT_EQ(utlb, 34u);
     EXPECT_STREQ(via->name(), "iommu@e7740000");
-    // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, USB on HC.
+    // Every master the tree names is blocked from probe on: SDHI0..3 on DS1, SATA on HC.
     IpmmuModel& ds1_m = r.model_at(0xe7740000);
     for (unsigned u = 0; u < 48; u++) EXPECT_EQ(ds1_m.imuctr(u), u >= 32 && u <= 35 ? kUtlbBlocked : 0u) << u;
-    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), kUtlbBlocked);
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(2), kUtlbBlocked);
+    EXPECT_EQ(r.model_at(0xe6570000).imuctr(0), 0u);  // no master there: disabled
     PagePool& pool = *r.mem.pool;
     Result<uint64_t> page = pool.alloc();
     ASSERT_TRUE(page.ok());

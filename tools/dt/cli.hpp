@@ -44,16 +44,24 @@ struct HostTree {
 
 // --driven / --keep: which IOMMUs moat drives. Starts from the registry's; --driven PATH
 // (repeatable) replaces it with exactly the named IOMMUs, --keep PATH takes one out.
+// --soc-revision ESx.y: what only the board can tell (the R-Car product register's cut).
 struct DrivenOptions {
     std::vector<std::string> driven, keep;
-    // Resolves the paths against the tree; false (message printed) for a path that is not an
-    // IOMMU discovery accepted.
-    bool resolve(const HostTree& h, xen::DrivenSet& out) const;
+    Silicon silicon;
+    std::string revision;  // as given, for the output ("" when not stated)
+    StringSink notes;      // what xen::settle() took out or made conditional, one line each
+    unsigned over_capacity = 0;
+    // Resolves the paths against the tree, then settles what moat really drives (xen::settle);
+    // false (message printed) for a path that is not an IOMMU discovery accepted.
+    bool resolve(const HostTree& h, xen::DrivenSet& out);
+    // Parses ESx.y (or a raw cut 0xNN); false for anything else.
+    bool set_revision(const std::string& v);
 };
 
 // Writes the report for `h` as a table or as JSON.
-void print_report_table(const HostTree& h, const xen::DrivenSet& driven, const xen::ProtectionReport& r, std::FILE* out);
-void print_report_json(const HostTree& h, const xen::DrivenSet& driven, const xen::ProtectionReport& r,
+void print_report_table(const HostTree& h, const DrivenOptions& o, const xen::DrivenSet& driven, const xen::ProtectionReport& r,
+                        std::FILE* out);
+void print_report_json(const HostTree& h, const DrivenOptions& o, const xen::DrivenSet& driven, const xen::ProtectionReport& r,
                        const std::string& wiring_problems, std::FILE* out);
 
 }  // namespace moat::tool

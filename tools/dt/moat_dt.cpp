@@ -22,7 +22,7 @@ const char* const kUsage =
     "  guest CONFIG -o OUT.dtb [--host HOST.dtb]   build a guest's device tree from a config file\n"
     "  dom0 HOST.dtb -o OUT.dtb [--driven PATH]... [--keep PATH]...\n"
     "                                               filter a host device tree for dom0\n"
-    "  report DTB [--json] [--strict] [--driven PATH]... [--keep PATH]...\n"
+    "  report DTB [--json] [--strict] [--driven PATH]... [--keep PATH]... [--soc-revision ESx.y]\n"
     "                                               which devices can master DMA, and what protects them\n"
     "  check DTB                                    check the IOMMU wiring of a device tree\n"
     "  help [COMMAND]                               this text, or a command's\n"
@@ -37,13 +37,18 @@ const char* const kGuestHelp =
     "tools/dt/examples/): memory, vCPUs, GIC, console, the Xen hypervisor node, virtio-mmio devices\n"
     "with `iommus = <&xen_iommu BACKEND>` when their backend is not dom0, a virtio-pci host bridge\n"
     "with `iommu-map`, and [passthrough] devices copied from HOST.dtb without their IOMMU.\n"
-    "The result is read back and compared with the config before it is written.\n"
+    "The result is read back and compared with the config before anything is written.\n"
+    "A [passthrough] device must be behind an IOMMU moat drives (decided as `report` decides it):\n"
+    "otherwise its DMA would reach all of the host's memory, and it is refused, as Xen refuses it,\n"
+    "unless its section says `force-assign-without-iommu = true` (then the guest's DMA is unconfined,\n"
+    "and moat-dt says so). An IOMMU moat drives cannot be passed through.\n"
     "\n"
     "  -o, --output FILE   where to write the DTB (required)\n"
     "  --host FILE         the host DTB [passthrough] paths refer to\n"
+    "  --soc-revision ESx.y  what only the board can tell (as for report)\n"
     "\n"
-    "exit status: 0 written, 1 written but the read-back differs (a bug: please report),\n"
-    "             2 config or host tree unusable (messages name the config line: guest.cfg:12: ...)\n";
+    "exit status: 0 written, 1 not written: the read-back differs (a bug: please report),\n"
+    "             2 config or host tree unusable, or a device refused (messages name the config line)\n";
 
 const char* const kDom0Help =
     "usage: moat-dt dom0 HOST.dtb -o OUT.dtb [--driven PATH]... [--keep PATH]...\n"
@@ -58,6 +63,9 @@ const char* const kDom0Help =
     "  --driven PATH       moat drives exactly these IOMMUs (repeatable; default: every IOMMU\n"
     "                      whose compatible moat has a driver for)\n"
     "  --keep PATH         leave this IOMMU to dom0 (repeatable)\n"
+    "  --soc-revision ESx.y  the SoC's cut, which the tree cannot say (R-Car H3 and M3-W: moat drives\n"
+    "                      their IPMMUs only from ES3.0); without it such protection is reported as\n"
+    "                      conditional\n"
     "\n"
     "exit status: 0 written, 1 written but some references could not be filtered cleanly or the\n"
     "             wiring is broken (each problem names its node), 2 unusable input\n";
@@ -71,13 +79,13 @@ const char* const kReportHelp =
     "\n"
     "  --json              machine-readable output\n"
     "  --strict            exit 1 unless every device is protected\n"
-    "  --driven PATH, --keep PATH   as for `dom0`\n"
+    "  --driven PATH, --keep PATH, --soc-revision ESx.y   as for `dom0`\n"
     "\n"
     "exit status: 0 reported, 1 broken IOMMU wiring found (or, with --strict, a device not\n"
     "             protected), 2 unusable input\n";
 
 const char* const kCheckHelp =
-    "usage: moat-dt check DTB\n"
+    "usage: moat-dt check DTB [--soc-revision ESx.y]\n"
     "\n"
     "Checks the IOMMU wiring: dangling phandles, a target without #iommu-cells or with a cell count\n"
     "its binding does not allow, too few argument cells, stream ids out of range, malformed or\n"
@@ -121,6 +129,9 @@ struct Args {
                 if (!value(v)) return usage_error(a + " needs a node path", help_text);
                 (a == "--driven" ? driven.driven : driven.keep).push_back(v);
             }
+            else if (a == "--soc-revision") {
+                if (!value(v) || !driven.set_revision(v)) return usage_error(a + " needs ESx.y (e.g. ES3.0) or a PRR cut (0x20)", help_text);
+            }
             else if (a == "--json") json = true;
             else if (a == "--strict") strict = true;
             else positional.push_back(a);
@@ -129,9 +140,48 @@ struct Args {
     }
 };
 
+// Every [passthrough] device, judged as `report` judges it: behind an IOMMU moat drives, or
+// refused unless forced (then marked unconfined). Returns the number refused; nothing is written.
+unsigned check_passthrough(const HostTree& h, DrivenOptions& opts, xen::GuestDesc& g, const std::string& cfg) {
+    xen::DrivenSet driven;
+    if (!opts.resolve(h, driven)) return 1;
+    auto report = std::make_unique<xen::ProtectionReport>();
+    if (xen::classify(h.tree, *h.topo, driven, *report) != Status::ok) return 1;
+    unsigned refused = 0;
+    for (unsigned i = 0; i < g.npassthrough; i++) {
+        xen::GuestPassthrough& p = g.passthrough[i];
+        int node = h.tree.find_path(p.host_path);
+        if (node < 0) continue;  // complete_guest() names it
+        int io = h.topo->iommu_index(node);
+        if (io >= 0 && driven.has(static_cast<unsigned>(io))) {
+            std::fprintf(stderr, "moat-dt: %s:%u: passthrough %s: an IOMMU moat drives cannot be given to a guest\n", cfg.c_str(),
+                         p.line, p.host_path);
+            refused++;
+            continue;
+        }
+        const xen::DeviceEntry* e = report->find(node);
+        if (!e || e->dma == xen::Dma::protected_dma) continue;  // not a DMA master, or confined
+        StringSink why;
+        xen::describe_reason(h.tree, *h.topo, *e, why);
+        if (!p.force) {
+            std::fprintf(stderr,
+                         "moat-dt: %s:%u: passthrough %s: %s (%s): its DMA would reach all of the host's memory; refused "
+                         "(set force-assign-without-iommu = true in its [passthrough] to assign it anyway)\n",
+                         cfg.c_str(), p.line, p.host_path, xen::state_name(*e), why.text.c_str());
+            refused++;
+            continue;
+        }
+        p.unconfined = true;
+        std::fprintf(stderr, "moat-dt: %s:%u: passthrough %s: %s; assigned because forced: the guest's DMA through it is "
+                             "UNCONFINED (host-physical addresses, all of memory)\n",
+                     cfg.c_str(), p.line, p.host_path, xen::state_name(*e));
+    }
+    return refused;
+}
+
 int cmd_guest(int argc, char** argv) {
     Args a;
-    if (int rc = a.parse(argc, argv, kGuestHelp, {"-o", "--output", "--host"})) return rc;
+    if (int rc = a.parse(argc, argv, kGuestHelp, {"-o", "--output", "--host", "--soc-revision"})) return rc;
     if (a.help) return std::fputs(kGuestHelp, stdout), kOk;
     if (a.positional.size() != 1) return usage_error("guest needs one CONFIG file", kGuestHelp);
     if (a.output.empty()) return usage_error("guest needs -o OUT.dtb", kGuestHelp);
@@ -148,6 +198,7 @@ int cmd_guest(int argc, char** argv) {
         if (!host->ok) return kUnusable;
     }
     const dt::Tree* ht = host ? &host->tree : nullptr;
+    if (host && g->npassthrough && check_passthrough(*host, a.driven, *g, cfg)) return kUnusable;
     StringSink notes;
     std::vector<uint64_t> out;
     size_t size = 0;
@@ -164,6 +215,11 @@ int cmd_guest(int argc, char** argv) {
     dt::Tree back;
     StringSink diff;
     unsigned mismatches = back.open(out.data(), size) == Status::ok ? xen::verify_guest_dt(back, *g, ht, diff) : 1;
+    if (mismatches) {  // checked before anything is written: a differing tree is never left behind
+        std::fprintf(stderr, "moat-dt: the tree read back differs from %s in %u place%s; nothing written:\n%s", cfg.c_str(),
+                     mismatches, mismatches > 1 ? "s" : "", diff.text.c_str());
+        return kProblems;
+    }
     if (!write_file(a.output, out.data(), size)) return kUnusable;
     unsigned granted = 0;
     for (unsigned i = 0; i < g->nvirtio; i++) granted += g->virtio[i].uses_grants();
@@ -173,17 +229,12 @@ int cmd_guest(int argc, char** argv) {
                 a.output.c_str(), size, g->vcpus, g->vcpus > 1 ? "s" : "", g->gic_version, g->nvirtio, g->pci.ndevices,
                 g->npassthrough, granted, granted == 1 ? "" : "s", granted == 1 ? "s" : "",
                 granted ? " (node /xen_iommu)" : "");
-    if (mismatches) {
-        std::fprintf(stderr, "moat-dt: the tree read back differs from %s in %u place%s:\n%s", cfg.c_str(), mismatches,
-                     mismatches > 1 ? "s" : "", diff.text.c_str());
-        return kProblems;
-    }
     return kOk;
 }
 
 int cmd_dom0(int argc, char** argv) {
     Args a;
-    if (int rc = a.parse(argc, argv, kDom0Help, {"-o", "--output", "--driven", "--keep"})) return rc;
+    if (int rc = a.parse(argc, argv, kDom0Help, {"-o", "--output", "--driven", "--keep", "--soc-revision"})) return rc;
     if (a.help) return std::fputs(kDom0Help, stdout), kOk;
     if (a.positional.size() != 1) return usage_error("dom0 needs one HOST.dtb", kDom0Help);
     if (a.output.empty()) return usage_error("dom0 needs -o OUT.dtb", kDom0Help);
@@ -196,6 +247,7 @@ int cmd_dom0(int argc, char** argv) {
     StringSink log;
     Status st = xen::filter_dom0(h.tree, *h.topo, driven, out.data(), out.size() * 8, res, log);
     std::fputs(h.discovery.text.c_str(), stderr);
+    std::fputs(a.driven.notes.text.c_str(), stderr);
     std::fputs(log.text.c_str(), stderr);
     if (st != Status::ok) return kUnusable;
     if (!write_file(a.output, out.data(), res.size)) return kUnusable;
@@ -209,12 +261,12 @@ int cmd_dom0(int argc, char** argv) {
                 a.output.c_str(), res.size, res.removed_nodes, res.removed_nodes == 1 ? "" : "s", res.removed_props,
                 res.removed_props == 1 ? "y" : "ies", res.trimmed_props, res.removed_aliases, res.removed_aliases == 1 ? "" : "es");
     std::printf("dom0: %s\n", why.text.c_str());
-    return res.problems || h.topo->problems ? kProblems : kOk;
+    return res.problems || h.topo->problems || a.driven.over_capacity ? kProblems : kOk;
 }
 
 int cmd_report(int argc, char** argv) {
     Args a;
-    if (int rc = a.parse(argc, argv, kReportHelp, {"--json", "--strict", "--driven", "--keep"})) return rc;
+    if (int rc = a.parse(argc, argv, kReportHelp, {"--json", "--strict", "--driven", "--keep", "--soc-revision"})) return rc;
     if (a.help) return std::fputs(kReportHelp, stdout), kOk;
     if (a.positional.size() != 1) return usage_error("report needs one DTB", kReportHelp);
     HostTree h(a.positional[0]);
@@ -224,11 +276,11 @@ int cmd_report(int argc, char** argv) {
     auto report = std::make_unique<xen::ProtectionReport>();
     if (xen::classify(h.tree, *h.topo, driven, *report) != Status::ok) return kUnusable;
     StringSink wiring;
-    unsigned problems = h.topo->problems + xen::check_wiring(h.tree, *h.topo, wiring);
+    unsigned problems = h.topo->problems + a.driven.over_capacity + xen::check_wiring(h.tree, *h.topo, wiring);
     if (a.json) {
-        print_report_json(h, driven, *report, wiring.text, stdout);
+        print_report_json(h, a.driven, driven, *report, wiring.text, stdout);
     } else {
-        print_report_table(h, driven, *report, stdout);
+        print_report_table(h, a.driven, driven, *report, stdout);
         if (problems) std::printf("\nwiring problems (%u):\n%s%s", problems, h.discovery.text.c_str(), wiring.text.c_str());
     }
     if (problems) return kProblems;
@@ -237,14 +289,17 @@ int cmd_report(int argc, char** argv) {
 
 int cmd_check(int argc, char** argv) {
     Args a;
-    if (int rc = a.parse(argc, argv, kCheckHelp, {})) return rc;
+    if (int rc = a.parse(argc, argv, kCheckHelp, {"--soc-revision"})) return rc;
     if (a.help) return std::fputs(kCheckHelp, stdout), kOk;
     if (a.positional.size() != 1) return usage_error("check needs one DTB", kCheckHelp);
     HostTree h(a.positional[0]);
     if (!h.ok) return kUnusable;
+    xen::DrivenSet driven;
+    if (!a.driven.resolve(h, driven)) return kUnusable;
     StringSink wiring;
-    unsigned problems = h.topo->problems + xen::check_wiring(h.tree, *h.topo, wiring);
+    unsigned problems = h.topo->problems + a.driven.over_capacity + xen::check_wiring(h.tree, *h.topo, wiring);
     std::fputs(h.discovery.text.c_str(), stdout);
+    std::fputs(a.driven.notes.text.c_str(), stdout);
     std::fputs(wiring.text.c_str(), stdout);
     unsigned streams = 0;
     for (unsigned i = 0; i < h.topo->nmasters; i++) streams += h.topo->masters[i].nstreams;
@@ -298,7 +353,19 @@ HostTree::HostTree(const std::string& path) : file(path) {
     ok = true;
 }
 
-bool DrivenOptions::resolve(const HostTree& h, xen::DrivenSet& out) const {
+bool DrivenOptions::set_revision(const std::string& v) {
+    unsigned major = 0, minor = 0, cut = 0;
+    char tail;
+    if (std::sscanf(v.c_str(), "ES%u.%u%c", &major, &minor, &tail) == 2 && major >= 1 && major <= 16 && minor <= 15)
+        cut = ((major - 1) << 4) | minor;
+    else if (std::sscanf(v.c_str(), "0x%x%c", &cut, &tail) != 1 || cut > 0xff)
+        return false;
+    silicon = Silicon{true, cut};
+    revision = v;
+    return true;
+}
+
+bool DrivenOptions::resolve(const HostTree& h, xen::DrivenSet& out) {
     out = driven.empty() ? xen::registry_driven(*h.topo) : xen::DrivenSet{};
     auto lookup = [&](const std::string& p, const char* opt) {
         int node = h.tree.find_path(p.c_str());
@@ -318,6 +385,8 @@ bool DrivenOptions::resolve(const HostTree& h, xen::DrivenSet& out) const {
         if (i < 0) return false;
         out.driven[i] = false;
     }
+    notes.text.clear();
+    over_capacity = xen::settle(h.tree, *h.topo, silicon, out, notes);
     return true;
 }
 

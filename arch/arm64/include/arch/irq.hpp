@@ -24,8 +24,15 @@ inline bool irqs_masked() {
     return (daif & (1u << 7)) != 0;  // PSTATE.I
 }
 
-// The interrupt controller this platform drives, or nullptr while none is (then drivers poll).
-// Returns nullptr until the GICv3 driver exists.
+// The interrupt controller this platform drives (the GICv3, once the flow's hook initialised
+// it), or nullptr while none is: then drivers poll.
 IrqController* irq_controller();
+
+// Sleeps until an interrupt is pending, takes it, and returns with interrupts masked again.
+// Called masked: WFI wakes on a pending interrupt whatever PSTATE.I says, so nothing raised
+// between the caller's last check and the WFI is missed.
+// Whether a wfi is sure to end by time too (the tick runs): a bounded wait may then sleep.
+bool wfi_wakes_by_time();
+inline void wait_for_interrupt() { asm volatile("dsb sy\n\twfi\n\tmsr daifclr, #2\n\tisb\n\tmsr daifset, #2" ::: "memory"); }
 
 }  // namespace moat::arch

@@ -20,6 +20,11 @@ bool irqs_masked();
 // The controller set by host::set_irq_controller(), nullptr by default (drivers then poll).
 IrqController* irq_controller();
 
+// As on a target: takes what is pending on this thread (unmasked for the moment), then returns
+// masked as it was. It never sleeps: a host test raises lines itself.
+void wait_for_interrupt();
+inline bool wfi_wakes_by_time() { return true; }  // the host's wait never sleeps
+
 }  // namespace moat::arch
 
 namespace moat::arch::host {

@@ -1,0 +1,16 @@
+// The EL2 physical timer (CNTHP): moat's periodic tick. Its line is the fourth interrupt of the
+// tree's `arm,armv8-timer` node (secure, non-secure, virtual, hypervisor: docs/hardware.md §9).
+// With the tick running, a wait in wfi also ends by time: every bounded wait checks now_ns(),
+// and the tick wakes it at least once a period.
+#pragma once
+#include "common/fdt.hpp"
+#include "common/irq.hpp"
+#include "common/why.hpp"
+
+namespace moat::arch {
+
+Status tick_start(IrqController& ic, const dt::Tree& t, unsigned hz, Why& why);
+uint64_t ticks();
+unsigned tick_intid();
+
+}  // namespace moat::arch
