@@ -65,7 +65,11 @@ Status check_structure(const void* blob, size_t size, Why& why) {
     if (off_strings >= off_rsv && off_strings < rsv_end && size_strings) rsv_end = off_strings;
     for (uint64_t at = off_rsv;; at += 16) {
         if (!inside(at, 16, rsv_end)) return why.set(Status::bad_dt, "device tree reserve map not terminated before the next block");
-        if (dword(b + at) == 0 && dword(b + at + 8) == 0) break;
+        if (dword(b + at + 8) == 0) {
+            // The format ends the map at (0, 0); libfdt ends it at the first size 0. Both must agree.
+            if (dword(b + at) == 0) break;
+            return why.set(Status::bad_dt, "device tree reserve map entry at 0x%llx has size 0", static_cast<unsigned long long>(at));
+        }
     }
 
     const uint8_t* s = b + off_struct;

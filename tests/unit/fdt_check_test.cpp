@@ -116,8 +116,10 @@ TEST(FdtCheck, EachHostileFieldIsNamed) {
         {"an extra END_NODE", [](std::vector<uint8_t>& b) { put32(b, get32(b, 8) + get32(b, 36) - 4, 2); },
          "FDT_END_NODE without a node"},
         {"reserve map misaligned", [](std::vector<uint8_t>& b) { put32(b, 16, 41); }, "reserve map"},
-        {"reserve map into the structure block", [](std::vector<uint8_t>& b) { put32(b, get32(b, 8) - 16, 1); },
+        {"reserve map into the structure block", [](std::vector<uint8_t>& b) { put32(b, get32(b, 8) - 4, 1); },
          "reserve map not terminated before the next block"},
+        {"a reserve map entry of size 0", [](std::vector<uint8_t>& b) { put32(b, get32(b, 16) + 8, 0), put32(b, get32(b, 16) + 12, 0); },
+         "has size 0"},
         {"strings inside the structure block", [](std::vector<uint8_t>& b) { put32(b, 12, get32(b, 8)); }, "overlap"},
     };
     for (const auto& c : cases) {
