@@ -257,7 +257,9 @@ Status SmmuV3::handle_cmdq_error() {
 }
 
 Status SmmuV3::sync() {
-    Status st = queue_cmd(cmd::kOpcode.make(cmd::kSync), 0);
+    // With the cmdq-sync line bound, completion also signals it: the wait below still ends on
+    // CONS, so a lost interrupt costs nothing, and the line proves the SMMU saw the sync.
+    Status st = queue_cmd(cmd::kOpcode.make(cmd::kSync) | (sync_irq_ ? cmd::kSyncCs.make(cmd::kSyncCsIrq) : 0), 0);
     if (st != Status::ok) return st;
     syncs_++;
     Status result = Status::ok;
@@ -558,11 +560,12 @@ unsigned SmmuV3::drain(FaultLog& log, bool from_irq) {
 // faults that polling would have found.
 Status SmmuV3::request_irqs() {
     if (!cfg_.irq || !cfg_.faults) return Status::ok;
-    dt::Irq lines[2];
+    dt::Irq lines[3];
     unsigned n = 0;
     uint32_t en = 0;
     if (cfg_.eventq.intid) lines[n++] = cfg_.eventq, en |= irq_ctrl::kEventqIrqen;
     if (cfg_.gerror.intid) lines[n++] = cfg_.gerror, en |= irq_ctrl::kGerrorIrqen;
+    if (cfg_.cmdq_sync.intid) lines[n++] = cfg_.cmdq_sync;  // no IRQ_CTRL bit: each CMD_SYNC asks for it
     if (n == 0) return Status::ok;
     // A line the controller refuses leaves this SMMU polling, and describe() says why: the unit
     // still translates, and its faults are still found.
@@ -574,11 +577,13 @@ Status SmmuV3::request_irqs() {
         irqs_on_.refuse("IRQ_CTRLACK did not follow IRQ_CTRL");
         return Status::ok;
     }
+    sync_irq_ = cfg_.cmdq_sync.intid != 0;
     irqs_on_.enable();
     return Status::ok;
 }
 
 void SmmuV3::release_irqs() {
+    sync_irq_ = false;
     if (!irqs_on_.active()) return;
     wr32(Reg32::IRQ_CTRL, 0);
     (void)wait_until(kTimeoutNs, [&] { return rd32(Reg32::IRQ_CTRLACK) == 0; });
@@ -658,6 +663,7 @@ Iommu* probe_smmu_v3(ProbeEnv& env, unsigned index, Why& why) {
     cfg.faults = env.faults;
     cfg.eventq = named_irq(env.tree, io, "eventq");
     cfg.gerror = named_irq(env.tree, io, "gerror");
+    cfg.cmdq_sync = named_irq(env.tree, io, "cmdq-sync");
     return g_smmu_v3.probe(cfg, "SMMUv3 (kMaxSmmuV3)", why, *env.pool);
 }
 

@@ -33,6 +33,7 @@ public:
         // without the lines) IRQ_CTRL stays 0 and poll_faults() finds them.
         IrqController* irq = nullptr;
         dt::Irq eventq{}, gerror{};  // intid 0: the tree names no such line
+        dt::Irq cmdq_sync{};         // where present: each CMD_SYNC then signals it (CS = IRQ)
         FaultLog* faults = nullptr;
     };
 
@@ -52,6 +53,8 @@ public:
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
     // Interrupts taken (event queue and global errors), and whether the lines are in use.
     uint64_t interrupts() const { return irqs_; }
+    // CMD_SYNCs signal the cmdq-sync line (where the tree names one and it was granted).
+    bool sync_by_interrupt() const { return sync_irq_; }
     bool interrupt_driven() const override { return irqs_on_.active(); }
     Result<iopt::Format> domain_format(DomainUse use, unsigned ias) const override;
     Status attach(IoDomain& d, StreamId sid) override;
@@ -112,7 +115,8 @@ private:
     VmsaWalker walker_;
     bool ready_ = false;
     FaultIrqs irqs_on_;
-    IrqSpinlock evt_lock_;  // the event queue, drained by poll_faults() and the handler
+    IrqSpinlock evt_lock_;
+    bool sync_irq_ = false;   // CMD_SYNCs signal the cmdq-sync line  // the event queue, drained by poll_faults() and the handler
     uint64_t irqs_ = 0;
     bool coherent_ = false;
     bool ril_ = false;

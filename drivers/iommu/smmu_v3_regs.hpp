@@ -122,6 +122,8 @@ constexpr Field kVmid{47, 32}, kAsid{63, 48};
 constexpr Field kNum{16, 12}, kScale{24, 20};
 constexpr uint64_t kLeaf = bit(0);      // dword 1
 constexpr Field kRange{4, 0};           // dword 1 of CFGI_STE_RANGE
+constexpr Field kSyncCs{13, 12};        // CMD_SYNC completion signal: 0 none, 1 interrupt, 2 SEV
+constexpr uint64_t kSyncCsIrq = 1;
 constexpr Field kTtl{9, 8}, kTg{11, 10};
 constexpr Field kAddr{63, 12};
 constexpr uint64_t kTg4k = 1;

@@ -616,8 +616,9 @@ TEST(FaultIrqFromTree, SmmuV3ProbedFromTheTreeBindsItsNamedLines) {
         EXPECT_TRUE(has(report.text, "faults by interrupt")) << report.text;
         EXPECT_TRUE(ic.bound(kEventqId) && ic.enabled(kEventqId));
         EXPECT_TRUE(ic.bound(kGerrorId) && ic.enabled(kGerrorId));
-        EXPECT_FALSE(ic.bound(75 + 32));  // priq and cmdq-sync: not the driver's
-        EXPECT_FALSE(ic.bound(77 + 32));
+        EXPECT_FALSE(ic.bound(75 + 32));  // priq: moat uses no PRI
+        EXPECT_TRUE(ic.bound(77 + 32) && ic.enabled(77 + 32));  // cmdq-sync: each CMD_SYNC signals it
+        EXPECT_TRUE(smmu->sync_by_interrupt());
         const MasterInfo& sd = dt.topo->masters[dt.topo->master_index(dt.node("/soc/sd@ee100000"))];
         Iommu* via = nullptr;
         StreamId sid = 0;
