@@ -244,15 +244,13 @@ long do_map(Call& c, PvIommuMapPages& a) {
     uint64_t batch = min(a.nr_pages, max<uint64_t>(1, c.target.config().budget_pages / frames));
     // Ownership of the whole batch first: a frame the guest does not own changes nothing. A page
     // larger than 4 KiB needs a machine run that is contiguous and aligned to its size.
+    // One question per page (GuestMemory::ram_run), so a round's work is bounded by its pages.
     for (uint64_t j = 0; j < batch; j++) {
         uint64_t first = 0;
-        for (uint64_t k = 0; k < frames; k++) {
-            uint64_t mfn;
-            Status st = c.target.memory().ram_frame(a.gfn + j * frames + k, mfn);
-            if (st != Status::ok) return err(st == Status::not_found ? Errno::enoent : Errno::eperm);
-            if (k == 0) first = mfn;
-            if ((k == 0 && !is_aligned(mfn, frames)) || mfn != first + k) return err(Errno::einval);
-        }
+        Status st = c.target.memory().ram_run(a.gfn + j * frames, frames, first);
+        if (st == Status::invalid_argument) return err(Errno::einval);
+        if (st != Status::ok) return err(st == Status::not_found ? Errno::enoent : Errno::eperm);
+        if (!is_aligned(first, frames)) return err(Errno::einval);
     }
     iopt::Prot prot;
     prot.perm = static_cast<uint8_t>(((a.map_flags & mapf::kReadable) ? iopt::kRead : 0) |
@@ -263,11 +261,11 @@ long do_map(Call& c, PvIommuMapPages& a) {
     uint64_t done = 0;
     long ret = 0;
     while (done < batch) {
-        uint64_t mfn0;
-        (void)c.target.memory().ram_frame(a.gfn + done * frames, mfn0);
+        uint64_t mfn0 = 0;
+        (void)c.target.memory().ram_run(a.gfn + done * frames, frames, mfn0);  // checked above
         uint64_t run = 1;
-        for (uint64_t m; done + run < batch; run++) {
-            (void)c.target.memory().ram_frame(a.gfn + (done + run) * frames, m);
+        for (uint64_t m = 0; done + run < batch; run++) {
+            (void)c.target.memory().ram_run(a.gfn + (done + run) * frames, frames, m);
             if (m != mfn0 + run * frames) break;
         }
         Progress p = d->map((a.dfn + done * frames) << kPageShift, mfn0 << kPageShift, (run * frames) << kPageShift, prot, a.pgsize);

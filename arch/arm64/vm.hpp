@@ -48,6 +48,8 @@ public:
     bool read(uint64_t gpa, void* dst, size_t n) override;
     bool write(uint64_t gpa, const void* src, size_t n) override;
     Status ram_frame(uint64_t gfn, uint64_t& mfn) override;
+    // The guest's RAM is one machine-contiguous bank (create()): a run inside it is answered at once.
+    Status ram_run(uint64_t gfn, uint64_t frames, uint64_t& mfn) override;
 
     // Programs HCR/VTCR/VTTBR and the EL1 state, then ERETs to `entry` at EL1h with x0 = arg.
     [[noreturn]] void enter(uint64_t entry, uint64_t arg);

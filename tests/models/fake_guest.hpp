@@ -47,10 +47,25 @@ public:
         return true;
     }
     Status ram_frame(uint64_t gfn, uint64_t& mfn) override {
+        frame_questions++;
         if (!ok_ || gfn < first_ || gfn - first_ >= pages_) return gfn == kHoleGfn ? Status::not_found : Status::denied;
         mfn = mfn_of(gfn);
         return Status::ok;
     }
+    // One contiguous bank: a run is answered at once, as the image's Vm does.
+    Status ram_run(uint64_t gfn, uint64_t frames, uint64_t& mfn) override {
+        run_questions++;
+        if (ok_ && frames && gfn >= first_ && gfn - first_ < pages_ && frames <= pages_ - (gfn - first_)) {
+            mfn = mfn_of(gfn);
+            return Status::ok;
+        }
+        uint64_t m;
+        bool head_in = ok_ && gfn >= first_ && gfn - first_ < pages_;
+        Status st = ram_frame(head_in ? first_ + pages_ : gfn, m);
+        return st == Status::ok ? Status::invalid_argument : st;
+    }
+    // What the dispatcher asked, for tests that bound its work per call.
+    uint64_t frame_questions = 0, run_questions = 0;
 
 private:
     PagePool& pool_;

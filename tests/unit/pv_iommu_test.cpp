@@ -175,6 +175,29 @@ TEST(PvIommu, FramesTheGuestDoesNotOwnAreRefusedAndNothingChanges) {
     EXPECT_EQ(r.pool->used_pages(), before);
 }
 
+// Ownership of a large page is one question to the guest's memory, not one per 4 KiB frame: the
+// work of a call stays bounded whatever the page size (a 1 GiB page would be 262,144 frames).
+TEST(PvIommu, ALargePageCostsOneOwnershipQuestion) {
+    Rig r;
+    uint16_t ctx = r.alloc_ctx();
+    size_t before = r.pool->used_pages();
+    auto g1 = r.map_req(ctx, FakeGuest::kGfn0, 0x40000, 1);  // 1 GiB at a 1 GiB-aligned gfn: past the 4 MiB of RAM
+    g1.pgsize = 1ull << 30;
+    r.mem->frame_questions = r.mem->run_questions = 0;
+    EXPECT_EQ(r.call(IommuSubop::map_pages, g1), -1);
+    EXPECT_EQ(g1.mapped, 0u);
+    EXPECT_EQ(r.mem->run_questions, 1u);
+    EXPECT_LE(r.mem->frame_questions, 1u);  // at most the one frame that decides why
+    EXPECT_EQ(r.pool->used_pages(), before);
+    auto m2 = r.map_req(ctx, FakeGuest::kGfn0 + 512, 0x200, 1);  // one 2 MiB page inside RAM
+    m2.pgsize = 2 * MiB;
+    r.mem->frame_questions = r.mem->run_questions = 0;
+    EXPECT_EQ(r.call(IommuSubop::map_pages, m2), 0);
+    EXPECT_EQ(m2.mapped, 1u);
+    EXPECT_EQ(r.mem->frame_questions, 0u);  // not 512
+    EXPECT_EQ(r.mem->run_questions, 2u);    // the check, then the machine run it maps
+}
+
 TEST(PvIommu, RangesAreValidatedBeforeAnythingHappens) {
     Rig r;
     uint16_t ctx = r.alloc_ctx();
