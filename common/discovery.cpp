@@ -206,7 +206,14 @@ Status discover(const dt::Tree& t, Topology& topo, Sink& report) {
     for (int n = t.next_node(-1, &depth); n >= 0; n = t.next_node(n, &depth)) {
         if (!t.available(n)) continue;
         if (t.has(n, "#iommu-cells") || (t.has(n, "mmu-masters") && find_driver(t, n))) add_iommu(t, n, topo, report);
-        if ((t.has(n, "iommus") || t.has(n, "iommu-map")) && npending < 4 * kMaxMasters) pending[npending++] = n;
+        if (!t.has(n, "iommus") && !t.has(n, "iommu-map")) continue;
+        if (npending < 4 * kMaxMasters) {
+            pending[npending++] = n;
+        } else {  // certainly past the table's capacity: refused here, as new_master() would
+            char path[dt::kPathMax];
+            format(report, "dt: %s: more than %u DMA masters, left blocked\n", t.path(n, path, sizeof path), kMaxMasters);
+            topo.problems++;
+        }
     }
     for (unsigned i = 0; i < npending; i++) add_master(t, pending[i], topo, report);
     for (unsigned i = 0; i < topo.niommus; i++) add_legacy_masters(t, i, topo, report);

@@ -1,4 +1,8 @@
+#include <libfdt.h>
+
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "common/discovery.hpp"
 #include "dt_fixture.hpp"
@@ -152,4 +156,47 @@ TEST(Discovery, IommuMapOntoAnIpmmuIsUnsupportedAndReportedAlike) {
     EXPECT_EQ(pcie->nstreams, 0u);
     EXPECT_STREQ(pcie->reason, why);
     EXPECT_EQ(topo.problems, 1u);
+}
+
+// A tree with more masters than discovery holds: every one past the capacity is named and
+// counted, including those past the walk's own pending list.
+TEST(Discovery, EveryMasterPastTheCapacityIsNamedAndCounted) {
+    constexpr unsigned kMasters = 4 * kMaxMasters + 10;
+    std::vector<char> buf(256 * 1024);
+    ASSERT_EQ(fdt_create(buf.data(), static_cast<int>(buf.size())), 0);
+    ASSERT_EQ(fdt_finish_reservemap(buf.data()), 0);
+    ASSERT_EQ(fdt_begin_node(buf.data(), ""), 0);
+    ASSERT_EQ(fdt_property_u32(buf.data(), "#address-cells", 1), 0);
+    ASSERT_EQ(fdt_property_u32(buf.data(), "#size-cells", 1), 0);
+    ASSERT_EQ(fdt_begin_node(buf.data(), "iommu@1000"), 0);
+    ASSERT_EQ(fdt_property_string(buf.data(), "compatible", "arm,smmu-v3"), 0);
+    uint32_t reg[2] = {cpu_to_fdt32(0x1000), cpu_to_fdt32(0x20000)};
+    ASSERT_EQ(fdt_property(buf.data(), "reg", reg, sizeof reg), 0);
+    ASSERT_EQ(fdt_property_u32(buf.data(), "#iommu-cells", 1), 0);
+    ASSERT_EQ(fdt_property_u32(buf.data(), "phandle", 1), 0);
+    ASSERT_EQ(fdt_end_node(buf.data()), 0);
+    for (unsigned i = 0; i < kMasters; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dma@%x", 0x100000 + i * 0x1000);
+        ASSERT_EQ(fdt_begin_node(buf.data(), name), 0);
+        uint32_t ref[2] = {cpu_to_fdt32(1), cpu_to_fdt32(i)};
+        ASSERT_EQ(fdt_property(buf.data(), "iommus", ref, sizeof ref), 0);
+        ASSERT_EQ(fdt_end_node(buf.data()), 0);
+    }
+    ASSERT_EQ(fdt_end_node(buf.data()), 0);
+    ASSERT_EQ(fdt_finish(buf.data()), 0);
+    dt::Tree t;
+    ASSERT_EQ(t.open(buf.data(), buf.size()), Status::ok) << t.error();
+    static Topology topo;
+    StringSink report;
+    ASSERT_EQ(discover(t, topo, report), Status::ok);
+    EXPECT_EQ(topo.nmasters, kMaxMasters);
+    EXPECT_EQ(topo.problems, kMasters - kMaxMasters);
+    char last[64];
+    snprintf(last, sizeof last, "dt: /dma@%x: more than %u DMA masters, left blocked\n", 0x100000 + (kMasters - 1) * 0x1000,
+             kMaxMasters);
+    EXPECT_NE(report.text.find(last), std::string::npos);
+    char first_refused[64];
+    snprintf(first_refused, sizeof first_refused, "dt: /dma@%x: more than", 0x100000 + kMaxMasters * 0x1000);
+    EXPECT_NE(report.text.find(first_refused), std::string::npos);
 }
