@@ -36,6 +36,20 @@ public:
     }
 protected:
     ~GuestMemory() = default;
+    // ram_run for RAM that is one machine-contiguous bank of n frames from gfn `first` at `mfn0`:
+    // a run inside it is answered at once; otherwise the first frame outside the bank decides
+    // (not RAM, or RAM that is not this run's: invalid_argument).
+    Status bank_run(uint64_t first, uint64_t n, uint64_t mfn0, uint64_t gfn, uint64_t frames, uint64_t& mfn) {
+        if (!frames) return Status::invalid_argument;
+        bool head_in = gfn >= first && gfn - first < n;
+        if (head_in && frames <= n - (gfn - first)) {
+            mfn = mfn0 + (gfn - first);
+            return Status::ok;
+        }
+        uint64_t m;
+        Status st = ram_frame(head_in ? first + n : gfn, m);
+        return st == Status::ok ? Status::invalid_argument : st;
+    }
 };
 
 struct PvIommuConfig {

@@ -22,7 +22,7 @@ namespace {
 
 constexpr uint64_t kGuestRam = 16 * MiB;
 constexpr uint64_t kDtbOffset = kGuestRam - 64 * KiB;   // the guest's tree at the top of its RAM
-constexpr unsigned kMaxFaultLinesPerCall = 4;           // per second: a guest cannot flood the console
+constexpr unsigned kFaultLinesPerSecond = 4;            // a guest cannot flood the console
 constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};   // SMCCC's NOT_SUPPORTED, -1 (docs/hardware.md §4.7)
 
 struct State {
@@ -152,7 +152,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
     g.iommu = &smmu;
     g.faults = &faults;
     g.faults_before = faults.total();
-    faults.report_to(&console(), "moat: ", ReportPolicy{kMaxFaultLinesPerCall, 1000 * 1000 * 1000});
+    faults.report_to(&console(), "moat: ", ReportPolicy{kFaultLinesPerSecond, 1000 * 1000 * 1000});
     g.pool = &pool;
     uint64_t guest_bytes = static_cast<uint64_t>(test_guest_end - test_guest_start);
     Status st = vm.create(xen::layout::kRam0Base, kGuestRam);

@@ -66,17 +66,7 @@ Status Vm::ram_frame(uint64_t gfn, uint64_t& mfn) {
 }
 
 Status Vm::ram_run(uint64_t gfn, uint64_t frames, uint64_t& mfn) {
-    uint64_t first = ram_ipa_ >> kPageShift, n = ram_size_ >> kPageShift;
-    if (frames && gfn >= first && gfn - first < n && frames <= n - (gfn - first)) {  // O(1)
-        mfn = (ram_pa_ >> kPageShift) + (gfn - first);
-        return Status::ok;
-    }
-    if (!frames) return Status::invalid_argument;
-    // The first frame outside the bank decides: not RAM at all, or RAM that is not this run's.
-    bool head_in = gfn >= first && gfn - first < n;
-    uint64_t m;
-    Status st = ram_frame(head_in ? first + n : gfn, m);
-    return st == Status::ok ? Status::invalid_argument : st;
+    return bank_run(ram_ipa_ >> kPageShift, ram_size_ >> kPageShift, ram_pa_ >> kPageShift, gfn, frames, mfn);
 }
 
 // Page by page through the guest's own stage 2, so a struct straddling into something that

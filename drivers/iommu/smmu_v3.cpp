@@ -593,7 +593,6 @@ void SmmuV3::release_irqs() {
 // Both lines share one handler: it does what a poll does, into the log probe was given.
 void SmmuV3::on_irq(void* self) {
     auto* s = static_cast<SmmuV3*>(self);
-    s->irqs_++;
     (void)s->drain(*s->cfg_.faults, true);
 }
 

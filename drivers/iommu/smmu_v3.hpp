@@ -51,8 +51,8 @@ public:
     Status why_status() const { return why_.status(); }
     void describe(Sink& out) const override;
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
-    // Interrupts taken (event queue and global errors), and whether the lines are in use.
-    uint64_t interrupts() const { return irqs_; }
+    // Interrupts taken (event queue, global errors, command sync), and whether the lines are in use.
+    uint64_t interrupts() const { return irqs_on_.deliveries(); }
     // CMD_SYNCs signal the cmdq-sync line (where the tree names one and it was granted).
     bool sync_by_interrupt() const { return sync_irq_; }
     bool interrupt_driven() const override { return irqs_on_.active(); }
@@ -117,7 +117,6 @@ private:
     FaultIrqs irqs_on_;
     IrqSpinlock evt_lock_;
     bool sync_irq_ = false;   // CMD_SYNCs signal the cmdq-sync line  // the event queue, drained by poll_faults() and the handler
-    uint64_t irqs_ = 0;
     bool coherent_ = false;
     bool ril_ = false;
     bool two_level_ = false;

@@ -55,14 +55,7 @@ public:
     // One contiguous bank: a run is answered at once, as the image's Vm does.
     Status ram_run(uint64_t gfn, uint64_t frames, uint64_t& mfn) override {
         run_questions++;
-        if (ok_ && frames && gfn >= first_ && gfn - first_ < pages_ && frames <= pages_ - (gfn - first_)) {
-            mfn = mfn_of(gfn);
-            return Status::ok;
-        }
-        uint64_t m;
-        bool head_in = ok_ && gfn >= first_ && gfn - first_ < pages_;
-        Status st = ram_frame(head_in ? first_ + pages_ : gfn, m);
-        return st == Status::ok ? Status::invalid_argument : st;
+        return bank_run(first_, ok_ ? pages_ : 0, base_pa_ >> kPageShift, gfn, frames, mfn);
     }
     // What the dispatcher asked, for tests that bound its work per call.
     uint64_t frame_questions = 0, run_questions = 0;
