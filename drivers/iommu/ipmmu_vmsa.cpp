@@ -115,12 +115,13 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         // The root: faults can only be reported through its interrupt.
         if (cfg.nirqs == 0) return refuse(Status::invalid_argument, "root IPMMU without interrupts");
         if (check_soc(cfg.compatible, cfg.prr, soc_, sizeof soc_) != Status::ok) return refuse(Status::unsupported, soc_);
-        const ipmmu::Soc& soc = *soc_of(cfg.compatible);
-        if (soc.gen != cfg.gen)
-            return why_.set(Status::invalid_argument, "%s is an %s IPMMU, configured as %s", cfg.compatible, soc.gen->name, gen.name);
-        if (cfg.format == Format::stage2 && !soc.stage2)
+        const ipmmu::Soc* soc = soc_of(cfg.compatible);  // check_soc found it
+        if (!soc) return refuse(Status::unsupported, "no SoC facts for the compatible");
+        if (soc->gen != cfg.gen)
+            return why_.set(Status::invalid_argument, "%s is an %s IPMMU, configured as %s", cfg.compatible, soc->gen->name, gen.name);
+        if (cfg.format == Format::stage2 && !soc->stage2)
             return why_.set(Status::unsupported, "%s: stage-2 tables are not known to work on its IPMMU (32-bit stage-1 tables are)",
-                            soc.name);
+                            soc->name);
         // The blocking table before any register is written: without it, the root is refused.
         iopt::Geometry bg = block_geometry(cfg.format);
         Result<uint64_t> table{Status::no_memory};

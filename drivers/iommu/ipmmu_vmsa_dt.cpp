@@ -61,7 +61,9 @@ Iommu* probe_ipmmu(ProbeEnv& env, unsigned index, Why& why) {
     const IommuInfo& io = env.topo.iommus[index];
     IpmmuVmsa::Config cfg;
     if (check_binding(env, index, cfg, why) != Status::ok) return nullptr;
-    const ipmmu::Soc& soc = *soc_of(io.driver);  // check_binding refused an entry without one
+    const ipmmu::Soc* socp = soc_of(io.driver);  // check_binding refused an entry without one
+    if (!socp) return why.set(Status::unsupported, "no SoC facts for %s", io.driver->compatible), nullptr;
+    const ipmmu::Soc& soc = *socp;
     cfg.gen = soc.gen;
     cfg.base = static_cast<uintptr_t>(io.regs[0].addr);
     cfg.size = io.regs[0].size;
