@@ -15,7 +15,9 @@
 //  - the Spider subset in dts/ (R-Car S4, Gen4), against Gen4 register models at the S4
 //    addresses: the product register from its node, root + four caches probed with 16 contexts
 //    and 64 uTLBs, both DMACs' 32 uTLBs blocked until attached, a DMA translated once it is; a
-//    Gen4 tree without the product register's node is refused (no fixed address to assume).
+//    Gen4 tree without the product register's node is refused (no fixed address to assume), and
+//    Gen4 binding mistakes (Gen3's window size, a Gen3 cache on the Gen4 root, uTLB 64) each
+//    refused naming the node;
 // Plus the boards' consoles (SalvatorXConsole, SpiderConsole).
 #include <libfdt.h>
 #include <stdio.h>
@@ -455,6 +457,36 @@ TEST(IpmmuDt, Gen4TreeWithoutTheProductRegisterNodeIsRefused) {
     EXPECT_EQ(occurrences(r.report.text, "waits for its root iommu@eefc0000"), 4u) << r.report.text;
     EXPECT_EQ(r.prr->reads(), 0u);
     EXPECT_EQ(r.register_writes(), 0u) << r.report.text;
+}
+
+// Gen4 binding mistakes, each refused alone naming its node: Gen3's window size, a Gen3 cache in
+// front of the Gen4 root, a uTLB beyond Gen4's 64. What was right probes, uTLB 63 included.
+TEST(IpmmuDt, Gen4BindingMistakesAreRefusedNamingTheNode) {
+    DtRig r("ipmmu_gen4_bad", kPrrS4);
+    EXPECT_EQ(r.probe(), 3u) << r.report.text;
+    EXPECT_TRUE(has(r.report.text, refused("/soc/iommu@eed40000",
+                                           "reg must give the 0x20000-byte register window of an R-Car Gen4 IPMMU")))
+        << r.report.text;
+    EXPECT_TRUE(has(r.report.text, refused("/soc/iommu@ee480000", "renesas,ipmmu-main names /soc/iommu@eefc0000, which is not "
+                                                                  "an R-Car Gen3 IPMMU like this one")))
+        << r.report.text;
+    EXPECT_TRUE(has(r.report.text, "dt: /soc/mmc@ee160000: iommus entry 0: uTLB 64 on iommu@eed00000 is out of range "
+                                   "(R-Car Gen4 has 64); device left blocked\n"))
+        << r.report.text;
+    EXPECT_EQ(r.set.probed(), 2u);
+    EXPECT_EQ(r.model_at(0xeed40000).register_writes(), 0u);
+    EXPECT_EQ(r.model_at(0xee480000).register_writes(), 0u);
+    IpmmuVmsa* ds0 = r.ipmmu("/soc/iommu@eed00000");
+    ASSERT_NE(ds0, nullptr);
+    Iommu* via = nullptr;
+    StreamId utlb = 0;
+    Why why;
+    ASSERT_EQ(r.set.stream(r.master("/soc/mmc@ee140000"), 0, 0, via, utlb, why), Status::ok) << why.text();
+    EXPECT_EQ(via, ds0);
+    EXPECT_EQ(utlb, 63u);
+    EXPECT_TRUE(ds0->utlb_blocked(63));
+    EXPECT_EQ(r.model_at(0xeed00000).imuctr(63), 0xf1u);  // at 0x37f0
+    EXPECT_EQ(r.set.stream(r.master("/soc/mmc@ee160000"), 0, 0, via, utlb, why), Status::denied);
 }
 
 TEST(SpiderConsole, StdoutPathSelectsScif3) {
