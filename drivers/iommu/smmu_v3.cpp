@@ -313,9 +313,9 @@ Status SmmuV3::sync() {
     return failed ? Status::hw_error : Status::ok;
 }
 
-Status SmmuV3::submit_raw(uint64_t dw0, uint64_t dw1) {
+Status SmmuV3::submit_raw(uint64_t dw0, uint64_t dw1, bool wait) {
     Status st = queue_cmd(dw0, dw1);
-    return st == Status::ok ? sync() : st;
+    return st == Status::ok && wait ? sync() : st;
 }
 
 // ---------------------------------------------------------------- stream table

@@ -82,8 +82,9 @@ public:
     uint64_t pages_used() const { return pages_; }
 
     // Queues one raw command and waits for it with a CMD_SYNC. For tests that need a command
-    // the driver would never send (an illegal opcode, to exercise error recovery).
-    Status submit_raw(uint64_t dw0, uint64_t dw1);
+    // the driver would never send (an illegal opcode, to exercise error recovery). wait = false
+    // leaves it in this CPU's open batch: the next sync on this CPU answers for it.
+    Status submit_raw(uint64_t dw0, uint64_t dw1, bool wait = true);
 
 private:
     // A domain's slot, found by IoDomain::id (0: free), never by the object's address: a slot

@@ -270,3 +270,38 @@ TEST(SmpStress, MapUnmapAttachAndFaultsFromSeveralCpusLeaveTheReferenceState) {
     for (const std::string& v : m.violations()) ADD_FAILURE() << "model: " << v;
     mmio::detach(&m);
 }
+
+// Two CPUs' batches interleaved in one queue: CPU 1 queues an illegal command and does not sync
+// yet; CPU 2's sync runs into the error (the SMMU stops there), acknowledges it and still
+// succeeds, since the bad command is not among its own; CPU 1's sync then fails for it, though
+// someone else acknowledged it. Deterministic: one thread switches the CPU it poses as.
+TEST(SmpCommandQueue, EachSyncAnswersForItsOwnBatchOnly) {
+    model::HostPool host(512);
+    ASSERT_TRUE(host.ok);
+    model::PoolPhysMem mem(*host.pool);
+    SmmuV3Model m(mem, SmmuV3Model::Features{});
+    ASSERT_TRUE(mmio::attach(kBase, SmmuV3Model::kRegSize, &m));
+    {
+        SmmuV3 smmu(*host.pool);
+        ASSERT_EQ(smmu.probe(SmmuV3::Config{kBase, SmmuV3Model::kRegSize, "smmuv3-cmdq", 63, 48, false}), Status::ok);
+        constexpr uint64_t kIllegal = 0x7f, kTlbiNsnhAll = 0x30, kSync = 0x46;
+        arch::host::set_cpu_id(1);
+        EXPECT_EQ(smmu.submit_raw(kIllegal, 0, false), Status::ok);  // queued; the model stops on it
+        EXPECT_NE(m.gerror(), m.gerrorn());
+        arch::host::set_cpu_id(2);
+        EXPECT_EQ(smmu.submit_raw(kTlbiNsnhAll, 0), Status::ok);  // past the error: not its own
+        EXPECT_EQ(m.gerror(), m.gerrorn());                      // acknowledged by CPU 2's sync
+        EXPECT_EQ(smmu.command_errors(), 1u);
+        arch::host::set_cpu_id(1);
+        EXPECT_EQ(smmu.submit_raw(kSync, 0), Status::hw_error);  // CPU 1's batch held the bad one
+        EXPECT_EQ(smmu.submit_raw(kTlbiNsnhAll, 0), Status::ok);  // and its next batch is clean
+        arch::host::set_cpu_id(0);
+        EXPECT_EQ(smmu.submit_raw(kTlbiNsnhAll, 0), Status::ok);
+        EXPECT_EQ(smmu.command_errors(), 1u);
+        EXPECT_EQ(m.commands(0x7f), 1u);
+        EXPECT_EQ(m.cmdq_cons() & 0x1ff, m.cmdq_prod() & 0x1ff);  // everything consumed
+        smmu.shutdown();
+    }
+    for (const std::string& v : m.violations()) ADD_FAILURE() << "model: " << v;
+    mmio::detach(&m);
+}
