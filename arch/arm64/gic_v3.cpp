@@ -234,18 +234,18 @@ void GicV3::eoi(unsigned intid) { icc_eoir1(intid); }
 bool GicV3::dispatch() {
     unsigned intid = static_cast<unsigned>(icc_iar1() & 0xffffff);
     if (intid >= kSpurious && intid <= 1023) {
-        spurious_++;
+        __atomic_add_fetch(&spurious_, 1, __ATOMIC_RELAXED);  // any CPU may count
         if (!told_spurious_) print("gicv3:    spurious interrupt (INTID %u); counted, reported once\n", intid);
         told_spurious_ = true;
         return false;
     }
-    delivered_++;
+    __atomic_add_fetch(&delivered_, 1, __ATOMIC_RELAXED);
     if (intid < kMaxIntids && line_[intid].fn) {
         line_[intid].fn(line_[intid].ctx);  // ends with eoi(intid)
         return true;
     }
     // Nobody asked for it: quiet it for good, and say so once.
-    unexpected_++;
+    __atomic_add_fetch(&unexpected_, 1, __ATOMIC_RELAXED);
     if (!told_unexpected_) print("gicv3:    interrupt INTID %u that nobody requested; masked, reported once\n", intid);
     told_unexpected_ = true;
     if (intid < lines_) mask(intid);
