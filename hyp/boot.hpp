@@ -63,8 +63,8 @@ struct ArchHooks {
     // tick; one that does not come up within a bound is reported and left out) and returns how
     // many are online, the boot CPU included; called once, after interrupts_from_dt. run_on_cpu
     // hands fn(arg) to an idle started CPU (logical id >= 1); false when it is not online or busy.
-    unsigned (*start_cpus)(const dt::Tree& t);
-    bool (*run_on_cpu)(unsigned cpu, void (*fn)(void*), void* arg);
+    unsigned (*start_cpus)(const dt::Tree& t) = nullptr;
+    bool (*run_on_cpu)(unsigned cpu, void (*fn)(void*), void* arg) = nullptr;
 };
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);

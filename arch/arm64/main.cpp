@@ -33,8 +33,12 @@ void provoke_exception() {
     print("selftest: read returned 0x%lx, no exception\n", v);
 }
 
-constexpr hyp::ArchHooks kHooks{&console_from_dt,  &provoke_exception, &arch::interrupts_from_dt,
-                                &run_pv_guest,     &arch::start_cpus,  &arch::run_on_cpu};
+constexpr hyp::ArchHooks kHooks{.console_from_dt = &console_from_dt,
+                                .provoke_exception = &provoke_exception,
+                                .interrupts_from_dt = &arch::interrupts_from_dt,
+                                .run_pv_guest = &run_pv_guest,
+                                .start_cpus = &arch::start_cpus,
+                                .run_on_cpu = &arch::run_on_cpu};
 
 }  // namespace
 
