@@ -161,6 +161,21 @@ unsigned start_cpus(const dt::Tree& t) {
         online++;
     }
     print("smp:      %u of %u CPUs online\n", online, named);
+    // Each started CPU's own tick must really interrupt it (its redistributor, its PPI, its
+    // CNTHP): two ticks each within a bound, or it is said which did not.
+    unsigned quiet = 0;
+    for (unsigned id = 1; id < next; id++) {
+        const Slot& s = g_slot[id];
+        if (!__atomic_load_n(&s.online, __ATOMIC_ACQUIRE) || !s.tick) continue;
+        uint64_t start = now_ns();
+        while (ticks_on(id) < 2 && now_ns() - start < kUpTimeoutNs) relax();
+        if (ticks_on(id) < 2) {
+            print("smp:      cpu%u took %lu ticks in %lu ms: its timer interrupt does not arrive\n", id, ticks_on(id),
+                  kUpTimeoutNs / 1000000);
+            quiet++;
+        }
+    }
+    if (online > 1 && !quiet) print("smp:      every started CPU takes its own tick\n");
     return online;
 }
 

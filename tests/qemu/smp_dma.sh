@@ -14,6 +14,7 @@ for c in 1 2 3; do
 done
 expect_line ", tick on"
 expect_line "smp:      4 of 4 CPUs online"
+expect_line "smp:      every started CPU takes its own tick"
 expect_line "smp dma:  one stage-1 domain (tag 1) for 4 edu stream(s), 4 rounds per CPU"
 sid=(0x8 0x10 0x18 0x20)
 for c in 0 1 2 3; do
