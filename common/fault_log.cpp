@@ -21,12 +21,13 @@ const char* to_string(FaultKind k) {
 }
 
 void FaultLog::record(const FaultRecord& r) {
+    IrqLockGuard g(lock_);
     ring_[total_ % kCapacity] = r;
     total_++;
     if (!out_) return;
     uint64_t now = arch::now_ns();
     if (now - window_start_ >= policy_.window_ns) {
-        (void)flush_suppressed();
+        (void)flush_locked();
         window_start_ = now;
         in_window_ = 0;
         ntally_ = 0;
@@ -59,6 +60,7 @@ void FaultLog::count_for_policy(const FaultRecord& r) {
 }
 
 bool FaultLog::quarantine(Quarantine& q) {
+    IrqLockGuard g(lock_);
     if (!nasked_) return false;
     q = asked_[0];
     for (unsigned i = 1; i < nasked_; i++) asked_[i - 1] = asked_[i];
@@ -67,7 +69,8 @@ bool FaultLog::quarantine(Quarantine& q) {
 }
 
 void FaultLog::report_to(Sink* out, const char* prefix, ReportPolicy policy) {
-    if (out_ && !out) (void)flush_suppressed();
+    IrqLockGuard g(lock_);
+    if (out_ && !out) (void)flush_locked();
     out_ = out;
     prefix_ = prefix ? prefix : "";
     policy_ = policy;
@@ -77,6 +80,11 @@ void FaultLog::report_to(Sink* out, const char* prefix, ReportPolicy policy) {
 }
 
 uint64_t FaultLog::flush_suppressed() {
+    IrqLockGuard g(lock_);
+    return flush_locked();
+}
+
+uint64_t FaultLog::flush_locked() {
     uint64_t n = suppressed_;
     if (n && out_)
         format(*out_, "%sfault: %lu more faults suppressed (at most %u lines per %lu ms)\n", prefix_, n, policy_.burst,
@@ -88,6 +96,19 @@ uint64_t FaultLog::flush_suppressed() {
 void FaultLog::print_one(Sink& out, const FaultRecord& r, const char* prefix) {
     format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", prefix, r.iommu ? r.iommu : "?", r.stream,
            r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "-", r.raw);
+}
+
+unsigned FaultLog::copy(uint64_t& from, FaultRecord* out, unsigned max, uint64_t* lost) const {
+    IrqLockGuard g(lock_);
+    uint64_t oldest = total_ > kCapacity ? total_ - kCapacity : 0;
+    if (from > total_) from = total_;  // cleared since: start again from what is there
+    if (from < oldest) {
+        if (lost) *lost += oldest - from;
+        from = oldest;
+    }
+    unsigned n = 0;
+    for (; from < total_ && n < max; from++) out[n++] = ring_[from % kCapacity];
+    return n;
 }
 
 const FaultRecord& FaultLog::at(unsigned i) const {

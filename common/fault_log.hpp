@@ -4,8 +4,14 @@
 // (from an interrupt handler, when the IOMMU has one), at most `burst` lines per `window_ns`;
 // the rest of a storm is counted and said in one line when the next window opens (or at
 // flush_suppressed()). A device faulting in a loop therefore costs a bounded number of lines.
+//
+// Several CPUs: record(), quarantine(), report_to(), flush_suppressed(), clear(), total() and
+// copy() take the log's IrqSpinlock (handlers record from interrupt context), a leaf lock: a
+// driver records while holding its own. at() and print() hand out the ring itself: for a log
+// nothing records into at the time (tests, single-CPU reports); concurrent readers use copy().
 #pragma once
 #include "common/format.hpp"
+#include "common/lock.hpp"
 
 namespace moat {
 
@@ -62,12 +68,22 @@ public:
     bool quarantine(Quarantine& out);
     uint64_t reported() const { return reported_; }
     uint64_t suppressed() const { return suppressed_total_; }
-    uint64_t total() const { return total_; }
+    uint64_t total() const {
+        IrqLockGuard g(lock_);
+        return total_;
+    }
+    // Copies the records numbered [from, total()) that the ring still holds into out (at most
+    // max), oldest first; from moves past what was copied and past what was overwritten
+    // (counted in *lost when given). For a thread that drains the log while others record.
+    unsigned copy(uint64_t& from, FaultRecord* out, unsigned max, uint64_t* lost = nullptr) const;
     uint64_t dropped() const { return total_ > kCapacity ? total_ - kCapacity : 0; }
     unsigned size() const { return total_ < kCapacity ? static_cast<unsigned>(total_) : kCapacity; }
     // i = 0 is the oldest record still held.
     const FaultRecord& at(unsigned i) const;
-    void clear() { total_ = 0; }
+    void clear() {
+        IrqLockGuard g(lock_);
+        total_ = 0;
+    }
     void print(Sink& out, unsigned from = 0, unsigned max = kCapacity, const char* prefix = "") const;
     static void print_one(Sink& out, const FaultRecord& r, const char* prefix);
 private:
@@ -91,6 +107,8 @@ private:
     Quarantine asked_[kTracked] = {};
     unsigned nasked_ = 0;
     void count_for_policy(const FaultRecord& r);
+    uint64_t flush_locked();
+    mutable IrqSpinlock lock_;
 };
 
 }  // namespace moat

@@ -1,6 +1,7 @@
 #include "common/format.hpp"
 
 #include "arch/console.hpp"
+#include "common/lock.hpp"
 
 namespace moat {
 
@@ -125,19 +126,41 @@ size_t format_to(char* buf, size_t cap, const char* fmt, ...) {
 }
 
 namespace {
+IrqSpinlock g_console_lock;
+bool g_console_shared = false;
+
 class ConsoleSink final : public Sink {
 public:
-    void write(const char* s, size_t n) override { arch::console_write(s, n); }
+    void write(const char* s, size_t n) override {
+        if (!__atomic_load_n(&g_console_shared, __ATOMIC_ACQUIRE)) return arch::console_write(s, n);
+        IrqLockGuard g(g_console_lock);
+        arch::console_write(s, n);
+    }
 };
 ConsoleSink g_console;
 }  // namespace
 
 Sink& console() { return g_console; }
 
+void console_shared() { __atomic_store_n(&g_console_shared, true, __ATOMIC_RELEASE); }
+
 void print(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vformat(g_console, fmt, ap);
+    if (!__atomic_load_n(&g_console_shared, __ATOMIC_ACQUIRE)) {
+        vformat(g_console, fmt, ap);
+        va_end(ap);
+        return;
+    }
+    // One write per line: formatted on the stack first (a longer one goes out in pieces).
+    va_list again;
+    va_copy(again, ap);
+    char line[256];
+    BufferSink b(line, sizeof line);
+    vformat(b, fmt, ap);
+    if (b.truncated()) vformat(g_console, fmt, again);
+    else g_console.write(line, b.length());
+    va_end(again);
     va_end(ap);
 }
 

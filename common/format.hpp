@@ -37,5 +37,9 @@ __attribute__((format(printf, 3, 4))) size_t format_to(char* buf, size_t cap, co
 // The console: whatever arch::console_write reaches.
 Sink& console();
 __attribute__((format(printf, 1, 2))) void print(const char* fmt, ...);
+// From now on several CPUs print: each console write takes the console's IrqSpinlock (a leaf
+// lock) and print() hands over a whole line at once, so lines never interleave. Called before a
+// second CPU starts, with the MMU on (the lock needs exclusives); until then there is no lock.
+void console_shared();
 
 }  // namespace moat

@@ -41,6 +41,7 @@ uint64_t IoDomain::root_pa() const { return table_ ? table_->root_pa() : 0; }
 uint64_t IoDomain::pgsize_bitmap() const { return table_ ? table_->pgsize_bitmap() : 0; }
 
 Status IoDomain::init() {
+    LockGuard dl(lock_);
     if (!table_) return Status::unsupported;  // no engine builds this format
     if (tag_) return Status::in_use;
     {
@@ -63,6 +64,7 @@ Status IoDomain::init() {
 }
 
 Status IoDomain::destroy() {
+    LockGuard dl(lock_);
     if (!tag_) return Status::ok;
     Status first = Status::ok;
     uint64_t held = 0;
@@ -145,6 +147,7 @@ Status IoDomain::finish(iopt::Gather& g) {
 }
 
 Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
+    LockGuard dl(lock_);
     if (!tag_) return {0, Status::invalid_argument};
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->map(iova, pa, size, prot, g, pgsize);
@@ -159,6 +162,7 @@ Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Pr
 // A failed break-before-make invalidation stopped the engine with its status; the end-of-call
 // flush still runs for what was done (and the broken block), and its own error comes second.
 Progress IoDomain::unmap(uint64_t iova, uint64_t size) {
+    LockGuard dl(lock_);
     if (!tag_) return {0, Status::invalid_argument};
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->unmap(iova, size, g);
@@ -168,11 +172,13 @@ Progress IoDomain::unmap(uint64_t iova, uint64_t size) {
 }
 
 Result<iopt::Translation> IoDomain::lookup(uint64_t iova) const {
+    LockGuard dl(lock_);
     if (!tag_) return Status::invalid_argument;
     return table_->lookup(iova);
 }
 
 Status IoDomain::attach(Iommu& iommu, StreamId sid) {
+    LockGuard dl(lock_);
     if (!tag_) return Status::invalid_argument;
     {
         LockGuard g(g_lock);
@@ -198,6 +204,7 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
 }
 
 Status IoDomain::detach(Iommu& iommu, StreamId sid) {
+    LockGuard dl(lock_);
     unsigned i = 0;
     while (i < nattached_ && !(attached_[i].iommu == &iommu && attached_[i].sid == sid)) i++;
     if (i == nattached_) return Status::not_found;
@@ -210,6 +217,7 @@ Status IoDomain::detach(Iommu& iommu, StreamId sid) {
 }
 
 bool IoDomain::attached(const Iommu& iommu, StreamId sid) const {
+    LockGuard dl(lock_);
     for (unsigned i = 0; i < nattached_; i++)
         if (attached_[i].iommu == &iommu && attached_[i].sid == sid) return true;
     return false;

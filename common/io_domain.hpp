@@ -14,9 +14,15 @@
 // never handed out again, and the drivers keep their slot for it. Drivers find a domain's state by
 // its id(), unique for the life of the system, never by the object's address: a domain built
 // later in the same storage is a stranger to them. quarantine() counts what was withheld.
+//
+// Several CPUs: every operation on one domain (map, unmap, lookup, attach, detach, destroy)
+// serialises on the domain's lock, so its table has one writer at a time and the attachment list
+// that map/unmap flush through never changes under them. Under it, a driver's locks, then the
+// pool's (docs/architecture.md, "Concurrency"). Thread context only: never from an interrupt.
 #pragma once
 #include "common/iommu.hpp"
 #include "common/iopt/table.hpp"
+#include "common/lock.hpp"
 
 namespace moat {
 
@@ -93,6 +99,8 @@ private:
     Attachment attached_[kMaxAttached] = {};
     uint64_t flushes_ = 0;
     uint64_t quarantined_ = 0;
+    // Outermost of moat's locks: taken first, held across the driver calls of one operation.
+    mutable Spinlock lock_;
 };
 
 }  // namespace moat

@@ -61,6 +61,15 @@ bool PagePool::find_single(size_t& bit) {
 
 Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages, bool zero) {
     if (pages == 0 || !is_pow2(align_pages)) return Status::invalid_argument;
+    Result<uint64_t> r = take(pages, align_pages, zero);
+    // Zeroing outside the lock: the pages are ours alone now, and 4 KiB of stores per page would
+    // otherwise serialise every CPU's allocations.
+    if (r.ok() && zero) memset(virt(r.value), 0, pages * kPageSize);
+    return r;
+}
+
+Result<uint64_t> PagePool::take(size_t pages, size_t align_pages, bool zero) {
+    LockGuard g(lock_);
     if (fail_after_ == 0 || pages > free_pages()) return Status::no_memory;
     size_t bit = 0;
     uint64_t pa = 0;
@@ -91,14 +100,12 @@ Result<uint64_t> PagePool::alloc(size_t pages, size_t align_pages, bool zero) {
     set_range(bit, pages, true);
     used_ += pages;
     if (fail_after_ != SIZE_MAX) fail_after_--;
-    if (zero) {
-        memset(virt(pa), 0, pages * kPageSize);
-        zeroed_ += pages;
-    }
+    if (zero) zeroed_ += pages;
     return pa;
 }
 
 Status PagePool::free(uint64_t pa, size_t pages) {
+    LockGuard g(lock_);
     size_t bit;
     if (pages == 0 || !locate(pa, pages, bit)) return Status::invalid_argument;
     for (size_t k = 0; k < pages; k++)

@@ -4,7 +4,12 @@
 // the pool reaches them through a fixed offset (0 on targets where RAM is identity mapped, the
 // host buffer's offset in host builds). Allocation returns zeroed pages, can fail, and every
 // page in use is counted so a test can prove that teardown gave everything back.
+//
+// Several CPUs: alloc() and free() take the pool's lock (innermost of moat's locks: nothing is
+// taken under it); alloc zeroes its pages after releasing it. add_region() is boot-time, before
+// other CPUs run. The counters are exact whenever no alloc or free is under way.
 #pragma once
+#include "common/lock.hpp"
 #include "common/status.hpp"
 
 namespace moat {
@@ -49,6 +54,7 @@ private:
     void set_range(size_t b, size_t n, bool v);
     bool locate(uint64_t pa, size_t pages, size_t& bit) const;
     bool find_single(size_t& bit);
+    Result<uint64_t> take(size_t pages, size_t align_pages, bool zero);
 
     uintptr_t virt_offset_;
     Region regions_[kMaxRegions] = {};
@@ -59,6 +65,7 @@ private:
     size_t hint_ = 0;     // word index where a free single page was last seen
     size_t fail_after_ = SIZE_MAX;
     uint64_t zeroed_ = 0;
+    Spinlock lock_;
     uint64_t bits_[kMaxPages / 64] = {};  // 1 = allocated (or not a page of any region)
 };
 

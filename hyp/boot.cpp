@@ -8,6 +8,7 @@
 #include "common/iommu_set.hpp"
 #include "drivers/pci/edu.hpp"
 #include "hyp/dma_selftest.hpp"
+#include "hyp/smp_selftest.hpp"
 
 namespace moat::hyp {
 
@@ -138,6 +139,25 @@ Outcome pci_and_selftest(const dt::Tree& t) {
     return o;
 }
 
+// Step 6 on several CPUs: every edu behind the bridge (BARs assigned), all sharing one domain.
+unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
+    const MasterInfo* bridge = probed_bridge();
+    SmpEdu edus[arch::kMaxCpus];
+    unsigned n = 0;
+    for (unsigned i = 0; i < g_pci.count() && n < arch::kMaxCpus; i++) {
+        pci::Device& d = g_pci.at(i);
+        if (d.vendor != Edu::kVendor || d.device != Edu::kDevice) continue;
+        Iommu* iommu;
+        StreamId sid;
+        Why why;
+        if (g_iommus.stream_of_rid(t, *bridge, d.rid(), iommu, sid, why) != Status::ok || iommu != o.iommu) continue;
+        if (&d != o.edu && g_pci.enable(d) != Status::ok) continue;
+        edus[n++] = SmpEdu{static_cast<uintptr_t>(d.bars[0].addr), sid};
+    }
+    SmpResult r = smp_selftest(g_pool, *o.iommu, edus, n, g_faults, hooks.run_on_cpu);
+    return r.failed;
+}
+
 }  // namespace
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks) {
@@ -183,6 +203,8 @@ Outcome pci_and_selftest(const dt::Tree& t) {
 
     // Interrupts: the controller the tree names, when the arch can drive it; else every IOMMU polls.
     IrqController* ic = hooks.interrupts_from_dt ? hooks.interrupts_from_dt(tree) : arch::irq_controller();
+    // The other CPUs, once the controller is up (each brings up its own part of it).
+    unsigned ncpus = hooks.start_cpus ? hooks.start_cpus(tree) : 1;
 
     // 4. Every IOMMU instance of every driver, then every master's references.
     ProbeEnv env{tree, g_topo, &g_pool, arch::pa_bits(), ic, &g_faults, console(), nullptr};
@@ -191,6 +213,7 @@ Outcome pci_and_selftest(const dt::Tree& t) {
 
     // 5, 6. PCI and the DMA selftest.
     Outcome o = pci_and_selftest(tree);
+    if (!o.failures && o.guest_ready && ncpus > 1) o.failures += smp_dma(tree, o, hooks);
     if (o.failures) {
         print("moat: %u check(s) failed; exit 1\n", o.failures);
         arch::halt(kExitCheckFailed);

@@ -5,11 +5,13 @@
 //
 //   1. open the device tree (refused before use when libfdt's full check fails)
 //   2. plan memory (RAM minus the image, the tree and reserved ranges) and fill the page pool
-//   3. discover every IOMMU and DMA master (one walk of the tree); start the interrupt controller
+//   3. discover every IOMMU and DMA master (one walk of the tree); start the interrupt controller,
+//      then the other CPUs
 //   4. probe every IOMMU instance of every driver (common/iommu_set.hpp), check every master's
 //      references against its instance
 //   5. enumerate PCI behind the first host bridge whose IOMMU probed, print each function's stream
-//   6. run the DMA selftest through that IOMMU with QEMU's edu, when there is one
+//   6. run the DMA selftest through that IOMMU with QEMU's edu, when there is one; with several
+//      CPUs, every CPU maps, DMAs, checks and unmaps through one shared domain (hyp/smp_selftest)
 //   7. build and run the PV-IOMMU test guest (never returns), when the arch can run guests
 //   8. report and exit with a status
 #pragma once
@@ -56,6 +58,13 @@ struct ArchHooks {
     // Faults are recorded in `faults` (by interrupt when the IOMMU has one), which reports them.
     void (*run_pv_guest)(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid,
                          FaultLog& faults);
+    // Several CPUs (nullptr: the arch runs on its boot CPU only). start_cpus starts the CPUs the
+    // tree names (each with its own stack, per-CPU data, MMU, vectors, interrupt controller and
+    // tick; one that does not come up within a bound is reported and left out) and returns how
+    // many are online, the boot CPU included; called once, after interrupts_from_dt. run_on_cpu
+    // hands fn(arg) to an idle started CPU (logical id >= 1); false when it is not online or busy.
+    unsigned (*start_cpus)(const dt::Tree& t) = nullptr;
+    bool (*run_on_cpu)(unsigned cpu, void (*fn)(void*), void* arg) = nullptr;
 };
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);

@@ -365,10 +365,12 @@ CallResult iommu_op(PvIommuHost& host, PvIommuGuest& caller, uint64_t subop, uin
         if (r.subop == static_cast<uint16_t>(IommuSubop::remote_cmd) || r.subop >= kCount) return {err(Errno::einval), false};
         PvIommuGuest* target = host.find(r.domid);
         if (!target) return {err(Errno::enoent), false};
+        LockGuard g(target->lock);  // the target's state only: remote_cmd never nests
         Call c{host, *target, caller.memory()};
         long ret = kDecoders[r.subop](c, r.arg);
         return {ret, c.preempted};
     }
+    LockGuard g(caller.lock);
     Call c{host, caller, caller.memory()};
     long ret = kDecoders[subop](c, arg);
     return {ret, c.preempted};

@@ -4,6 +4,7 @@
 // action goes through IoDomain and the page-table engine, and progress is written back.
 // Checks run in a fixed order: caller rights, object (context, device), range, then act.
 #pragma once
+#include "common/lock.hpp"
 #include "common/io_domain.hpp"
 #include "xen-compat/errno.hpp"
 #include "xen-compat/pv_iommu_abi.hpp"
@@ -98,7 +99,10 @@ public:
     unsigned contexts_in_use() const;
     PageQuota& quota() { return quota_; }
 
-    // For the dispatcher.
+    // For the dispatcher. Several vCPUs of one guest may call at once: each call holds `lock`
+    // (the guest's context table, devices, init state), one call at a time per guest, and each
+    // call's work is bounded (budget_pages). Under it, the contexts' domain locks.
+    Spinlock lock;
     bool initialised = false;
     unsigned max_ctx = 0;
     Result<unsigned> create_context(bool identity);

@@ -116,32 +116,38 @@ Status GicV3::init(Why& why) {
         return why.set(Status::unsupported, "GICD_CTLR.ARE did not stick: affinity routing is off (GICD_CTLR 0x%x)",
                        rd32(gicd_ + gicd::CTLR));
 
+    ready_ = false;
+    return init_cpu(why);
+}
+
+Status GicV3::init_cpu(Why& why) {
     // This CPU's redistributor: the frame whose GICR_TYPER affinity is ours.
     uint64_t me = mpidr_affinity();
+    uintptr_t rd_here = 0;
     uint32_t want = static_cast<uint32_t>((me & 0xffffff) | ((me >> 32) & 0xff) << 24);
-    rd_ = 0;
     for (uint64_t off = 0; off + gicr::kFrame <= gicr_size_;) {
         uintptr_t f = static_cast<uintptr_t>(gicr_base_ + off);
         uint32_t pid = (rd32(f + gicr::PIDR2) >> 4) & 0xf;
         if (pid != 3 && pid != 4) break;
         uint64_t typer = mmio::read64(f + gicr::TYPER);
         if (static_cast<uint32_t>(typer >> 32) == want) {
-            rd_ = f;
+            rd_here = f;
             break;
         }
         if (typer & gicr::kTyperLast) break;
         off += gicr_stride_ ? gicr_stride_ : (typer & gicr::kTyperVlpis) ? 2 * gicr::kFrame : gicr::kFrame;
     }
-    if (!rd_) return why.set(Status::not_found, "no redistributor for this CPU (affinity 0x%x)", want);
-    wr32(rd_ + gicr::WAKER, rd32(rd_ + gicr::WAKER) & ~gicr::kWakerProcessorSleep);
-    if (wait_until(kTimeoutNs, [&] { return (rd32(rd_ + gicr::WAKER) & gicr::kWakerChildrenAsleep) == 0; }) != Status::ok)
+    if (!rd_here) return why.set(Status::not_found, "no redistributor for this CPU (affinity 0x%x)", want);
+    rd_[cpu_id()] = rd_here;
+    wr32(rd_here + gicr::WAKER, rd32(rd_here + gicr::WAKER) & ~gicr::kWakerProcessorSleep);
+    if (wait_until(kTimeoutNs, [&] { return (rd32(rd_here + gicr::WAKER) & gicr::kWakerChildrenAsleep) == 0; }) != Status::ok)
         return why.set(Status::timeout, "the redistributor did not wake (GICR_WAKER.ChildrenAsleep stayed set)");
-    wr32(rd_ + gicr::ICENABLER0, 0xffffffffu);
-    wr32(rd_ + gicr::ICPENDR0, 0xffffffffu);
-    wr32(rd_ + gicr::ICACTIVER0, 0xffffffffu);
-    wr32(rd_ + gicr::IGROUPR0, 0xffffffffu);
-    wr32(rd_ + gicr::IGRPMODR0, 0);
-    if (wait_rwp(rd_ + gicr::CTLR) != Status::ok) return why.set(Status::timeout, "GICR_CTLR.RWP stayed set");
+    wr32(rd_here + gicr::ICENABLER0, 0xffffffffu);
+    wr32(rd_here + gicr::ICPENDR0, 0xffffffffu);
+    wr32(rd_here + gicr::ICACTIVER0, 0xffffffffu);
+    wr32(rd_here + gicr::IGROUPR0, 0xffffffffu);
+    wr32(rd_here + gicr::IGRPMODR0, 0);
+    if (wait_rwp(rd_here + gicr::CTLR) != Status::ok) return why.set(Status::timeout, "GICR_CTLR.RWP stayed set");
 
     // The CPU interface: system registers on, every priority let through, EOI drops and deactivates.
     icc_sre_el2_set(icc_sre_el2() | 0x1 | 0x8);  // SRE, Enable (EL1 may use its own SRE)
@@ -155,6 +161,10 @@ Status GicV3::init(Why& why) {
     uint64_t hcr;
     asm volatile("mrs %0, hcr_el2" : "=r"(hcr));
     asm volatile("msr hcr_el2, %0\n\tisb" : : "r"(hcr | kHcrImo | kHcrFmo));
+    // A later CPU: the PPIs requested so far, configured on its redistributor as on the first.
+    if (ready_)
+        for (unsigned i = 0; i < 32; i++)
+            if (line_[i].fn) configure(i, line_[i].trigger, line_[i].priority);
     ready_ = true;
     return Status::ok;
 }
@@ -163,10 +173,10 @@ void GicV3::configure(unsigned intid, Trigger trigger, unsigned priority) {
     bool edge = trigger == Trigger::edge_rising;
     uint32_t pri = static_cast<uint32_t>(priority & 0xff);
     if (intid < 32) {
-        uintptr_t p = rd_ + gicr::IPRIORITYR + (intid & ~3u);
+        uintptr_t p = rd() + gicr::IPRIORITYR + (intid & ~3u);
         wr32(p, (rd32(p) & ~(0xffu << 8 * (intid & 3))) | pri << 8 * (intid & 3));
         if (intid >= 16) {  // SGIs are always edge
-            uintptr_t c = rd_ + gicr::ICFGR0 + 4 * (intid / 16);
+            uintptr_t c = rd() + gicr::ICFGR0 + 4 * (intid / 16);
             uint32_t bit = 2u << 2 * (intid % 16);
             wr32(c, edge ? rd32(c) | bit : rd32(c) & ~bit);
         }
@@ -190,7 +200,7 @@ Status GicV3::request(unsigned intid, Trigger trigger, unsigned priority, IrqHan
     if (intid < 16 && trigger != Trigger::edge_rising) return Status::invalid_argument;
     if (line_[intid].fn) return Status::in_use;
     configure(intid, trigger, priority);
-    line_[intid] = Line{fn, ctx};
+    line_[intid] = Line{fn, ctx, trigger, priority};
     return Status::ok;
 }
 
@@ -204,15 +214,15 @@ Status GicV3::release(unsigned intid) {
 void GicV3::enable(unsigned intid) {
     if (!ready_ || intid >= lines_) return;
     barrier::memory_before_mmio();  // the handler's data is in place before the line can fire
-    if (intid < 32) wr32(rd_ + gicr::ISENABLER0, 1u << intid);
+    if (intid < 32) wr32(rd() + gicr::ISENABLER0, 1u << intid);
     else wr32(gicd_ + gicd::ISENABLER + 4 * (intid / 32), 1u << (intid % 32));
 }
 
 void GicV3::mask(unsigned intid) {
     if (!ready_ || intid >= lines_) return;
     if (intid < 32) {
-        wr32(rd_ + gicr::ICENABLER0, 1u << intid);
-        (void)wait_rwp(rd_ + gicr::CTLR);
+        wr32(rd() + gicr::ICENABLER0, 1u << intid);
+        (void)wait_rwp(rd() + gicr::CTLR);
     } else {
         wr32(gicd_ + gicd::ICENABLER + 4 * (intid / 32), 1u << (intid % 32));
         (void)wait_rwp(gicd_ + gicd::CTLR);
@@ -224,18 +234,18 @@ void GicV3::eoi(unsigned intid) { icc_eoir1(intid); }
 bool GicV3::dispatch() {
     unsigned intid = static_cast<unsigned>(icc_iar1() & 0xffffff);
     if (intid >= kSpurious && intid <= 1023) {
-        spurious_++;
+        __atomic_add_fetch(&spurious_, 1, __ATOMIC_RELAXED);  // any CPU may count
         if (!told_spurious_) print("gicv3:    spurious interrupt (INTID %u); counted, reported once\n", intid);
         told_spurious_ = true;
         return false;
     }
-    delivered_++;
+    __atomic_add_fetch(&delivered_, 1, __ATOMIC_RELAXED);
     if (intid < kMaxIntids && line_[intid].fn) {
         line_[intid].fn(line_[intid].ctx);  // ends with eoi(intid)
         return true;
     }
     // Nobody asked for it: quiet it for good, and say so once.
-    unexpected_++;
+    __atomic_add_fetch(&unexpected_, 1, __ATOMIC_RELAXED);
     if (!told_unexpected_) print("gicv3:    interrupt INTID %u that nobody requested; masked, reported once\n", intid);
     told_unexpected_ = true;
     if (intid < lines_) mask(intid);

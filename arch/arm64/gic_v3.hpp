@@ -9,6 +9,7 @@
 // (ICC_EOIR1: priority drop and deactivation, EOImode 0). A spurious INTID (1020..1023) or a line
 // nobody requested is counted and reported once, never fatal; an unrequested line is masked.
 #pragma once
+#include "arch/cpu.hpp"
 #include "common/fdt.hpp"
 #include "common/irq.hpp"
 #include "common/why.hpp"
@@ -26,6 +27,10 @@ public:
     // Distributor on (affinity routing, Group 1), every SPI off; this CPU's redistributor awake,
     // its PPIs and SGIs off; the CPU interface on with every priority unmasked.
     Status init(Why& why);
+    // A secondary CPU's share of init(), once the boot CPU's init() succeeded: its own
+    // redistributor awake, every PPI already requested configured on it (and left masked: the
+    // owner of the line enables it here), its CPU interface on. SPIs stay routed to the boot CPU.
+    Status init_cpu(Why& why);
 
     const char* name() const override { return "gicv3"; }
     Status request(unsigned intid, Trigger trigger, unsigned priority, IrqHandler fn, void* ctx) override;
@@ -43,17 +48,22 @@ public:
     uint64_t spurious() const { return spurious_; }
     uint64_t unexpected() const { return unexpected_; }
     uintptr_t dist_base() const { return gicd_; }
-    uintptr_t redist_base() const { return rd_; }
+    // This CPU's redistributor (0 before its init).
+    uintptr_t redist_base() const { return rd_[cpu_id()]; }
 
 private:
     struct Line {
         IrqHandler fn = nullptr;
         void* ctx = nullptr;
+        Trigger trigger = Trigger::edge_rising;  // kept so that a later CPU configures its PPIs alike
+        unsigned priority = 0;
     };
     Status wait_rwp(uintptr_t ctlr);
     void configure(unsigned intid, Trigger trigger, unsigned priority);
+    uintptr_t rd() const { return rd_[cpu_id()]; }
 
-    uintptr_t gicd_ = 0, rd_ = 0;  // the distributor, this CPU's RD_base (SGI_base is +64 KiB)
+    // The distributor, and each CPU's RD_base (SGI_base is +64 KiB), by logical CPU id.
+    uintptr_t gicd_ = 0, rd_[kMaxCpus] = {};
     uint64_t gicr_base_ = 0, gicr_size_ = 0, gicr_stride_ = 0;
     unsigned lines_ = 0;
     bool ready_ = false;

@@ -5,6 +5,7 @@
 #include "arch/arm64/gic_v3.hpp"
 #include "arch/arm64/mmu.hpp"
 #include "arch/arm64/pv_guest.hpp"
+#include "arch/arm64/smp.hpp"
 #include "arch/cpu.hpp"
 #include "common/format.hpp"
 #include "drivers/serial/serial.hpp"
@@ -32,7 +33,12 @@ void provoke_exception() {
     print("selftest: read returned 0x%lx, no exception\n", v);
 }
 
-constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &arch::interrupts_from_dt, &run_pv_guest};
+constexpr hyp::ArchHooks kHooks{.console_from_dt = &console_from_dt,
+                                .provoke_exception = &provoke_exception,
+                                .interrupts_from_dt = &arch::interrupts_from_dt,
+                                .run_pv_guest = &run_pv_guest,
+                                .start_cpus = &arch::start_cpus,
+                                .run_on_cpu = &arch::run_on_cpu};
 
 }  // namespace
 

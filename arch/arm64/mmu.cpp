@@ -2,6 +2,12 @@
 
 #include "arch/arm64/early_map.hpp"
 
+// What a secondary CPU loads to turn on the same map (arch/arm64/smp_entry.S reads it with its
+// MMU still off, so it is cleaned to memory once written): MAIR, TCR, TTBR0 of EL2.
+extern "C" {
+uint64_t moat_mmu_regs[3];
+}
+
 namespace moat::arch {
 
 namespace {
@@ -18,6 +24,9 @@ void mmu_enable_identity(uint64_t ram_base, uint64_t ram_end) {
                    | (0ull << 14)      // TG0 4 KiB
                    | (2ull << 16)      // PS 40 bits
                    | (1ull << 23) | (1ull << 31);  // RES1
+    moat_mmu_regs[0] = early_map::kMair;
+    moat_mmu_regs[1] = tcr;
+    moat_mmu_regs[2] = reinterpret_cast<uintptr_t>(g_tables.l0);
     asm volatile("dsb ish; tlbi alle2; dsb ish; isb" ::: "memory");
     asm volatile("msr mair_el2, %0" : : "r"(early_map::kMair));
     asm volatile("msr tcr_el2, %0" : : "r"(tcr));

@@ -1,6 +1,7 @@
 #include "arch/arm64/timer.hpp"
 
 #include "arch/irq.hpp"
+#include "common/percpu.hpp"
 
 namespace moat::arch {
 
@@ -11,7 +12,7 @@ constexpr uint64_t kCtlEnable = 1u << 0;  // CNTHP_CTL_EL2.ENABLE; IMASK (bit 1)
 IrqController* g_ic = nullptr;
 unsigned g_intid = 0;
 uint64_t g_period = 0;  // counter ticks per tick
-volatile uint64_t g_ticks = 0;
+PerCpu<uint64_t> g_ticks;  // each CPU counts its own
 
 inline uint64_t cntfrq() { uint64_t v; asm volatile("mrs %0, cntfrq_el0" : "=r"(v)); return v ? v : 62500000; }
 inline void cnthp_tval(uint64_t v) { asm volatile("msr S3_4_C14_C2_0, %0" : : "r"(v)); }
@@ -19,7 +20,7 @@ inline void cnthp_ctl(uint64_t v) { asm volatile("msr S3_4_C14_C2_1, %0\n\tisb" 
 
 // The level line drops once the next deadline is set, before the EOI.
 void on_tick(void*) {
-    g_ticks = g_ticks + 1;
+    __atomic_store_n(&g_ticks.here(), g_ticks.here() + 1, __ATOMIC_RELAXED);
     cnthp_tval(g_period);
     asm volatile("isb");
     g_ic->eoi(g_intid);
@@ -51,7 +52,20 @@ Status tick_start(IrqController& ic, const dt::Tree& t, unsigned hz, Why& why) {
     return Status::ok;
 }
 
-uint64_t ticks() { return g_ticks; }
+bool tick_start_cpu() {
+    if (!g_period || !g_ic) return false;
+    cnthp_tval(g_period);
+    cnthp_ctl(kCtlEnable);
+    g_ic->enable(g_intid);  // on this CPU's redistributor: the PPI is banked
+    return true;
+}
+
+uint64_t ticks_on(unsigned cpu) { return cpu < kMaxCpus ? __atomic_load_n(&g_ticks.on(cpu), __ATOMIC_RELAXED) : 0; }
+uint64_t ticks() {
+    uint64_t n = 0;
+    for (unsigned c = 0; c < kMaxCpus; c++) n += ticks_on(c);
+    return n;
+}
 bool wfi_wakes_by_time() { return g_period != 0; }
 unsigned tick_intid() { return g_intid; }
 

@@ -10,7 +10,12 @@
 namespace moat::arch {
 
 Status tick_start(IrqController& ic, const dt::Tree& t, unsigned hz, Why& why);
+// A secondary CPU's own tick (CNTHP is per CPU, its PPI banked), at the rate tick_start() chose;
+// false when the boot CPU has no tick.
+bool tick_start_cpu();
+// Ticks taken on every CPU, and on one.
 uint64_t ticks();
+uint64_t ticks_on(unsigned cpu);
 unsigned tick_intid();
 
 }  // namespace moat::arch

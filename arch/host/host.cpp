@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <mutex>
 #include <string>
 
 #include "arch/cache.hpp"
@@ -23,9 +25,10 @@ CleanLog& clean_log() {
 
 namespace arch {
 
+// Atomic: host threads posing as CPUs all poll the one clock.
 uint64_t now_ns() {
-    static uint64_t t = 0;
-    return t += kHostTickNs;
+    static std::atomic<uint64_t> t{0};
+    return t.fetch_add(kHostTickNs, std::memory_order_relaxed) + kHostTickNs;
 }
 
 static unsigned g_pa_bits = 48;
@@ -45,7 +48,9 @@ static std::string& captured() {
     return s;
 }
 static bool g_echo = false;
+static std::mutex g_console_mutex;  // threads posing as CPUs print too
 void console_write(const char* s, size_t n) {
+    std::lock_guard<std::mutex> g(g_console_mutex);
     captured().append(s, n);
     if (g_echo) fwrite(s, 1, n, stdout);
 }

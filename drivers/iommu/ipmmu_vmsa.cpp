@@ -420,6 +420,7 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     if (!ready_) return Status::invalid_argument;
     if (is_root()) return Status::unsupported;  // masters sit behind cache IPMMUs
     if (utlb >= cfg_.gen->utlbs) return Status::out_of_range;
+    IrqLockGuard lk(root_->lock_);
     UtlbState& u = utlb_[utlb];
     if (u.refs) {
         // Several masters may share a uTLB, but only inside one domain: the uTLB names one context.
@@ -457,6 +458,7 @@ Status IpmmuVmsa::detach(IoDomain& d, StreamId utlb) {
     if (!ready_) return Status::invalid_argument;
     if (is_root()) return Status::unsupported;
     if (utlb >= cfg_.gen->utlbs) return Status::out_of_range;
+    IrqLockGuard lk(root_->lock_);
     UtlbState& u = utlb_[utlb];
     if (!u.refs || u.domain_id != d.id()) return Status::not_found;
     if (--u.refs) return Status::ok;
@@ -479,6 +481,7 @@ Status IpmmuVmsa::flush(IoDomain& d, const iopt::Gather& g) {
     if (g.empty()) return Status::ok;
     // A domain without a context (never attached, or its allocation failed) has nothing cached
     // anywhere: there is no context id to flush, and certainly not someone else's.
+    IrqLockGuard lk(root_->lock_);
     uint8_t id = root_->find_context(d);
     return id == kNoContext ? Status::ok : root_->flush_context(id);
 }
@@ -544,6 +547,7 @@ void IpmmuVmsa::report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr)
 unsigned IpmmuVmsa::poll_faults(FaultLog& log) {
     if (!ready_) return 0;
     if (!is_root()) return root_->poll_faults(log);
+    IrqLockGuard lk(lock_);
     unsigned n = 0;
     for (unsigned id = 0; id < cfg_.gen->contexts; id++) {
         Context::State st = ctx_[id].state;

@@ -33,6 +33,7 @@
 //           (TSZ0 is five bits and the context walks at most 40), start level 1;
 //   stage1: 32-bit LPAE stage-1 tables with IMMAIR, as Linux uses them: IOVA 32 bits, PA 40 bits.
 #pragma once
+#include "common/lock.hpp"
 #include "common/io_domain.hpp"
 #include "common/fault_irq.hpp"
 #include "common/page_pool.hpp"
@@ -216,6 +217,10 @@ private:
     UtlbState utlb_[ipmmu::kMaxUtlbs];
     unsigned ctx_utlbs_[ipmmu::kMaxContexts] = {};
     uint64_t commands_ = 0, syncs_ = 0, flushes_ = 0, flush_timeouts_ = 0;
+    // Root: guards its contexts, every cache's uTLBs and IMCTR copies, and the flush registers
+    // (attach, detach, flush and fault polling on any cache take their root's). Interrupt-safe:
+    // the fault handler takes it. Taken under a domain's lock, before the pool's.
+    mutable IrqSpinlock lock_;
 };
 
 // The registry's operations for the R-Car Gen3 and Gen4 IPMMU compatibles (ipmmu_vmsa_dt.cpp).

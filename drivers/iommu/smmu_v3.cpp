@@ -183,6 +183,9 @@ Status SmmuV3::probe(const Config& cfg) {
     wr32(Reg32::CMDQ_PROD, 0);
     wr32(Reg32::CMDQ_CONS, 0);
     cmdq_prod_ = 0;
+    cmdq_issued_ = 0;
+    nerr_ = 0;
+    for (uint64_t& b : batch_start1_) b = 0;
     wr64(Reg64::EVENTQ_BASE, queue::kRwa | queue::kAddr.make(evtq_pa_ >> 5) | queue::kLog2Size.make(evtq_log2_));
     wr32(Reg32::EVENTQ_PROD, 0);
     wr32(Reg32::EVENTQ_CONS, 0);
@@ -226,7 +229,23 @@ void SmmuV3::shutdown() {
 
 Status SmmuV3::queue_cmd(uint64_t dw0, uint64_t dw1) {
     if (!ready_) return Status::invalid_argument;
-    Status st = wait_until(kTimeoutNs, [&] { return !q_full(cmdq_prod_, rd32(Reg32::CMDQ_CONS), cmdq_log2_); });
+    LockGuard g(cmdq_lock_);
+    return queue_locked(dw0, dw1);
+}
+
+// Commands the SMMU has consumed, ever: PROD - CONS is what is outstanding (at most the queue).
+uint64_t SmmuV3::consumed_locked() const {
+    uint32_t mask = (2u << cmdq_log2_) - 1;
+    return cmdq_issued_ - ((cmdq_prod_ - (rd32(Reg32::CMDQ_CONS) & mask)) & mask);
+}
+
+Status SmmuV3::queue_locked(uint64_t dw0, uint64_t dw1) {
+    // A full queue behind a command error never drains: the waiter acknowledges it (it holds the
+    // producer lock, so no sync can), and that command's own sync still finds it in err_at_.
+    Status st = wait_until(kTimeoutNs, [&] {
+        if ((rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN)) & gerror::kCmdqErr) (void)handle_cmdq_error();
+        return !q_full(cmdq_prod_, rd32(Reg32::CMDQ_CONS), cmdq_log2_);
+    });
     if (st != Status::ok) return st;
     auto* q = static_cast<uint64_t*>(pool_.virt(cmdq_pa_));
     uint64_t* e = q + q_idx(cmdq_prod_, cmdq_log2_) * kCmdDwords;
@@ -234,17 +253,22 @@ Status SmmuV3::queue_cmd(uint64_t dw0, uint64_t dw1) {
     e[1] = dw1;
     clean(e, kCmdDwords * 8);
     barrier::memory_before_mmio();  // the command in memory before the SMMU sees the new PROD
+    uint64_t& batch = batch_start1_[arch::cpu_id()];
+    if (!batch) batch = cmdq_issued_ + 1;
     cmdq_prod_ = q_inc(cmdq_prod_, cmdq_log2_);
+    cmdq_issued_++;
     wr32(Reg32::CMDQ_PROD, cmdq_prod_);
     commands_++;
     return Status::ok;
 }
 
 // A command the SMMU refused sits at CONS: replace it with a CMD_SYNC (harmless), then
-// acknowledge the error so that the SMMU resumes from there.
+// acknowledge the error so that the SMMU resumes from there. Where it stood is kept, so that the
+// sync of the batch it belongs to fails, on whichever CPU. Called with cmdq_lock_ held.
 Status SmmuV3::handle_cmdq_error() {
     uint32_t cons = rd32(Reg32::CMDQ_CONS);
     cmd_errors_++;
+    err_at_[nerr_++ % kErrHistory] = consumed_locked();
     auto* q = static_cast<uint64_t*>(pool_.virt(cmdq_pa_));
     uint64_t* e = q + q_idx(cons, cmdq_log2_) * kCmdDwords;
     e[0] = cmd::kOpcode.make(cmd::kSync);
@@ -256,24 +280,42 @@ Status SmmuV3::handle_cmdq_error() {
     return Status::hw_error;
 }
 
+// Waits for this CPU's own CMD_SYNC: position `mine` among all commands ever issued. Other CPUs'
+// commands may sit before or after it; the SMMU consumes in order, so when CONS has passed it,
+// every command this CPU queued before it has completed. The lock is held per poll, not across.
 Status SmmuV3::sync() {
     // With the cmdq-sync line bound, completion also signals it: the wait below still ends on
     // CONS, so a lost interrupt costs nothing, and the line proves the SMMU saw the sync.
-    Status st = queue_cmd(cmd::kOpcode.make(cmd::kSync) | (sync_irq_ ? cmd::kSyncCs.make(cmd::kSyncCsIrq) : 0), 0);
-    if (st != Status::ok) return st;
-    syncs_++;
-    Status result = Status::ok;
-    uint32_t mask = (2u << cmdq_log2_) - 1;
-    st = wait_until(kTimeoutNs, [&] {
-        if ((rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN)) & gerror::kCmdqErr) result = handle_cmdq_error();
-        return (rd32(Reg32::CMDQ_CONS) & mask) == cmdq_prod_;
+    uint64_t first, mine;
+    {
+        LockGuard g(cmdq_lock_);
+        Status st = queue_locked(cmd::kOpcode.make(cmd::kSync) | (sync_irq_ ? cmd::kSyncCs.make(cmd::kSyncCsIrq) : 0), 0);
+        uint64_t& batch = batch_start1_[arch::cpu_id()];
+        first = batch ? batch - 1 : cmdq_issued_;
+        batch = 0;
+        if (st != Status::ok) return st;
+        mine = cmdq_issued_;  // consumed >= mine: our SYNC (index mine - 1) is done
+        syncs_++;
+    }
+    bool failed = false;
+    auto ours = [&](uint64_t at) { return at >= first && at < mine; };
+    Status st = wait_until(kTimeoutNs, [&] {
+        LockGuard g(cmdq_lock_);
+        if ((rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN)) & gerror::kCmdqErr) (void)handle_cmdq_error();
+        return consumed_locked() >= mine;
     });
-    return st != Status::ok ? st : result;
+    {
+        LockGuard g(cmdq_lock_);
+        unsigned held = nerr_ < kErrHistory ? nerr_ : kErrHistory;
+        for (unsigned i = 0; i < held; i++) failed = failed || ours(err_at_[i]);
+    }
+    if (st != Status::ok) return st;
+    return failed ? Status::hw_error : Status::ok;
 }
 
-Status SmmuV3::submit_raw(uint64_t dw0, uint64_t dw1) {
+Status SmmuV3::submit_raw(uint64_t dw0, uint64_t dw1, bool wait) {
     Status st = queue_cmd(dw0, dw1);
-    return st == Status::ok ? sync() : st;
+    return st == Status::ok && wait ? sync() : st;
 }
 
 // ---------------------------------------------------------------- stream table
@@ -364,6 +406,7 @@ Result<iopt::Format> SmmuV3::domain_format(DomainUse use, unsigned ias) const {
 
 Status SmmuV3::attach(IoDomain& d, StreamId sid) {
     if (!ready_) return Status::invalid_argument;
+    LockGuard cl(cfg_lock_);
     Status st = walker_.check(d.format());  // VMSA only, a stage it has, sizes it takes, cleaned if need be
     if (st != Status::ok) return st;
     const iopt::Geometry g = iopt::vmsa_geometry(d.format());
@@ -443,6 +486,7 @@ Status SmmuV3::put_context(IoDomain& d, Context& c) {
 }
 
 Status SmmuV3::detach(IoDomain& d, StreamId sid) {
+    LockGuard cl(cfg_lock_);
     Status st;
     uint64_t* e = ste(sid, false, st);
     if (!e) return st;
@@ -518,7 +562,10 @@ unsigned SmmuV3::drain(FaultLog& log, bool from_irq) {
     IrqLockGuard g(evt_lock_);
     unsigned n = 0;
     uint32_t gerr = rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN);
-    if ((gerr & gerror::kCmdqErr) && !from_irq) (void)handle_cmdq_error();
+    if ((gerr & gerror::kCmdqErr) && !from_irq) {
+        LockGuard cg(cmdq_lock_);
+        if ((rd32(Reg32::GERROR) ^ rd32(Reg32::GERRORN)) & gerror::kCmdqErr) (void)handle_cmdq_error();
+    }
     if (gerr & ~gerror::kCmdqErr) {
         gerrors_++;
         // Acknowledge: GERRORN takes GERROR's value for the bits we handled.

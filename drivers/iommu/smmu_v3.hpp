@@ -2,7 +2,15 @@
 // domains get one context descriptor each (ASID = the domain's tag), stage-2 domains a
 // stage-2 STE (VMID = the tag). The command queue is polled (CMD_SYNC completes when CONS
 // passes it) and the event queue is drained by poll_faults(); no interrupts are needed.
+//
+// Several CPUs: cfg_lock_ serialises attach/detach (stream table, context slots, the pages this
+// instance holds); cmdq_lock_ guards the queue's producer side only, so CPUs submit concurrently
+// and each sync() waits for its own CMD_SYNC (by a 64-bit position, immune to wrap), fails only
+// for a command error among its own commands, and polls without holding the lock. evt_lock_
+// guards the event queue (the interrupt handler takes it). Order: cfg_lock_, then cmdq_lock_;
+// evt_lock_, then cmdq_lock_ (a poll acknowledges a command error); then the pool's.
 #pragma once
+#include "arch/cpu.hpp"
 #include "common/io_domain.hpp"
 #include "common/fault_irq.hpp"
 #include "common/lock.hpp"
@@ -74,8 +82,9 @@ public:
     uint64_t pages_used() const { return pages_; }
 
     // Queues one raw command and waits for it with a CMD_SYNC. For tests that need a command
-    // the driver would never send (an illegal opcode, to exercise error recovery).
-    Status submit_raw(uint64_t dw0, uint64_t dw1);
+    // the driver would never send (an illegal opcode, to exercise error recovery). wait = false
+    // leaves it in this CPU's open batch: the next sync on this CPU answers for it.
+    Status submit_raw(uint64_t dw0, uint64_t dw1, bool wait = true);
 
 private:
     // A domain's slot, found by IoDomain::id (0: free), never by the object's address: a slot
@@ -95,6 +104,8 @@ private:
     void clean(const void* p, size_t n) const;
 
     Status queue_cmd(uint64_t dw0, uint64_t dw1);
+    Status queue_locked(uint64_t dw0, uint64_t dw1);
+    uint64_t consumed_locked() const;
     Status sync();
     Status handle_cmdq_error();
     uint64_t* ste(StreamId sid, bool allocate, Status& st);
@@ -128,6 +139,15 @@ private:
     uint64_t cmdq_pa_ = 0, evtq_pa_ = 0;
     unsigned cmdq_log2_ = 0, evtq_log2_ = 0;
     uint32_t cmdq_prod_ = 0;      // index + wrap bit
+    // Commands ever written (64-bit: a sync's position never wraps), where each CPU's current
+    // batch began plus one (0: none open), and where the last command errors stood.
+    static constexpr unsigned kErrHistory = 8;
+    uint64_t cmdq_issued_ = 0;
+    uint64_t batch_start1_[arch::kMaxCpus] = {};
+    uint64_t err_at_[kErrHistory] = {};
+    unsigned nerr_ = 0;
+    Spinlock cmdq_lock_;
+    Spinlock cfg_lock_;
     uint32_t evtq_ack_ = 0;       // the OVACKFLG we last wrote
     Context ctx_[kMaxContexts] = {};
     // Pages this instance allocated, so a failed probe or shutdown gives every one back.

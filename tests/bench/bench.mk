@@ -21,8 +21,14 @@ $(BENCH_OUT)/iopt_bench: $(BENCH_OUT)/obj/tests/bench/iopt_bench.o $(BENCH_LIB_O
 $(BENCH_OUT)/iopt_instr: $(BENCH_OUT)/obj/tests/bench/iopt_instr.o $(BENCH_LIB_OBJS)
 	$(BENCH_CXX) $^ -o $@
 
-bench: $(BENCH_OUT)/iopt_bench $(BENCH_OUT)/iopt_instr
+# Map/unmap throughput with 1 and 2 threads through IoDomain (its lock and the pool's), as a ratio.
+$(BENCH_OUT)/smp_bench: $(BENCH_OUT)/obj/tests/bench/smp_bench.o $(BENCH_LIB_OBJS) $(BENCH_OUT)/obj/common/io_domain.o $(BENCH_OUT)/obj/arch/host/cpu.o
+	$(BENCH_CXX) $^ -pthread -o $@
+
+bench: $(BENCH_OUT)/iopt_bench $(BENCH_OUT)/iopt_instr $(BENCH_OUT)/smp_bench
 	$(BENCH_OUT)/iopt_bench $(BENCH_ARGS)
+	@echo
+	$(BENCH_OUT)/smp_bench
 	@$(MAKE) --no-print-directory bench-instructions
 
 # One dump per scenario ("desc: Trigger: Client Request: <name> <pages> <tables>", "totals: <Ir>");

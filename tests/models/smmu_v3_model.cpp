@@ -86,6 +86,7 @@ uint32_t SmmuV3Model::reg32(uint64_t off) {
 }
 
 uint64_t SmmuV3Model::read(uint64_t off, unsigned bytes) {
+    std::lock_guard<std::recursive_mutex> g(m_);
     accesses_++;
     uint64_t r64 = off & ~uint64_t{7};
     uint64_t* regs64[] = {&strtab_base_, &cmdq_base_, &evtq_base_};
@@ -109,6 +110,7 @@ bool SmmuV3Model::queue_writable(uint32_t enable_bit, const char* name) {
 }
 
 void SmmuV3Model::write(uint64_t off, uint64_t v, unsigned bytes) {
+    std::lock_guard<std::recursive_mutex> g(m_);
     accesses_++;
     uint64_t r64 = off & ~uint64_t{7};
     if (is_reg64(r64)) {
@@ -536,6 +538,7 @@ SmmuV3Model::Xlate SmmuV3Model::translate(uint32_t sid, uint64_t iova, bool writ
 }
 
 SmmuV3Model::Dma SmmuV3Model::dma(uint32_t sid, uint64_t iova, uint8_t* buf, size_t len, bool write) {
+    std::lock_guard<std::recursive_mutex> g(m_);
     DmaRun<Xlate> r = dma_pages<Xlate>(mem_, iova, buf, len, write, [&](uint64_t a) { return translate(sid, a, write); });
     Dma d;
     d.done = r.done;

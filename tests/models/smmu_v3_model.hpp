@@ -19,12 +19,18 @@
 // set; the global-error line pulses when a GERROR bit becomes active (GERROR != GERRORN) while
 // IRQ_CTRL.GERROR_IRQEN is set. IRQ_CTRLACK follows IRQ_CTRL at once.
 // Field positions are written here from the specification, not taken from the driver's header.
+// Several threads may use one model at once (register accesses, DMA): one lock serialises them,
+// as the hardware serialises its own register file. A DMA's table walk reads memory that other
+// threads may be writing: concurrent DMA with table updates of the same domain is for the
+// ordering tests (iopt_ordering_test), not for ThreadSanitizer runs. With interrupts connected,
+// a handler runs inside the model's lock on the raising thread: keep TSan runs polling.
 // Not modelled: nested (stage 1 + 2) STEs, substreams, ATS/PRI, stalls, MSIs, walk caches,
 // the PRI and CMD_SYNC interrupts.
 #pragma once
 #include <array>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -183,6 +189,7 @@ private:
     Xlate translate(uint32_t sid, uint64_t iova, bool write);
     Dma dma(uint32_t sid, uint64_t iova, uint8_t* buf, size_t len, bool write);
 
+    std::recursive_mutex m_;  // a handler the model raises may access its registers again
     PhysMem& mem_;
     Features f_;
     // Registers.
