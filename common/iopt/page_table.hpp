@@ -171,7 +171,8 @@ public:
             uint64_t pa = g.free_head_;
             for (size_t j = 0; j < g.free_count_; j++) {
                 const uint64_t link = table(pa)[0];
-                recycle(pa, !(link & kNotEmpty), true);
+                if (link & kNotEmpty) mem_.free(pa, 1);  // a dropped subtree's: straight back
+                else recycle(pa, true, true);
                 pa = link & desc::kOa;
             }
             g.nheld_ = 0;
@@ -569,18 +570,24 @@ private:
     // none of its pages is empty (they go back to the pool), and leaf tables are not read at all.
     void drop_subtree(uint64_t pa, unsigned level, UnmapCursor& c, Gather& g) {
         c.granule_shift = min(c.granule_shift, level_shift(level));
-        if (level < kLastLevel) {
-            const uint64_t* t = table(pa);
+        const uint64_t* t = table(pa);
+        if (level + 1 < kLastLevel) {
+            for (size_t i = 0; i < kEntries; i++)
+                if (desc::is_table(t[i], level)) drop_subtree(t[i] & desc::kOa, level + 1, c, g);
+        } else if (level + 1 == kLastLevel) {
+            // Its leaf tables, chained straight through their first entries (the loop of a large unmap).
+            uint64_t head = g.free_head_;
+            size_t count = g.free_count_;
             for (size_t i = 0; i < kEntries; i++) {
                 const uint64_t e = t[i];
                 if (!desc::is_table(e, level)) continue;
-                if (level + 1 < kLastLevel) {
-                    drop_subtree(e & desc::kOa, level + 1, c, g);
-                } else {
-                    c.granule_shift = min(c.granule_shift, level_shift(kLastLevel));
-                    defer_free(e & desc::kOa, g, false);
-                }
+                mem_.store(table(e & desc::kOa), head | kNotEmpty);
+                head = e & desc::kOa;
+                count++;
             }
+            if (count != g.free_count_) c.granule_shift = level_shift(kLastLevel);
+            g.free_head_ = head;
+            g.free_count_ = count;
         }
         defer_free(pa, g, false);
         c.tables_freed = true;

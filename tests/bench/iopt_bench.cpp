@@ -259,7 +259,9 @@ void self_check() {
             if (!r.ok() || r.value.pa != kMapPa + o || r.value.size != pgsize) fail("translation", kMapIova + o);
         }
         f.unmap(kMapIova, G1);
-        if (f.tables() != 0) fail("tables left after unmap", f.tables());
+        if (f.tables() > Fixture::Table::kCacheTables) fail("more cached than the cache's bound", f.tables());
+        f.trim();
+        if (f.tables() != 0) fail("tables left after unmap and trim", f.tables());
     }
     f.map_scattered();
     for (uint64_t iova : f.scattered) {
@@ -267,7 +269,21 @@ void self_check() {
         if (!r.ok() || r.value.pa != kMapPa + iova % G1 || r.value.size != K4) fail("scattered translation", iova);
     }
     f.unmap_scattered();
-    if (f.tables() != 0) fail("tables left after scattered unmap", f.tables());
+    if (f.tables() > Fixture::Table::kCacheTables) fail("more cached than the cache's bound", f.tables());
+    f.trim();
+    if (f.tables() != 0) fail("tables left after scattered unmap and trim", f.tables());
+    for (const HotCase& h : kHotCases) {  // each layout translates, and leaves only the kept page's walk
+        f.keep(h);
+        for (int k = 0; k < 3; k++) f.pair(h.iova, h.size);
+        Gather g;
+        if (!f.pt->map(h.iova, kMapPa, h.size, Prot{}, g).ok()) fail("hot map", h.iova);
+        for (uint64_t o = 0; o < h.size; o += K4)
+            if (f.pt->lookup(h.iova + o).value.pa != kMapPa + o) fail("hot translation", h.iova + o);
+        f.unmap(h.iova, h.size);
+        f.unkeep(h);
+        f.trim();
+        if (f.tables() != 0) fail("tables left after a hot layout", f.tables());
+    }
 }
 
 }  // namespace
