@@ -31,7 +31,8 @@
 //  - barrier() after the "break" of a split, before the hook's immediate invalidation.
 //  - none at the end of map(): it only filled invalid entries, which the Arm walkers never cache;
 //    whoever then tells a device about the buffer orders these stores with barrier::memory_before_mmio
-//    (a doorbell, a queue's producer index), as every driver's command path does.
+//    (a doorbell, a queue's producer index), as every driver's command path does; the CPU's own
+//    stage 2 is ordered by the dsb before the first entry into the guest (arch/arm64/vm.cpp).
 //  - none at the end of unmap(): whoever issues the invalidation the caller owes puts the fence
 //    before it, once per flush rather than once per call: IoDomain::finish (before_invalidate
 //    ahead of every driver's flush, whose first TLBI or command must not overtake the cleared
