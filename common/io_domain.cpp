@@ -1,5 +1,6 @@
 #include "common/io_domain.hpp"
 
+#include "arch/barrier.hpp"
 #include "common/lock.hpp"
 
 namespace moat {
@@ -138,6 +139,9 @@ Status IoDomain::invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigne
 Status IoDomain::finish(iopt::Gather& g) {
     Status first = g.immediate_status();
     if (!g.empty()) {
+        // The engine ends a call without a fence: this one puts every table store of the call
+        // before the first invalidation any driver issues (a TLBI register, a queue command).
+        barrier::before_invalidate();
         Status st = flush_iommus(g);
         if (first == Status::ok) first = st;
     }

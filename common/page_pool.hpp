@@ -35,6 +35,20 @@ public:
     // that is not in the pool or not allocated: a double free is a bug worth reporting.
     Status free(uint64_t pa, size_t pages = 1);
 
+    // One 32-bit word per page for whoever allocated it (the page-table engine keeps a table's
+    // counts of valid and of wholly mapped entries there: the walker reads the page itself, so
+    // nothing of the engine's may live in it). alloc() leaves it as it was; the owner sets it.
+    // `pa` must be a page of the pool: O(regions), and no lock (the page's owner serialises).
+    uint32_t& owner_word(uint64_t pa) {
+        const uint64_t off0 = pa - regions_[0].base;  // most pools are one region: no loop for it
+        if (off0 < (uint64_t{regions_[0].pages} << kPageShift)) return words_[off0 >> kPageShift];
+        for (size_t i = 1; i < nregions_; i++) {
+            const uint64_t off = pa - regions_[i].base;
+            if (off < (uint64_t{regions_[i].pages} << kPageShift)) return words_[regions_[i].first_bit + (off >> kPageShift)];
+        }
+        return words_[kMaxPages];  // not a pool page: a sink, never read by a correct owner
+    }
+
     void* virt(uint64_t pa) const { return reinterpret_cast<void*>(static_cast<uintptr_t>(pa) + virt_offset_); }
     uint64_t phys(const void* p) const { return reinterpret_cast<uintptr_t>(p) - virt_offset_; }
 
@@ -67,6 +81,7 @@ private:
     uint64_t zeroed_ = 0;
     Spinlock lock_;
     uint64_t bits_[kMaxPages / 64] = {};  // 1 = allocated (or not a page of any region)
+    uint32_t words_[kMaxPages + 1];       // owner_word(); left uninitialised: owners write first
 };
 
 }  // namespace moat

@@ -25,6 +25,7 @@ public:
     Progress unmap(uint64_t iova, uint64_t size, Gather& g) override { return pt_.unmap(iova, size, g); }
     Result<Translation> lookup(uint64_t iova) const override { return pt_.lookup(iova); }
     void release(Gather& g) override { pt_.release(g); }
+    void trim() override { pt_.trim(); }
     uint64_t root_pa() const override { return pt_.root_pa(); }
     uint64_t pgsize_bitmap() const override { return pt_.geometry().pgsize_bitmap(); }
     uint64_t pages() const override { return mem_.held(); }

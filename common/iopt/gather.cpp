@@ -2,7 +2,7 @@
 
 namespace moat::iopt {
 
-void Gather::add(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed) {
+void Gather::add_merging(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed) {
     if (size == 0) return;
     granule_shift_ = min(granule_shift_, granule_shift);
     removed_ = removed_ || removed;

@@ -8,7 +8,8 @@
 // let the pool hand it out again while a device can still read it as a table. So unlinked pages are
 // chained (through their first word, which then reads as an invalid descriptor to any late walker)
 // and freed by PageTable::release() after the caller's flush. Nothing bounds how many pages one
-// unmap frees, so the chain lives in the pages themselves, not in a fixed array here.
+// unmap frees, so past a few held here (what a one-buffer unmap empties: no store into the page)
+// the chain lives in the pages themselves.
 #pragma once
 #include "common/status.hpp"
 
@@ -55,7 +56,7 @@ public:
     // Table entries were removed: walk caches must be invalidated too (non-leaf invalidation).
     bool tables_freed() const { return tables_freed_; }
     // Table pages waiting for PageTable::release().
-    size_t pending_pages() const { return free_count_; }
+    size_t pending_pages() const { return nheld_ + free_count_; }
     // Break-before-make invalidations issued through the hook during the operations gathered.
     unsigned immediate_invalidations() const { return immediate_; }
     // The first of them that failed (ok if none). The pending pages must then stay out of the pool
@@ -72,10 +73,21 @@ public:
     }
 
     // Record a change of [iova, iova + size). Used by the engine; public for drivers' own tests.
-    void add(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed);
+    void add(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed) {
+        if (nranges_ == 0 && size) {  // the first range of a gather: nothing to merge with
+            ranges_[0] = Range{iova, size};
+            nranges_ = 1;
+            granule_shift_ = min(granule_shift_, granule_shift);
+            removed_ = removed_ || removed;
+            return;
+        }
+        add_merging(iova, size, granule_shift, removed);
+    }
 
 private:
     template <class F, class M> friend class PageTable;
+
+    void add_merging(uint64_t iova, uint64_t size, unsigned granule_shift, bool removed);
 
     Status invalidate_now(uint64_t iova, uint64_t size, unsigned granule_shift) {
         immediate_++;
@@ -84,8 +96,10 @@ private:
         return st;
     }
 
+    static constexpr unsigned kHeldPages = 4;  // a 4-level walk empties at most 3 below the root
+
     InvalidateHook hook_;
-    Range ranges_[kMaxRanges] = {};
+    Range ranges_[kMaxRanges];  // [0, nranges_) are meaningful: not zeroed on every call
     unsigned nranges_ = 0;
     unsigned granule_shift_ = 63;
     unsigned immediate_ = 0;
@@ -95,6 +109,8 @@ private:
     bool tables_freed_ = false;
     uint64_t free_head_ = 0;   // physical address of the first pending page (valid if free_count_)
     size_t free_count_ = 0;
+    uint64_t held_[kHeldPages];  // the first pending pages, kept here rather than chained
+    unsigned nheld_ = 0;
 };
 
 }  // namespace moat::iopt

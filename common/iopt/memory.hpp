@@ -6,6 +6,8 @@
 //   alloc(pages, align_pages, zero) -> Result<uint64_t>   pages by physical address, zeroed unless zero = false
 //   free(pa, pages)                                  give pages back
 //   table(pa) -> uint64_t*                           CPU pointer to a table
+//   side(pa) -> uint32_t&                            the engine's word for the table at pa, outside it
+//   short_of_pages() -> bool                         the pool is running low: give cached pages back
 //   store(p, v)                                      ONE single-copy-atomic 64-bit store (live tables)
 //   fill(p, n, first, step)                          p[i] = first + i * step in a table no walker can reach
 //   sync(p, n)                                       entries [p, p + n) must become visible to the walker
@@ -44,6 +46,10 @@ public:
     // Pages of the pool this table holds now.
     uint64_t held() const { return held_; }
     uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
+    uint32_t& side(uint64_t pa) const { return pool_.owner_word(pa); }
+    // Fewer free pages than one cache's worth for each of a few domains: cached tables go back.
+    static constexpr size_t kLowWater = 64;
+    bool short_of_pages() const { return pool_.free_pages() < kLowWater; }
 
     // Relaxed atomic: the compiler may neither tear nor merge it, and it costs a plain str/mov.
     static void store(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }

@@ -7,9 +7,36 @@
 //    before the single store that links it: a walker sees no table or a finished one;
 //  - a live valid entry is never replaced by another valid one: a block becomes a table by
 //    break-before-make (invalid entry, immediate invalidation through the Gather's hook, new entry);
-//  - an unlinked table is only handed back to the pool after the caller's invalidation (release()).
-// A table -> block change never happens: empty tables are freed as soon as they empty, so a table
+//  - an unlinked table is only handed back to the pool, or reused, after the caller's invalidation
+//    (release()).
+// A table -> block change never happens: empty tables are unlinked as soon as they empty, so a table
 // entry always has something mapped under it, and pages mapped by separate calls are never folded.
+//
+// Counting instead of scanning. Each table below the root has a side word (Memory::side, kept
+// outside the table because the walker reads the table): its valid entries, and its "full" entries
+// (a leaf, or a table whose whole span is mapped). Emptiness and "everything under this entry is
+// mapped" are then one load, and an aligned unmap of a full table drops it without reading leaves.
+//
+// Recycling. A table that emptied entry by entry is all zeroes again; after release() (so after the
+// caller's invalidation: no walk cache still holds it) it goes to a small cache of kCacheTables
+// pages that map() takes from before the pool, unzeroed. The DMA hot path (map one buffer, unmap
+// it) then allocates, zeroes and frees nothing. Cached pages are bounded and not kept forever:
+// release() gives them all back when the pool runs short or when the cache served nothing for
+// kCacheIdle releases, and trim() (the owner's release point) and destroy() give them back at once.
+// Dropped full subtrees are not zero and go straight back to the pool.
+//
+// Fences, each where a walker's ordering needs it and nowhere else:
+//  - order() once before the store that links a new table into a live one (map, and the "make" of
+//    a split): the new subtree's entries before the link. Links between private tables need none.
+//  - barrier() after the "break" of a split, before the hook's immediate invalidation.
+//  - none at the end of map(): it only filled invalid entries, which the Arm walkers never cache;
+//    whoever then tells a device about the buffer orders these stores with barrier::memory_before_mmio
+//    (a doorbell, a queue's producer index), as every driver's command path does; the CPU's own
+//    stage 2 is ordered by the dsb before the first entry into the guest (arch/arm64/vm.cpp).
+//  - none at the end of unmap(): whoever issues the invalidation the caller owes puts the fence
+//    before it, once per flush rather than once per call: IoDomain::finish (before_invalidate
+//    ahead of every driver's flush, whose first TLBI or command must not overtake the cleared
+//    entries). For a non-coherent walker (IPMMU) the clean in Memory::sync already waited too.
 //
 // Not thread-safe: the owner (an IoDomain, a P2M) serialises calls. The hardware never writes the
 // tables (the access flag is preset and dirty-state management is not used), so the engine may read
@@ -28,6 +55,12 @@ public:
     static constexpr uint64_t kLargest = 0;
     // ...or else exactly one of pgsize_bitmap() (PV-IOMMU's pgsize), with iova, pa and size aligned to it.
 
+    // Empty tables kept for reuse: a 4-level walk is 3 tables below the root, and a few buffers
+    // in flight in separate leaf tables fit too. Bounded per table, so per domain.
+    static constexpr size_t kCacheTables = 8;
+    // release() calls in a row that took nothing from the cache before it is given back.
+    static constexpr unsigned kCacheIdle = 64;
+
     PageTable(Memory& mem, unsigned ias, unsigned oas) : mem_(mem), geo_(make_geometry(Format::kStage, ias, oas)) {}
     PageTable(const PageTable&) = delete;
     PageTable& operator=(const PageTable&) = delete;
@@ -41,6 +74,8 @@ public:
         if (!r.ok()) return r.status;
         root_pa_ = r.value;
         ready_ = true;
+        ncache_ = 0;
+        idle_ = 0;
         mem_.sync(table(root_pa_), size_t{geo_.root_tables} * kEntries);  // the pool's zeroes, too
         mem_.barrier();
         return Status::ok;
@@ -52,6 +87,7 @@ public:
         const uint64_t* root = table(root_pa_);
         for (size_t i = 0; i < geo_.root_entries(); i++)
             if (desc::is_table(root[i], geo_.start_level)) free_private(root[i] & desc::kOa, geo_.start_level + 1);
+        trim();
         mem_.free(root_pa_, geo_.root_tables);
         ready_ = false;
     }
@@ -67,9 +103,15 @@ public:
     Progress map(uint64_t iova, uint64_t pa, uint64_t size, const Prot& prot, Gather& g, uint64_t pgsize = kLargest) {
         Status bad = check_map(iova, pa, size, prot, pgsize);
         if (bad != Status::ok) return {0, bad};
+        if (in_one_leaf_table(iova, size) && pgsize <= kPageSize) {  // the DMA hot path
+            Progress p;
+            if (map_small(iova, pa, size, Format::encode(prot), p)) {
+                if (p.bytes_done) g.add(iova, p.bytes_done, kGranuleShift, false);
+                return p;
+            }
+        }
         MapCursor c{iova, pa, iova + size, Format::encode(prot), pgsize, 63};
-        Status st = map_table(table(root_pa_), geo_.start_level, false, c);
-        mem_.barrier();
+        Status st = map_table(table(root_pa_), root_word_, geo_.start_level, false, c);
         uint64_t done = c.iova - iova;
         if (done) g.add(iova, done, c.granule_shift, false);
         return {done, st};
@@ -83,9 +125,16 @@ public:
     Progress unmap(uint64_t iova, uint64_t size, Gather& g) {
         Status bad = check_range(iova, size);
         if (bad != Status::ok) return {0, bad};
+        if (in_one_leaf_table(iova, size)) {  // the DMA hot path
+            bool freed = false;
+            if (unmap_small(iova, size, g, freed)) {
+                g.add(iova, size, kGranuleShift, true);
+                if (freed) g.tables_freed_ = true;
+                return {size, Status::ok};
+            }
+        }
         UnmapCursor c{iova, iova + size, 63, false};
-        Status st = unmap_table(table(root_pa_), geo_.start_level, c, g);
-        mem_.barrier();
+        Status st = unmap_table(table(root_pa_), root_word_, geo_.start_level, c, g);
         uint64_t done = c.iova - iova;
         if (done) g.add(iova, done, c.granule_shift, true);
         if (c.tables_freed) g.tables_freed_ = true;
@@ -112,19 +161,42 @@ public:
         }
     }
 
-    // Gives the table pages `g` holds back to the pool and empties `g`. Call once the invalidation
-    // of g's ranges has completed.
+    // Takes the table pages `g` holds (into the cache while it has room and they are empty, else
+    // back to the pool) and empties `g`. Call once the invalidation of g's ranges has completed.
     void release(Gather& g) {
-        uint64_t pa = g.free_head_;
-        for (size_t k = 0; k < g.free_count_; k++) {
-            uint64_t next = table(pa)[0];
-            mem_.free(pa, 1);
-            pa = next;
+        if (g.nheld_ | g.free_count_) {
+            unsigned k = 0;
+            if (g.nheld_ <= kCacheTables - ncache_)  // the hot path: everything fits, no page is touched
+                for (; k < g.nheld_ && !(g.held_[k] & kNotEmpty); k++) cache_[ncache_++] = g.held_[k];
+            for (; k < g.nheld_; k++) recycle(g.held_[k] & desc::kOa, !(g.held_[k] & kNotEmpty), false);
+            uint64_t pa = g.free_head_;
+            for (size_t j = 0; j < g.free_count_; j++) {
+                const uint64_t link = table(pa)[0];
+                if (link & kNotEmpty) mem_.free(pa, 1);  // a dropped subtree's: straight back
+                else recycle(pa, true, true);
+                pa = link & desc::kOa;
+            }
+            g.nheld_ = 0;
+            g.free_head_ = 0;
+            g.free_count_ = 0;
         }
-        g.free_head_ = 0;
-        g.free_count_ = 0;
         g.clear_ranges();
+        if (ncache_ && (++idle_ > kCacheIdle || mem_.short_of_pages())) trim();
     }
+
+    // The release point of cached empty tables: all of them back to the pool now.
+    void trim() {
+        while (ncache_) mem_.free(cache_[--ncache_], 1);
+        idle_ = 0;
+    }
+    // Empty, invalidated tables held for reuse (part of what the table holds from the pool).
+    size_t cached_tables() const { return ncache_; }
+    uint64_t cached_table(size_t i) const { return cache_[i]; }
+
+    // The side word of the table at `pa` (below the root): for tests, which check it against a walk.
+    static constexpr unsigned valid_entries(uint32_t w) { return w & 0xffff; }
+    static constexpr unsigned full_entries(uint32_t w) { return w >> 16; }
+    uint32_t side_word(uint64_t pa) const { return mem_.side(pa); }
 
 private:
     struct MapCursor {
@@ -162,44 +234,176 @@ private:
         return Status::ok;
     }
 
-    // Scans with plain loads, written with independent accumulators so that -O2 vectorises them:
-    // proving a table full or empty reads all of it.
-    template <size_t N>
-    static bool all_valid(const uint64_t* p) {
-        static_assert(N % 4 == 0);
-        uint64_t a = desc::kValid, b = desc::kValid, c = desc::kValid, d = desc::kValid;
-        for (size_t i = 0; i < N; i += 4) {
-            a &= p[i];
-            b &= p[i + 1];
-            c &= p[i + 2];
-            d &= p[i + 3];
-        }
-        return (a & b & c & d) & desc::kValid;
-    }
-    // Any valid entry in a whole table; stops at the first 64-entry block that has one.
-    static bool any_valid(const uint64_t* p) {
-        for (const uint64_t* q = p; q < p + kEntries; q += 64) {
-            uint64_t a = 0, b = 0, c = 0, d = 0;
-            for (size_t i = 0; i < 64; i += 4) {
-                a |= q[i];
-                b |= q[i + 1];
-                c |= q[i + 2];
-                d |= q[i + 3];
-            }
-            if ((a | b | c | d) & desc::kValid) return true;
-        }
-        return false;
-    }
+    // One valid entry, one full entry (a leaf, or a table whose whole span is mapped), both.
+    static constexpr uint32_t kValidOne = 1, kFullOne = uint32_t{1} << 16, kBoth = kValidOne | kFullOne;
+    static bool is_full(uint32_t w) { return full_entries(w) == kEntries; }
+    uint32_t& side(uint64_t pa) { return mem_.side(pa); }
+
+    // How many of p[0, n) are valid before the first hole. Plain loads, in blocks of 16 with
+    // independent accumulators so that -O2 vectorises them; only over the range asked for.
     static size_t valid_prefix(const uint64_t* p, size_t n) {
         size_t i = 0;
-        while (i + 16 <= n && all_valid<16>(p + i)) i += 16;
+        for (; i + 16 <= n; i += 16) {
+            uint64_t a = desc::kValid, b = desc::kValid, c = desc::kValid, d = desc::kValid;
+            for (size_t k = 0; k < 16; k += 4) {
+                a &= p[i + k];
+                b &= p[i + k + 1];
+                c &= p[i + k + 2];
+                d &= p[i + k + 3];
+            }
+            if (!((a & b & c & d) & desc::kValid)) break;
+        }
         while (i < n && desc::valid(p[i])) i++;
         return i;
     }
 
+    // A table page for the engine: a cached empty one (zero, invalidated) or one from the pool.
+    // Its side word reads "empty" until the caller counts what it writes.
+    Result<uint64_t> take_table(bool zero, bool reset_side = true) {
+        if (ncache_) {
+            idle_ = 0;
+            const uint64_t pa = cache_[--ncache_];
+            if (reset_side) side(pa) = 0;
+            return pa;
+        }
+        Result<uint64_t> r = mem_.alloc(1, 1, zero);
+        if (r.ok() && reset_side) side(r.value) = 0;
+        return r;
+    }
+    // A page that came out of a gather: empty ones into the cache (the chain's link was its only
+    // non-zero word), others back to the pool.
+    void recycle(uint64_t pa, bool empty, bool chained) {
+        if (empty && ncache_ < kCacheTables) {
+            if (chained) mem_.store(table(pa), 0);  // unreachable since the invalidation: a plain reset
+            cache_[ncache_++] = pa;
+            return;
+        }
+        mem_.free(pa, 1);
+    }
+
+    // ---- The DMA hot path: a range of pages inside one leaf table's span (below 2 MiB, so never a
+    // block). One iterative walk that keeps each level's table, slot and side word, instead of the
+    // general recursion. Anything unusual on the way (a block, a collision, a hole) returns false
+    // before changing anything, and the general path does the work and reports it.
+    struct Path {
+        uint64_t* slot[kLastLevel + 1];  // slot[l]: the entry at level l on the walk
+        uint64_t pa[kLastLevel + 1];     // pa[l]: the table at level l
+    };
+    // Side word of the table at level l on the walk (looked up only where a count changes).
+    uint32_t& word(const Path& p, unsigned l) { return l == geo_.start_level ? root_word_ : side(p.pa[l]); }
+    static bool in_one_leaf_table(uint64_t iova, uint64_t size) {
+        return size < level_size(kLastLevel - 1) && ((iova ^ (iova + size - 1)) >> level_shift(kLastLevel - 1)) == 0;
+    }
+    // Walks to the deepest table on iova's walk; returns its level (kLastLevel: the leaf table).
+    unsigned walk(uint64_t iova, Path& p) {
+        uint64_t* t = table(root_pa_);
+        unsigned level = geo_.start_level;
+        p.slot[kLastLevel] = nullptr;  // never a slot: the walk stops at the leaf table
+        p.pa[level] = root_pa_;
+        size_t idx = (iova >> level_shift(level)) & (geo_.root_entries() - 1);
+        for (;;) {
+            p.slot[level] = t + idx;
+            const uint64_t e = t[idx];
+            if (!desc::is_table(e, level)) return level;
+            p.pa[level + 1] = e & desc::kOa;
+            t = table(e & desc::kOa);
+            if (++level == kLastLevel) return level;
+            idx = (iova >> level_shift(level)) & (kEntries - 1);
+        }
+    }
+
+    bool map_small(uint64_t iova, uint64_t pa, uint64_t size, uint64_t attrs, Progress& out) {
+        Path p;  // walk() fills what is read: [start_level, deepest]
+        const unsigned deepest = walk(iova, p);
+        const size_t first = index(iova, kLastLevel), n = size >> kGranuleShift;
+        const uint64_t e0 = desc::leaf(kLastLevel, pa, attrs);
+        if (deepest == kLastLevel) {
+            uint64_t* t = table(p.pa[kLastLevel]);
+            uint32_t& w = side(p.pa[kLastLevel]);
+            if (valid_entries(w))
+                for (size_t k = 0; k < n; k++)
+                    if (desc::valid(t[first + k])) return false;  // collision: the general path stops there
+            for (size_t k = 0; k < n; k++) mem_.store(t + first + k, e0 + (k << kGranuleShift));
+            mem_.sync(t + first, n);
+            w += static_cast<uint32_t>(n) * kBoth;
+            // A table that just became full makes its parent's entry full, and so on up.
+            if (is_full(w))
+                for (unsigned l = kLastLevel; l > geo_.start_level && is_full(word(p, l)); l--) word(p, l - 1) += kFullOne;
+            out = {size, Status::ok};
+            return true;
+        }
+        uint64_t* const slot = p.slot[deepest];
+        if (!slot || desc::valid(*slot)) return false;  // a block: the general path reports the collision
+        // The rest of the walk, built in private bottom-up, then linked with one store.
+        uint64_t pages[kLastLevel + 1];
+        for (unsigned l = deepest + 1; l <= kLastLevel; l++) {
+            Result<uint64_t> r = take_table(true, false);  // side words are written below
+            if (!r.ok()) {
+                while (--l > deepest) {  // untouched: back as they came, counted empty
+                    side(pages[l]) = 0;
+                    recycle(pages[l], true, false);
+                }
+                out = {0, Status::no_memory};
+                return true;
+            }
+            pages[l] = r.value;
+        }
+        uint64_t* leaf = table(pages[kLastLevel]);
+        mem_.fill(leaf + first, n, e0, kPageSize);
+        side(pages[kLastLevel]) = static_cast<uint32_t>(n) * kBoth;
+        mem_.sync(leaf, kEntries);  // whole: the pool's zeroes may still sit in the cache
+        for (unsigned l = kLastLevel - 1; l > deepest; l--) {
+            uint64_t* t = table(pages[l]);
+            mem_.store(t + index(iova, l), desc::table(pages[l + 1]));  // private: no fence of its own
+            side(pages[l]) = kValidOne;
+            mem_.sync(t, kEntries);
+        }
+        mem_.order();  // the new subtree before the store that makes it reachable
+        mem_.store(slot, desc::table(pages[deepest + 1]));
+        mem_.sync(slot, 1);
+        word(p, deepest) += kValidOne;
+        out = {size, Status::ok};
+        return true;
+    }
+
+    bool unmap_small(uint64_t iova, uint64_t size, Gather& g, bool& freed) {
+        Path p;  // walk() fills what is read: [start_level, deepest]
+        if (walk(iova, p) != kLastLevel) return false;  // a block to split, or a hole
+        uint64_t* t = table(p.pa[kLastLevel]);
+        uint32_t& w = side(p.pa[kLastLevel]);
+        const size_t first = index(iova, kLastLevel), n = size >> kGranuleShift;
+        const bool was_full = is_full(w);
+        if (!was_full && valid_prefix(t + first, n) < n) return false;  // a hole: reported by the general path
+        for (size_t k = 0; k < n; k++) mem_.store(t + first + k, 0);
+        mem_.sync(t + first, n);
+        w -= static_cast<uint32_t>(n) * kBoth;
+        if (was_full) {  // no longer full: neither is its parent's entry, and so on up while they were
+            for (unsigned l = kLastLevel; l > geo_.start_level; l--) {
+                uint32_t& pw = word(p, l - 1);
+                const bool parent_was_full = is_full(pw);
+                pw -= kFullOne;
+                if (!parent_was_full) break;
+            }
+            return true;  // n < 512: a table that was full is not empty now
+        }
+        // Tables that emptied are unlinked, bottom-up: a table never stays linked empty.
+        if (valid_entries(w) == 0)
+            for (unsigned l = kLastLevel; l > geo_.start_level; l--) {
+                mem_.store(p.slot[l - 1], 0);
+                mem_.sync(p.slot[l - 1], 1);
+                defer_free(p.pa[l], g, true);
+                freed = true;
+                uint32_t& pw = word(p, l - 1);
+                pw -= kValidOne;
+                if (valid_entries(pw)) break;
+            }
+        return true;
+    }
+
     // Maps what of the cursor's range falls in table `t` at `level`. `fresh`: t is a private table
     // just taken from the pool (all zero, unreachable), so a leaf table can be filled blindly.
-    Status map_table(uint64_t* t, unsigned level, bool fresh, MapCursor& c) {
+    // `w` is t's side word (a dummy for the root, whose counts nothing reads).
+    Status map_table(uint64_t* t, uint32_t& w, unsigned level, bool fresh, MapCursor& c) {
         const unsigned shift = level_shift(level);
         const uint64_t size = uint64_t{1} << shift;
         const size_t n = entries(level), first = index(c.iova, level);
@@ -210,6 +414,8 @@ private:
             const uint64_t e0 = desc::leaf(level, c.pa, c.attrs);
             if (fresh) {
                 mem_.fill(t + first, count, e0, size);  // the hot loop of a large map
+            } else if (valid_entries(w) == 0) {
+                for (size_t k = 0; k < count; k++) mem_.store(t + first + k, e0 + k * size);  // nothing to collide with
             } else {
                 size_t k = 0;
                 for (; k < count; k++) {
@@ -221,6 +427,7 @@ private:
                 }
                 count = k;
             }
+            w += static_cast<uint32_t>(count) * kBoth;
             if (count) c.granule_shift = shift;
             c.iova += count << shift;
             c.pa += count << shift;
@@ -232,6 +439,7 @@ private:
                 if (blocks && (c.pgsize == size || (is_aligned(c.iova | c.pa, size) && c.end - c.iova >= size))) {
                     if (!desc::valid(e)) {
                         mem_.store(t + i, desc::leaf(level, c.pa, c.attrs));
+                        w += kBoth;
                         c.granule_shift = min(c.granule_shift, shift);
                         c.iova += size;
                         c.pa += size;
@@ -249,7 +457,14 @@ private:
                     st = Status::in_use;
                     break;
                 }
-                st = desc::valid(e) ? map_table(table(e & desc::kOa), level + 1, false, c) : map_new_table(t + i, level, c);
+                if (desc::valid(e)) {
+                    uint32_t& cw = side(e & desc::kOa);
+                    const bool was_full = is_full(cw);
+                    st = map_table(table(e & desc::kOa), cw, level + 1, false, c);
+                    if (!was_full && is_full(cw)) w += kFullOne;
+                } else {
+                    st = map_new_table(t + i, w, level, fresh, c);
+                }
                 i++;
                 if (st != Status::ok) break;
             }
@@ -261,26 +476,31 @@ private:
         return st;
     }
 
-    // Builds the table under the invalid entry `slot` in private, then links it with one store.
-    Status map_new_table(uint64_t* slot, unsigned level, MapCursor& c) {
+    // Builds the table under the invalid entry `slot` (of a table whose side word is `w`) in
+    // private, then links it with one store. `parent_fresh`: the slot's table is private too.
+    Status map_new_table(uint64_t* slot, uint32_t& w, unsigned level, bool parent_fresh, MapCursor& c) {
         // A leaf table the range covers whole is filled entry by entry below: zeroing it first
         // would write its 4 KiB twice (half of what a 1 GiB map of pages costs).
         const uint64_t span = level_size(level);
         const bool whole = level + 1 == kLastLevel && is_aligned(c.iova, span) && c.end - c.iova >= span;
-        Result<uint64_t> r = mem_.alloc(1, 1, !whole);
+        Result<uint64_t> r = take_table(!whole);
         if (!r.ok()) return Status::no_memory;
+        uint32_t& cw = side(r.value);
         const uint64_t before = c.iova;
-        Status st = map_table(table(r.value), level + 1, true, c);
-        if (c.iova == before) {  // nothing written: nothing to link (empty tables are never live)
-            mem_.free(r.value, 1);
+        Status st = map_table(table(r.value), cw, level + 1, true, c);
+        if (c.iova == before) {  // nothing written (a page further down was refused): nothing to link
+            recycle(r.value, true, false);  // still all zeroes and never reachable
             return st;
         }
-        mem_.order();
+        // The subtree before the link that makes it reachable; a link into a private table waits
+        // for the one fence at the top of the new subtree.
+        if (!parent_fresh) mem_.order();
         mem_.store(slot, desc::table(r.value));
+        w += is_full(cw) ? kBoth : kValidOne;
         return st;
     }
 
-    Status unmap_table(uint64_t* t, unsigned level, UnmapCursor& c, Gather& g) {
+    Status unmap_table(uint64_t* t, uint32_t& w, unsigned level, UnmapCursor& c, Gather& g) {
         const unsigned shift = level_shift(level);
         const uint64_t size = uint64_t{1} << shift;
         const size_t n = entries(level), first = index(c.iova, level);
@@ -288,8 +508,10 @@ private:
         Status st = Status::ok;
         if (level == kLastLevel) {
             const size_t count = min<uint64_t>(n - first, (c.end - c.iova) >> shift);
-            const size_t k = valid_prefix(t + first, count);
+            // A full leaf table has no hole to find; otherwise only the range asked for is read.
+            const size_t k = is_full(w) ? count : valid_prefix(t + first, count);
             for (size_t j = 0; j < k; j++) mem_.store(t + first + j, 0);
+            w -= static_cast<uint32_t>(k) * kBoth;
             if (k < count) st = Status::not_found;
             if (k) c.granule_shift = shift;
             c.iova += k << shift;
@@ -304,28 +526,33 @@ private:
                 const bool whole = is_aligned(c.iova, size) && c.end - c.iova >= size;
                 if (!desc::is_table(e, level)) {
                     if (!whole) {
-                        st = split(t + i, level, e, c, g);
+                        st = split(t + i, w, level, e, c, g);
                         if (st != Status::ok) break;
                     } else {
                         mem_.store(t + i, 0);
+                        w -= kBoth;
                         c.granule_shift = min(c.granule_shift, shift);
                         c.iova += size;
                     }
                 } else {
                     const uint64_t cpa = e & desc::kOa;
-                    uint64_t* ct = table(cpa);
-                    if (whole && subtree_full(ct, level + 1)) {
-                        // Drop the subtree with one store instead of clearing every entry under it.
+                    uint32_t& cw = side(cpa);
+                    if (whole && is_full(cw)) {
+                        // Everything under it is mapped: drop the subtree with one store, no leaf read.
                         mem_.store(t + i, 0);
+                        w -= kBoth;
                         drop_subtree(cpa, level + 1, c, g);
                         c.iova += size;
                     } else {
-                        const uint64_t before = c.iova;
-                        st = unmap_table(ct, level + 1, c, g);
-                        if (c.iova != before && !any_valid(ct)) {
+                        const bool was_full = is_full(cw);
+                        st = unmap_table(table(cpa), cw, level + 1, c, g);
+                        if (valid_entries(cw) == 0) {  // emptied: a table never stays linked empty
                             mem_.store(t + i, 0);
-                            defer_free(cpa, g);
+                            w -= was_full ? kBoth : kValidOne;
+                            defer_free(cpa, g, true);
                             c.tables_freed = true;
+                        } else if (was_full && !is_full(cw)) {
+                            w -= kFullOne;
                         }
                         if (st != Status::ok) {
                             i++;
@@ -340,32 +567,45 @@ private:
         return st;
     }
 
-    bool subtree_full(const uint64_t* t, unsigned level) const {
-        if (level == kLastLevel) return all_valid<kEntries>(t);
-        for (size_t i = 0; i < kEntries; i++) {
-            const uint64_t e = t[i];
-            if (!desc::valid(e)) return false;
-            if (desc::is_table(e, level) && !subtree_full(table(e & desc::kOa), level + 1)) return false;
-        }
-        return true;
-    }
-
-    // The subtree at `pa` was just unlinked: queue all its pages for release().
+    // The subtree at `pa` was just unlinked: queue all its pages for release(). It was full, so
+    // none of its pages is empty (they go back to the pool), and leaf tables are not read at all.
     void drop_subtree(uint64_t pa, unsigned level, UnmapCursor& c, Gather& g) {
+        c.granule_shift = min(c.granule_shift, level_shift(level));
         const uint64_t* t = table(pa);
-        unsigned leaf_shift = level_shift(level);
-        if (level < kLastLevel)
+        if (level + 1 < kLastLevel) {
             for (size_t i = 0; i < kEntries; i++)
                 if (desc::is_table(t[i], level)) drop_subtree(t[i] & desc::kOa, level + 1, c, g);
-        c.granule_shift = min(c.granule_shift, leaf_shift);
-        defer_free(pa, g);
+        } else if (level + 1 == kLastLevel) {
+            // Its leaf tables, chained straight through their first entries (the loop of a large unmap).
+            uint64_t head = g.free_head_;
+            size_t count = g.free_count_;
+            for (size_t i = 0; i < kEntries; i++) {
+                const uint64_t e = t[i];
+                if (!desc::is_table(e, level)) continue;
+                mem_.store(table(e & desc::kOa), head | kNotEmpty);
+                head = e & desc::kOa;
+                count++;
+            }
+            if (count != g.free_count_) c.granule_shift = level_shift(kLastLevel);
+            g.free_head_ = head;
+            g.free_count_ = count;
+        }
+        defer_free(pa, g, false);
         c.tables_freed = true;
     }
 
-    // Chains an unlinked page into g through its first entry. The link is a page address, so its
-    // bit 0 is clear: a walker still holding the old pointer reads an invalid descriptor there.
-    void defer_free(uint64_t pa, Gather& g) {
-        mem_.store(table(pa), g.free_head_);
+    // Hands an unlinked page to g: in g's few slots, else chained through its first entry. The link
+    // is a page address with bit 0 clear, so a walker still holding the old pointer reads an invalid
+    // descriptor there; bit 1 (kNotEmpty) says the page holding it is not all zeroes (a dropped
+    // subtree's), so release() gives it to the pool without looking at it again.
+    static constexpr uint64_t kNotEmpty = 2;
+    void defer_free(uint64_t pa, Gather& g, bool empty) {
+        const uint64_t tag = empty ? 0 : kNotEmpty;
+        if (g.nheld_ < Gather::kHeldPages) {  // the common case: no store into the page at all
+            g.held_[g.nheld_++] = pa | tag;
+            return;
+        }
+        mem_.store(table(pa), g.free_head_ | tag);
         g.free_head_ = pa;
         g.free_count_++;
     }
@@ -382,7 +622,7 @@ private:
     // Removes [c.iova, min(c.end, block end)) from the block `e` at `slot`: builds what remains as
     // a private table (which may fail for lack of memory: then nothing changed), then swaps it in
     // break-before-make. The hook's invalidation covers the block; the cut is gathered by unmap().
-    Status split(uint64_t* slot, unsigned level, uint64_t e, UnmapCursor& c, Gather& g) {
+    Status split(uint64_t* slot, uint32_t& w, unsigned level, uint64_t e, UnmapCursor& c, Gather& g) {
         if (!g.has_hook()) return Status::unsupported;
         const unsigned shift = level_shift(level);
         const uint64_t base = align_down(c.iova, uint64_t{1} << shift);
@@ -399,10 +639,12 @@ private:
             // outside the cut are unmapped too; the remainder was never linked.
             free_private(r.value, level + 1);
             g.add(base, uint64_t{1} << shift, shift, true);
+            w -= kBoth;
             return st;
         }
-        mem_.order();
+        mem_.order();  // the remainder before the link that makes it reachable
         mem_.store(slot, desc::table(r.value));  // make
+        w -= kFullOne;  // still valid, no longer wholly mapped
         mem_.sync(slot, 1);  // now, not with the rest of the parent: shortens the walker's fault window
         c.granule_shift = min(c.granule_shift, shift);
         c.iova = cut_end;
@@ -412,7 +654,7 @@ private:
     // A private table at `level` mapping [base, base + 512 entries) to pa.. except [lo, hi), with the
     // largest leaves that fit; only the (at most two) entries the cut partly covers need subtables.
     Result<uint64_t> build_remainder(unsigned level, uint64_t base, uint64_t pa, uint64_t attrs, uint64_t lo, uint64_t hi) {
-        Result<uint64_t> r = mem_.alloc(1, 1);
+        Result<uint64_t> r = take_table(true);
         if (!r.ok()) return Status::no_memory;
         uint64_t* t = table(r.value);
         const unsigned shift = level_shift(level);
@@ -420,6 +662,7 @@ private:
         const size_t first = (lo - base) >> shift, last = (hi - 1 - base) >> shift;
         mem_.fill(t, first, desc::leaf(level, pa, attrs), size);
         mem_.fill(t + last + 1, kEntries - last - 1, desc::leaf(level, pa + (last + 1) * size, attrs), size);
+        uint32_t w = static_cast<uint32_t>(first + kEntries - last - 1) * kBoth;
         for (size_t i = first;; i = last) {
             const uint64_t eb = base + i * size;
             if (lo > eb || hi < eb + size) {  // partly cut (never at the last level: pages are whole)
@@ -428,11 +671,12 @@ private:
                     free_private(r.value, level);
                     return Status::no_memory;
                 }
-                mem_.order();
-                mem_.store(t + i, desc::table(sub.value));
+                mem_.store(t + i, desc::table(sub.value));  // private: split's fence covers it
+                w += kValidOne;
             }
             if (i == last) break;
         }
+        side(r.value) = w;
         mem_.sync(t, kEntries);
         return r.value;
     }
@@ -440,7 +684,11 @@ private:
     Memory& mem_;
     Geometry geo_;
     uint64_t root_pa_ = 0;
+    uint32_t root_word_ = 0;  // what the root's counts would be; the root is never freed, so unread
     bool ready_ = false;
+    unsigned ncache_ = 0;
+    unsigned idle_ = 0;
+    uint64_t cache_[kCacheTables];  // [0, ncache_): empty, zeroed, invalidated table pages
 };
 
 }  // namespace moat::iopt

@@ -27,13 +27,16 @@ public:
     virtual Progress map(uint64_t iova, uint64_t pa, uint64_t size, const Prot& prot, Gather& g, uint64_t pgsize) = 0;
     virtual Progress unmap(uint64_t iova, uint64_t size, Gather& g) = 0;
     virtual Result<Translation> lookup(uint64_t iova) const = 0;
-    // The pages `g` holds back to the pool, once the invalidation of its ranges has completed.
+    // The pages `g` holds back to the pool (or to the engine's small cache of empty tables), once
+    // the invalidation of its ranges has completed.
     virtual void release(Gather& g) = 0;
+    // The owner's release point: tables an engine keeps for reuse go back to the pool now.
+    virtual void trim() {}
     // What a driver points its hardware at (TTBR, CD.TTB0, STE.S2TTB, later a VT-d SLPTPTR).
     virtual uint64_t root_pa() const = 0;
     // Page and block sizes map() can write.
     virtual uint64_t pgsize_bitmap() const = 0;
-    // Pool pages the table holds (root, tables, and those waiting for an invalidation).
+    // Pool pages the table holds (root, tables, cached empty tables, those waiting for an invalidation).
     virtual uint64_t pages() const = 0;
 
     const Format& format() const { return format_; }
@@ -50,7 +53,7 @@ private:
 // engine's entry in formats.cpp static_asserts that it fits.
 class TableSlot {
 public:
-    static constexpr size_t kBytes = 160;
+    static constexpr size_t kBytes = 256;
 
     TableSlot() = default;
     ~TableSlot() { reset(); }

@@ -25,11 +25,12 @@ $(BENCH_OUT)/iopt_instr: $(BENCH_OUT)/obj/tests/bench/iopt_instr.o $(BENCH_LIB_O
 $(BENCH_OUT)/smp_bench: $(BENCH_OUT)/obj/tests/bench/smp_bench.o $(BENCH_LIB_OBJS) $(BENCH_OUT)/obj/common/io_domain.o $(BENCH_OUT)/obj/arch/host/cpu.o
 	$(BENCH_CXX) $^ -pthread -o $@
 
+# Instructions first: the figures' table takes its instruction column from what they wrote.
 bench: $(BENCH_OUT)/iopt_bench $(BENCH_OUT)/iopt_instr $(BENCH_OUT)/smp_bench
-	$(BENCH_OUT)/iopt_bench $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-instructions
+	IOPT_INSTR=$(BENCH_OUT)/instructions.txt $(BENCH_OUT)/iopt_bench $(BENCH_ARGS)
 	@echo
 	$(BENCH_OUT)/smp_bench
-	@$(MAKE) --no-print-directory bench-instructions
 
 # One dump per scenario ("desc: Trigger: Client Request: <name> <pages> <tables>", "totals: <Ir>");
 # the first is the pool's zeroing of one page, subtracted per table allocated in the last column.
@@ -40,13 +41,17 @@ bench-instructions: $(BENCH_OUT)/iopt_instr
 	@echo "Instructions (callgrind). Callgrind counts each byte of the rep-stosb zeroing a new table"
 	@echo "as an instruction; the last column leaves the pool's zeroing out."
 	@echo
-	@echo "| operation | instructions | per page | tables allocated | of them zeroed | per page without zeroing |"
+	@echo "| operation | instructions | per page (hot rows: per pair) | tables allocated | of them zeroed | per page without zeroing |"
 	@echo "|---|---:|---:|---:|---:|---:|"
 	@for f in $$(ls $(BENCH_OUT)/callgrind.out.* | sort -t. -k3 -n); do \
 	  awk '/^desc: Trigger: Client Request:/ { name = $$5; pages = $$6; tables = $$7; zeroed = $$8 } \
 	       /^(totals|summary):/ { ir = $$2 } \
 	       END { if (pages) printf "%s %d %d %d %d\n", name, pages, tables, ir, zeroed }' $$f; \
-	done | awk 'NR == 1 { zero = $$4; printf "| %s | %d | | | | |\n", $$1, $$4; next } \
-	  { printf "| %s | %d | %.2f | %d | %d | %.2f |\n", $$1, $$4, $$4 / $$2, $$3, $$5, ($$4 - $$5 * zero) / $$2 }'
+	done > $(BENCH_OUT)/instructions.tmp
+	@awk '{ print $$1, $$4, $$2, $$3, $$5 }' $(BENCH_OUT)/instructions.tmp > $(BENCH_OUT)/instructions.txt
+	@awk 'NR == 1 { zero = $$4; printf "| %s | %d | | | | |\n", $$1, $$4; next } \
+	  { printf "| %s | %d | %.2f | %d | %d | %.2f |\n", $$1, $$4, $$4 / $$2, $$3, $$5, ($$4 - $$5 * zero) / $$2 }' \
+	  $(BENCH_OUT)/instructions.tmp
 	@echo
-	@echo "Bar (Linux io-pgtable-arm): about 25 instructions/page to map 1 GiB of 4K pages, 45 to unmap."
+	@echo "Bar (Linux v6.12 io-pgtable-arm, measured elsewhere on this machine): 673 instructions per 4 KiB map + unmap pair,"
+	@echo "918 per 16 KiB pair, 328 per scattered unmap, 0.128 per page for an aligned 1 GiB unmap."

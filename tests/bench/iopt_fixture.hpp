@@ -28,6 +28,35 @@ constexpr size_t kScattered = 10000;
 constexpr size_t kMinTables4K = 512 + 2;
 constexpr size_t kPteBytes4K = (G1 / K4) * 8;  // what those leaf tables hold
 
+// The DMA hot path: map one buffer, unmap it, again and again (what a DMA API does per I/O).
+//  solo:     nothing else is mapped in the table: every pair builds and empties the whole walk;
+//  pinned:   another page stays mapped in the same leaf table (slot 0), the buffer at slot 8;
+//  low_last: below 4 GiB, the kept page in the last slot (511) of the leaf table, the buffer at
+//            slot 0 (where an engine that scans for live entries looks longest).
+// Minimum table pages held during and after a workload: what the kept page needs (a level-1,
+// level-2 and leaf table under the level-0 root), none for solo.
+struct HotCase {
+    const char* name;
+    uint64_t iova;  // the buffer
+    uint64_t size;
+    bool keep;      // a kept page at `kept`
+    uint64_t kept;
+};
+constexpr uint64_t kHotHigh = 0x5a5a40000000;  // above 4 GiB, a 2 MiB-aligned leaf-table span
+constexpr uint64_t kHotLow = 0x80000000;       // 2 GiB
+constexpr HotCase kHotCases[] = {
+    {"solo_4KiB", kHotHigh + 8 * K4, K4, false, 0},
+    {"solo_16KiB", kHotHigh + 8 * K4, 16 * KiB, false, 0},
+    {"solo_64KiB", kHotHigh + 16 * K4, 64 * KiB, false, 0},
+    {"pinned_4KiB", kHotHigh + 8 * K4, K4, true, kHotHigh},
+    {"pinned_16KiB", kHotHigh + 8 * K4, 16 * KiB, true, kHotHigh},
+    {"pinned_64KiB", kHotHigh + 16 * K4, 64 * KiB, true, kHotHigh},
+    {"low_last_4KiB", kHotLow, K4, true, kHotLow + 511 * K4},
+    {"low_last_16KiB", kHotLow, 16 * KiB, true, kHotLow + 511 * K4},
+    {"low_last_64KiB", kHotLow, 64 * KiB, true, kHotLow + 511 * K4},
+};
+constexpr size_t kHotMinTables(const HotCase& h) { return h.keep ? 3 : 0; }
+
 struct Fixture {
     using Table = PageTable<Stage1, PoolMemory>;  // what QEMU's SMMUv3 walks; stage 2 costs the same
 
@@ -59,6 +88,31 @@ struct Fixture {
         free(phys);
     }
     size_t tables() const { return pool->used_pages() - base_used; }
+    // Gives cached empty tables back where the engine has such a cache (its release point).
+    void trim() { trim_if_any(*pt); }
+    template <class T>
+    static void trim_if_any(T& t) {
+        if constexpr (requires { t.trim(); }) t.trim();
+    }
+
+    // One DMA buffer's life as a driver runs it: map, release (nothing to invalidate after a map
+    // on the Arm IOMMUs), unmap, release after the (here absent) invalidation.
+    void pair(uint64_t iova, uint64_t size) {
+        {
+            Gather g;
+            if (!pt->map(iova, kMapPa + (iova & (G1 - 1)), size, Prot{}, g).ok()) abort();
+            pt->release(g);
+        }
+        Gather g;
+        if (!pt->unmap(iova, size, g).ok()) abort();
+        pt->release(g);
+    }
+    void keep(const HotCase& h) {
+        if (h.keep) (void)map(h.kept, K4, K4);
+    }
+    void unkeep(const HotCase& h) {
+        if (h.keep) (void)unmap(h.kept, K4);
+    }
 
     // Each returns the gather ranges the call produced (a driver's invalidation count).
     unsigned map(uint64_t iova, uint64_t size, uint64_t pgsize) {

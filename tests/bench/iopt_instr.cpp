@@ -14,6 +14,8 @@
 
 using namespace iopt_bench;
 
+constexpr size_t kHotPairsCounted = 10000;
+
 namespace {
 
 // Runs `op` twice (the first warms the pool and caches up), counting the second; `undo` restores
@@ -59,6 +61,16 @@ int main() {
     f.map_scattered();
     measure(f, "unmap_10000_scattered_pages", n, [&] { f.unmap_scattered(); }, [&] { f.map_scattered(); });
     f.unmap_scattered();
+    f.trim();
+    // The hot path, per map + unmap pair (the kept page, if any, mapped around it, uncounted).
+    for (const HotCase& h : kHotCases) {
+        f.keep(h);
+        measure(f, h.name, kHotPairsCounted, [&] {
+            for (size_t k = 0; k < kHotPairsCounted; k++) f.pair(h.iova, h.size);
+        }, [] {});
+        f.unkeep(h);
+        f.trim();
+    }
     if (!RUNNING_ON_VALGRIND) printf("run me under valgrind --tool=callgrind (make bench-instructions)\n");
     return 0;
 }

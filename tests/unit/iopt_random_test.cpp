@@ -61,6 +61,11 @@ public:
         auto extents = model_.m;
         for (auto& [iova, e] : extents) expect_unmap(iova, e.size, e.size, Status::ok, false);
         verify();
+        // Nothing mapped: what the table still holds is its cache of empty tables, bounded, and the
+        // release point gives it back.
+        EXPECT_LE(pt_.cached_tables(), (PageTable<F, RecordingMemory>::kCacheTables));
+        EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + pt_.cached_tables());
+        pt_.trim();
         EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables);
         pt_.destroy();
         EXPECT_EQ(pool_->used_pages(), 0u);
@@ -232,8 +237,26 @@ private:
         walk_into(*pool_, pt_.geometry(), pt_.root_pa(), w);
         ASSERT_TRUE(w.errors.empty()) << w.errors.front();
         EXPECT_EQ(w.empty_tables, 0u);
-        EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + w.tables);  // no leak, no early free
+        // No leak, no early free: the root, the tables linked, the cached empty ones.
+        EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + w.tables + pt_.cached_tables());
         ASSERT_TRUE(mem_.violations.empty()) << mem_.violations.front();
+        // Every table's side counts agree with a full scan of it.
+        using PT = PageTable<F, RecordingMemory>;
+        for (const TableCount& t : w.counts) {
+            const uint32_t word = pt_.side_word(t.pa);
+            if (PT::valid_entries(word) != t.valid || PT::full_entries(word) != t.full)
+                FAIL() << "side counts of table " << hex(t.pa) << ": " << PT::valid_entries(word) << " valid, "
+                       << PT::full_entries(word) << " full; a scan finds " << t.valid << " and " << t.full;
+        }
+        // Cached tables are empty, unreachable, and counted as empty.
+        for (size_t k = 0; k < pt_.cached_tables(); k++) {
+            const uint64_t pa = pt_.cached_table(k);
+            EXPECT_FALSE(mem_.live(pa)) << hex(pa);
+            EXPECT_EQ(PT::valid_entries(pt_.side_word(pa)), 0u);
+            const uint64_t* t = static_cast<const uint64_t*>(pool_->virt(pa));
+            for (size_t i = 0; i < kEntries; i++)
+                if (t[i]) FAIL() << "cached table " << hex(pa) << " holds " << hex(t[i]) << " at " << i;
+        }
         // Leaves and extents are both in IOVA order: walk them together, with plain comparisons
         // (a gtest assertion per leaf would dominate the run time).
         uint64_t total = 0, s = 0;

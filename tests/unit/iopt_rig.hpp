@@ -27,7 +27,9 @@ struct Rig {
     }
 
     PagePool& pool() { return *host.pool; }
-    size_t tables() { return pool().used_pages() - base; }
+    // Table pages in use below the root; cached() more are held empty for reuse.
+    size_t tables() { return pool().used_pages() - base - cached(); }
+    size_t cached() { return pt.cached_tables(); }
     // Tables a walk needs between the root and a level-2 table (a level-1 table if the root is level 0).
     size_t upper() { return pt.geometry().start_level == 0 ? 1 : 0; }
 

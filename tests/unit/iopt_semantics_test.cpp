@@ -197,19 +197,28 @@ TYPED_TEST(IoptSemantics, UnmapOfWhatIsNotMappedReportsNotFound) {
 
 TYPED_TEST(IoptSemantics, EmptyTablesGoBackToThePool) {
     Rig<TypeParam> r(48, false);
+    using PT = PageTable<TypeParam, RecordingMemory>;
     const uint64_t iovas[] = {0, 0x7f0000000000, 0x123456789000, 0x8040201000, 0xffffffff000};
     for (uint64_t a : iovas) ASSERT_TRUE(r.map(a, 0x1000, K4).ok());
     EXPECT_EQ(r.tables(), 3u * 5u);
+    size_t linked = r.tables();
     for (uint64_t a : iovas) {
         Gather g(hook_for(r.mem));
-        size_t used = r.pool().used_pages();
+        size_t used = r.pool().used_pages(), cached = r.cached();
         expect_progress(r.pt.unmap(a, K4, g), K4, Status::ok);
         EXPECT_TRUE(g.tables_freed());
         EXPECT_EQ(g.pending_pages(), 3u);
-        EXPECT_EQ(r.pool().used_pages(), used);  // not before the flush
+        EXPECT_EQ(r.pool().used_pages(), used);  // not before the flush...
+        EXPECT_EQ(r.cached(), cached);           // ...neither to the pool nor to the cache
         r.flush(g);
-        EXPECT_EQ(r.pool().used_pages(), used - 3);
+        linked -= 3;
+        EXPECT_EQ(r.tables(), linked);
+        // Empty again: into the cache while it has room, the rest back to the pool.
+        EXPECT_EQ(r.cached(), min<size_t>(cached + 3, PT::kCacheTables));
+        EXPECT_EQ(r.pool().used_pages(), r.base + linked + r.cached());
     }
+    r.pt.trim();  // the release point: the pool is back where it started
+    EXPECT_EQ(r.cached(), 0u);
     EXPECT_EQ(r.pool().used_pages(), r.base);
 }
 
@@ -224,7 +233,24 @@ TYPED_TEST(IoptSemantics, UnmappingAWholeTableSpanDropsItInOneStore) {
     EXPECT_EQ(g.granule_shift(), 12u);
     EXPECT_EQ(g.range_count(), 1u);
     r.flush(g);
+    // The full level-2 table and its leaves went back to the pool; the level-1 table emptied
+    // entry by entry (one entry) and waits in the cache.
+    EXPECT_EQ(r.tables(), 0u);
+    EXPECT_EQ(r.cached(), 1u);
+    r.pt.trim();
     EXPECT_EQ(r.pool().used_pages(), r.base);
+}
+
+// A 1 GiB call over a full subtree that has a hole below it still stops at the hole: counts
+// say "not full", so that subtree is walked, and only it.
+TYPED_TEST(IoptSemantics, WholeTableUnmapStillReportsHoles) {
+    Rig<TypeParam> r(48);
+    expect_progress(r.map(G1, 0, G1, Prot{}, K4), G1, Status::ok);
+    expect_progress(r.unmap(G1 + 300 * M2 + 7 * K4, K4), K4, Status::ok);
+    expect_progress(r.unmap(G1, G1), 300 * M2 + 7 * K4, Status::not_found);
+    EXPECT_EQ(r.pa(G1 + 300 * M2 + 8 * K4), 300 * M2 + 8 * K4);  // after the hole: untouched
+    expect_progress(r.unmap(G1 + 300 * M2 + 8 * K4, G1 - 300 * M2 - 8 * K4), G1 - 300 * M2 - 8 * K4, Status::ok);
+    EXPECT_EQ(r.tables(), 0u);
 }
 
 TYPED_TEST(IoptSemantics, ArgumentsAreChecked) {

@@ -45,6 +45,7 @@ public:
         uint64_t pa;   // store/clean/alloc/free: physical address; invalidate: IOVA
         uint64_t a;    // store: old value; clean: bytes; invalidate: size; alloc/free: pages
         uint64_t b;    // store: new value
+        bool live = false;  // store: into a table a walker could reach at the time
     };
 
     RecordingMemory(PagePool& pool, bool coherent) : pool_(pool), coherent_(coherent) {}
@@ -74,6 +75,7 @@ public:
             Page& p = pages_[pa + k * kPageSize];
             if (!p.allocated) violation("free of a page not allocated", pa);
             if (p.live) violation("free of a page a walker can reach", pa);
+            if (p.unlinked > last_invalidate_) violation("free of an unlinked page before its invalidation", pa);
             p.allocated = false;
             dirty_pages_.erase(pa + k * kPageSize);
         }
@@ -81,6 +83,12 @@ public:
         EXPECT_EQ(pool_.free(pa, pages), Status::ok);
     }
     uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
+    uint32_t& side(uint64_t pa) const {
+        auto it = pages_.find(pa);
+        if (it == pages_.end() || !it->second.allocated) const_cast<RecordingMemory*>(this)->violation("side word of a page not allocated", pa);
+        return pool_.owner_word(pa);
+    }
+    bool short_of_pages() const { return pool_.free_pages() < short_below; }
 
     void store(uint64_t* ptr, uint64_t v) {
         const uint64_t pa = pool_.phys(ptr), page = align_down(pa, kPageSize);
@@ -97,7 +105,7 @@ public:
             dirty_pages_.insert(page);
         }
         stores++;
-        if (keep_log) log.push_back(Event{Event::store, seq, pa, old, v});
+        if (keep_log) log.push_back(Event{Event::store, seq, pa, old, v, p.live});
         if (p.live && after_store) after_store();
     }
     void fill(uint64_t* ptr, size_t n, uint64_t first, uint64_t step) {
@@ -141,6 +149,7 @@ public:
     void clear_log() { log.clear(); }
 
     bool keep_log = true;
+    size_t short_below = 64;  // short_of_pages() below this many free pool pages
     std::vector<Event> log;
     std::vector<std::string> violations;
     std::function<void()> after_store;  // called after every store to a reachable table
@@ -156,6 +165,7 @@ private:
         bool live = false;
         int level = -1;
         uint64_t last_store = 0;
+        uint64_t unlinked = 0;  // seq at which it last became unreachable (0: never was reachable)
         std::bitset<512> dirty;
     };
 
@@ -196,6 +206,9 @@ private:
         if (it == pages_.end() || !it->second.allocated) return violation("link to a page not allocated", page);
         const Page& p = it->second;
         if (p.live) violation("link to a table that is already reachable", page);
+        // A walk cache may still hold a table it reached before its unlink: reusing it before the
+        // invalidation would let a device walk someone else's entries through it.
+        if (p.unlinked > last_invalidate_) violation("table linked again before the invalidation of its unlink", page);
         if (coherent_ && p.last_store > last_order_) violation("table written after the last barrier before its link", page);
         if (!coherent_ && p.dirty.any()) violation("table linked before all of it was cleaned", page);
         const uint64_t* t = table(page);
@@ -206,6 +219,7 @@ private:
     void set_live(uint64_t page, unsigned level, bool live) {
         Page& p = pages_[page];
         p.live = live;
+        if (!live) p.unlinked = seq_;
         p.level = static_cast<int>(level);
         const uint64_t* t = table(page);
         if (level < kLastLevel)
@@ -233,37 +247,49 @@ struct Leaf {
     uint64_t iova, size, pa, raw;
     unsigned level;
 };
+struct TableCount {
+    uint64_t pa;
+    unsigned valid, full;  // valid entries; leaves and tables whose whole span is mapped
+};
 struct Walk {
     std::vector<Leaf> leaves;  // in IOVA order
     size_t tables = 0;         // table pages below the root
     size_t empty_tables = 0;   // of which with no valid entry
+    std::vector<TableCount> counts;  // every table below the root, as a full scan finds it
     std::vector<std::string> errors;
 };
-inline void walk_table(const PagePool& pool, const Geometry& g, uint64_t pa, unsigned level, uint64_t base, Walk& w) {
+// Returns whether the whole span of the table at `pa` is mapped.
+inline bool walk_table(const PagePool& pool, const Geometry& g, uint64_t pa, unsigned level, uint64_t base, Walk& w) {
     const uint64_t* t = static_cast<const uint64_t*>(pool.virt(pa));
     const size_t n = level == g.start_level ? g.root_entries() : 512;
     const unsigned shift = 12 + 9 * (3 - level);
-    bool any = false;
+    unsigned valid = 0, full = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t e = t[i];
         if (!(e & 1)) continue;
-        any = true;
+        valid++;
         uint64_t iova = base + (uint64_t{i} << shift);
         if (level < 3 && (e & 3) == 3) {
             w.tables++;
-            walk_table(pool, g, e & 0x0000fffffffff000ull, level + 1, iova, w);
+            full += walk_table(pool, g, e & 0x0000fffffffff000ull, level + 1, iova, w);
         } else if ((level == 3 && (e & 3) != 3) || level == 0) {
             w.errors.push_back("reserved descriptor at level " + std::to_string(level));
         } else {
+            full++;
             uint64_t size = uint64_t{1} << shift;
             w.leaves.push_back(Leaf{iova, size, e & 0x0000fffffffff000ull & ~(size - 1), e, level});
         }
     }
-    if (!any && level != g.start_level) w.empty_tables++;
+    if (level != g.start_level) {
+        if (!valid) w.empty_tables++;
+        w.counts.push_back(TableCount{pa, valid, full});
+    }
+    return full == n;
 }
 inline void walk_into(const PagePool& pool, const Geometry& g, uint64_t root, Walk& w) {
     w.leaves.clear();
     w.errors.clear();
+    w.counts.clear();
     w.tables = w.empty_tables = 0;
     walk_table(pool, g, root, g.start_level, 0, w);
 }
