@@ -190,7 +190,7 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
         if (nattached_ == kMaxAttached) return Status::no_space;
         StreamOwner* slot = nullptr;
         for (StreamOwner& o : g_owners)
-            if (!o.domain) {
+            if (!o.domain_id) {  // not !o.domain: that is also a stream the quarantine holds
                 slot = &o;
                 break;
             }
@@ -226,6 +226,26 @@ bool IoDomain::attached(const Iommu& iommu, StreamId sid) const {
         if (attached_[i].iommu == &iommu && attached_[i].sid == sid) return true;
     return false;
 }
+
+void IoDomain::drop_attachment(const Iommu& iommu, StreamId sid) {
+    for (unsigned i = 0; i < nattached_; i++)
+        if (attached_[i].iommu == &iommu && attached_[i].sid == sid) {
+            attached_[i] = attached_[--nattached_];
+            return;
+        }
+}
+
+void IoDomain::forget(const Iommu& iommu) {
+    LockGuard g(g_lock);
+    for (StreamOwner& o : g_owners) {
+        if (!o.domain_id || o.iommu != &iommu) continue;
+        if (o.domain) o.domain->drop_attachment(iommu, o.sid);
+        o = StreamOwner{};
+    }
+}
+
+// Every driver's destructor ends here (see the top of io_domain.hpp).
+Iommu::~Iommu() { IoDomain::forget(*this); }
 
 IoDomain* IoDomain::owner(const Iommu& iommu, StreamId sid) {
     LockGuard g(g_lock);

@@ -8,12 +8,19 @@
 // and the table pages the call unlinked are quarantined (never given back) after any failure.
 //
 // Teardown is total or quarantined. destroy() detaches every stream; a detach the hardware did
-// not confirm (a sync that timed out) leaves that stream owned by the quarantine for good (no
-// domain can attach it: the IOMMU may still hold the dead configuration), and then the whole
-// domain is quarantined: its tables are never freed (a walker may still read them), its tag is
-// never handed out again, and the drivers keep their slot for it. Drivers find a domain's state by
-// its id(), unique for the life of the system, never by the object's address: a domain built
-// later in the same storage is a stranger to them. quarantine() counts what was withheld.
+// not confirm (a sync that timed out) leaves that stream owned by the quarantine for as long as
+// that IOMMU instance lives (no domain can attach it: the IOMMU may still hold the dead
+// configuration), and then the whole domain is quarantined: its tables are never freed (a walker
+// may still read them), its tag is never handed out again, and the drivers keep their slot for
+// it. Drivers find a domain's state by its id(), unique for the life of the system, never by the
+// object's address: a domain built later in the same storage is a stranger to them.
+// quarantine() counts what was withheld.
+//
+// Stream ownership lives exactly as long as the IOMMU instance: its destructor (every driver's,
+// through ~Iommu) calls forget(), which drops its streams' owners and quarantine and takes it out
+// of the domains still attached through it. An instance built later in the same storage probes
+// the unit afresh (every stream blocked, every cached configuration invalidated, or the probe
+// fails), so it inherits nothing; the quarantined domains' tables stay withheld regardless.
 //
 // Several CPUs: every operation on one domain (map, unmap, lookup, attach, detach, destroy)
 // serialises on the domain's lock, so its table has one writer at a time and the attachment list
@@ -76,15 +83,20 @@ public:
     // Owner of a stream, or nullptr (also for a stream held by the quarantine).
     static IoDomain* owner(const Iommu& iommu, StreamId sid);
     // Teardowns the hardware did not confirm, since boot: domains, their table pages kept out of
-    // the pool, streams left blocked for good.
+    // the pool, streams left blocked (each until its IOMMU instance is released).
     struct Quarantine {
         uint64_t domains = 0, pages = 0, streams = 0;
     };
     static Quarantine quarantine();
     static bool stream_quarantined(const Iommu& iommu, StreamId sid);
+    // The instance is going away: forgets its streams (owned or quarantined), and every domain
+    // attached through it forgets the attachment (it will neither flush nor detach it). Called by
+    // ~Iommu; the caller must not be using those domains at the same time.
+    static void forget(const Iommu& iommu);
 
 private:
     static Status invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift);
+    void drop_attachment(const Iommu& iommu, StreamId sid);
     Status flush_iommus(const iopt::Gather& g);
     Status finish(iopt::Gather& g);
 

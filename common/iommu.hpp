@@ -76,7 +76,9 @@ public:
     // Moves pending fault reports into `log`; returns how many.
     virtual unsigned poll_faults(FaultLog& log) = 0;
 protected:
-    ~Iommu() = default;
+    // Drops what the system holds for this instance (IoDomain::forget: its streams' owners and
+    // quarantine), so an instance built later in the same storage starts clean.
+    ~Iommu();
 };
 
 }  // namespace moat

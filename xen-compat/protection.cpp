@@ -113,6 +113,9 @@ bool is_container(const dt::Tree& t, int node) {
 bool master_basis(const dt::Tree& t, int node, Basis& basis) {
     if (t.has(node, "iommus")) return basis = Basis::iommus, true;
     if (t.has(node, "iommu-map")) return basis = Basis::iommu_map, true;
+    // Past the wiring, only a device counts: a node no driver binds to (a pin-control group
+    // named "mmc", a partition, an OPP table) masters nothing, whatever its name says.
+    if (!t.first_compatible(node)) return false;
     if (prop_is(t, node, "device_type", "memory") || prop_is(t, node, "device_type", "cpu")) return false;
     for (const char* p : kNonMasterProps)
         if (t.has(node, p)) return false;

@@ -5,6 +5,8 @@
 // is IOMMU-protected" flag was rejected), so this is a heuristic, and every listed device says
 // which rule listed it. The rules, first match wins (protection.cpp has the tables):
 //   1. `iommus` or `iommu-map`: wired to an IOMMU, so a master by the binding's own word.
+//      Past this rule a node without `compatible` is not a device and is not listed (pin-control
+//      groups named "mmc" or "usb", flash partitions, OPP tables: no driver binds to them).
 //   2. Known non-masters are not listed: IOMMUs themselves (`#iommu-cells`: their walkers are
 //      the hypervisor's), interrupt/MSI/GPIO/clock/reset/power/PHY/mailbox controllers, CPUs,
 //      memory, and compatibles of UARTs, timers, RTCs, watchdogs, flash, PSCI, PMU, `xen,xen`.

@@ -92,6 +92,8 @@ if [ -f "$f" ]; then
     has s4-report "/soc/mmc@ee140000             unprotected: no IOMMU"
     hasnt s4-report "only on R-Car"
     hasnt s4-report "wiring broken"
+    hasnt s4-report "/soc/pinctrl@e6050000/mmc"  # a PFC group, no device
+    has s4-report "4 devices: 2 protected, 1 unprotected, 1 unknown"
     run s4-dom0 0 "$DT" dom0 "$f" -o "$W/s4-dom0.dtb"
     has s4-dom0 "removed 5 IOMMU nodes, 2 iommus/iommu-map properties"
     run s4-report-keep-root 0 "$DT" report "$f" --keep /soc/iommu@eefc0000
@@ -107,6 +109,8 @@ if [ -f "$f" ]; then
     run v3u-report 0 "$DT" report "$f"
     has v3u-report "/soc/mmc@ee140000             protected (moat drives the IOMMU)         iommus           0x20"
     hasnt v3u-report "only on R-Car"
+    hasnt v3u-report "/soc/pinctrl@e6050000/mmc"
+    has v3u-report "42 devices: 1 protected, 7 unprotected, 34 unknown"
     run v3u-dom0 0 "$DT" dom0 "$f" -o "$W/v3u-dom0.dtb"
     has v3u-dom0 "removed 12 IOMMU nodes, 1 iommus/iommu-map property"
 fi

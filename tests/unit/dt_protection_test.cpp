@@ -67,6 +67,17 @@ TEST(DtProtection, LeavesOutWhatCannotMasterDma) {
     EXPECT_EQ(c.report->totals[2], 3u);  // unknown
 }
 
+TEST(DtProtection, ANodeWithoutCompatibleIsNoDeviceWhateverItsName) {
+    // R-Car Gen4's PFC has a group node named "mmc": a configuration, not a device. It must not
+    // be a master, nor push dom0 into direct mapping.
+    Classified c("dt_protection");
+    for (const char* p : {"/pin-controller@f100/mmc", "/pin-controller@f100/ethernet", "/pin-controller@f100/usb",
+                          "/pin-controller@f100", "/flash@18000000/partitions/partition@0"})
+        EXPECT_EQ(c.entry(p), nullptr) << p << " should not be listed";
+    // The same generic name on a device still lists it.
+    expect_class(c, "/ethernet@b000", Dma::unprotected, Basis::known_master, Cause::no_iommu);
+}
+
 TEST(DtProtection, ReasonsNameTheIommuAndTheEvidence) {
     Classified c("dt_protection");
     EXPECT_EQ(c.reason("/protected@5000"), "every stream goes through /iommu@2000, which moat drives (smmu_v3)");

@@ -1,6 +1,7 @@
 // IoDomain: one address space, its attached streams, and the flush after every change.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <vector>
 
 #include "common/io_domain.hpp"
@@ -20,7 +21,7 @@ public:
     Status xlate(const uint32_t* a, unsigned, StreamId& out, Why&) const override { return out = a[0], Status::ok; }
     IommuStats stats() const override { return stats_; }
     Status attach(IoDomain&, StreamId) override { return attach_result; }
-    Status detach(IoDomain&, StreamId) override { return Status::ok; }
+    Status detach(IoDomain&, StreamId) override { return detaches++, detach_result; }
     Result<iopt::Format> domain_format(DomainUse, unsigned ias) const override { return iopt::vmsa_s1(ias, 44, true); }
     // Every flush is recorded; `fail_on` (1-based, 0: never) picks the one that fails with flush_result.
     Status flush(IoDomain&, const iopt::Gather& g) override {
@@ -32,6 +33,8 @@ public:
     unsigned poll_faults(FaultLog&) override { return 0; }
     Status flush_result = Status::ok;
     Status attach_result = Status::ok;
+    Status detach_result = Status::ok;  // anything else: the hardware did not confirm the detach
+    unsigned detaches = 0;
     uint64_t fail_on = 0;
     struct Range { uint64_t iova, size; };
     std::vector<Range> ranges;
@@ -184,6 +187,109 @@ TEST(IoDomain, PagesUnlinkedBeforeAFailedBreakBeforeMakeAreQuarantined) {
     EXPECT_EQ(pool.used_pages(), before);  // nothing released to the pool
     EXPECT_EQ(d.lookup(0x1ff000).status, Status::not_found);
     EXPECT_EQ(d.lookup(0x200000).status, Status::not_found);  // the block: broken
+}
+
+// ---------------------------------------------------------------- stream ownership and the IOMMU's lifetime
+
+// A domain whose detach of `sid` from `iommu` the hardware does not confirm: the stream ends
+// quarantined.
+void quarantine_stream(PagePool& pool, FakeIommu& iommu, StreamId sid) {
+    IoDomain d(pool, iopt::vmsa_s1(39, 40, true));
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(iommu, sid), Status::ok);
+    iommu.detach_result = Status::timeout;
+    EXPECT_EQ(d.destroy(), Status::timeout);
+    iommu.detach_result = Status::ok;
+    ASSERT_TRUE(IoDomain::stream_quarantined(iommu, sid));
+}
+
+// The image releases an instance and probes the next in the same Instances slot; tests build
+// rigs on the same stack address. The quarantine belongs to the instance, not to its address.
+TEST(IoDomain, AnIommuBuiltWhereAReleasedOneWasInheritsNoQuarantine) {
+    model::HostPool host(256);
+    alignas(FakeIommu) static unsigned char storage[sizeof(FakeIommu)];
+    auto* a = new (storage) FakeIommu;
+    quarantine_stream(*host.pool, *a, 7);
+    EXPECT_EQ(IoDomain::owner(*a, 7), nullptr);
+    const uint64_t held = IoDomain::quarantine().streams;
+    a->~FakeIommu();
+
+    auto* b = new (storage) FakeIommu;
+    ASSERT_EQ(static_cast<void*>(b), static_cast<void*>(storage));
+    EXPECT_FALSE(IoDomain::stream_quarantined(*b, 7));
+    IoDomain d(*host.pool, iopt::vmsa_s1(39, 40, true));
+    ASSERT_EQ(d.init(), Status::ok);
+    EXPECT_EQ(d.attach(*b, 7), Status::ok);
+    EXPECT_EQ(IoDomain::owner(*b, 7), &d);
+    EXPECT_EQ(IoDomain::quarantine().streams, held);  // the count since boot stays: it happened
+    EXPECT_EQ(d.destroy(), Status::ok);
+    EXPECT_EQ(b->detaches, 1u);
+    b->~FakeIommu();
+}
+
+TEST(IoDomain, AQuarantinedStreamStaysBlockedWhileItsIommuLives) {
+    model::HostPool host(256);
+    FakeIommu a;
+    quarantine_stream(*host.pool, a, 4);
+    for (int round = 0; round < 3; round++) {  // domain after domain, each in the same storage
+        IoDomain d(*host.pool, iopt::vmsa_s1(39, 40, true));
+        ASSERT_EQ(d.init(), Status::ok);
+        EXPECT_EQ(d.attach(a, 4), Status::hw_error) << round;
+        EXPECT_EQ(IoDomain::owner(a, 4), nullptr) << round;
+        EXPECT_EQ(d.attach(a, 5), Status::ok) << round;  // the next stream is nobody's business
+        EXPECT_EQ(d.destroy(), Status::ok) << round;
+        EXPECT_TRUE(IoDomain::stream_quarantined(a, 4)) << round;
+    }
+    FakeIommu other;  // the same id on another live IOMMU is another stream
+    EXPECT_FALSE(IoDomain::stream_quarantined(other, 4));
+}
+
+// The system's stream table full up: the attach that finds no free entry is refused, and it
+// never takes the entry the quarantine holds (whose domain pointer is null like a free one's).
+TEST(IoDomain, AFullStreamTableNeverReusesTheQuarantinesEntry) {
+    model::HostPool host(256);
+    FakeIommu a;
+    quarantine_stream(*host.pool, a, 0x1000);
+    std::vector<std::unique_ptr<IoDomain>> domains;
+    bool full = false;
+    for (StreamId sid = 0; sid < 1024 && !full; sid++) {
+        if (domains.empty() || domains.back()->attached_count() == IoDomain::kMaxAttached) {
+            domains.push_back(std::make_unique<IoDomain>(*host.pool, iopt::vmsa_s1(39, 40, true)));
+            ASSERT_EQ(domains.back()->init(), Status::ok);
+        }
+        Status st = domains.back()->attach(a, sid);
+        if (st == Status::no_space) full = true;
+        else ASSERT_EQ(st, Status::ok) << sid;
+    }
+    ASSERT_TRUE(full) << "the system's stream table never filled";
+    EXPECT_TRUE(IoDomain::stream_quarantined(a, 0x1000));
+    EXPECT_EQ(domains[0]->attach(a, 0x1000), Status::hw_error);
+}
+
+// A domain still attached through an instance that is released forgets the attachment: it
+// never flushes or detaches through that storage again, whoever lives there next.
+TEST(IoDomain, ADomainForgetsAnIommuReleasedUnderIt) {
+    model::HostPool host(256);
+    alignas(FakeIommu) static unsigned char storage[sizeof(FakeIommu)];
+    FakeIommu keep;
+    auto* a = new (storage) FakeIommu;
+    IoDomain d(*host.pool, iopt::vmsa_s1(39, 40, true));
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(*a, 3), Status::ok);
+    ASSERT_EQ(d.attach(keep, 3), Status::ok);
+    a->~FakeIommu();
+    EXPECT_EQ(d.attached_count(), 1u);
+    auto* b = new (storage) FakeIommu;
+    EXPECT_FALSE(d.attached(*b, 3));
+    EXPECT_EQ(IoDomain::owner(*b, 3), nullptr);
+    ASSERT_TRUE(d.map(0x100000, 0x80000000, kPageSize, iopt::Prot{}).ok());
+    ASSERT_TRUE(d.unmap(0x100000, kPageSize).ok());
+    EXPECT_EQ(b->stats().commands, 0u);
+    EXPECT_EQ(keep.stats().commands, 1u);
+    EXPECT_EQ(d.destroy(), Status::ok);
+    EXPECT_EQ(b->detaches, 0u);
+    EXPECT_EQ(keep.detaches, 1u);
+    b->~FakeIommu();
 }
 
 }  // namespace

@@ -48,6 +48,7 @@ struct RcarTree {
     std::vector<const char*> not_masters;  // disabled in the tree, or no IPMMU
     bool every = false;    // caches and masters list every one of the tree's (Gen4: all of them by hand)
     unsigned contexts = 8, utlbs = 48;  // what the image's root reports
+    std::vector<const char*> not_devices = {};  // nodes named like masters that are no device (PFC groups)
 };
 
 constexpr const char* kGen3Root = "/soc/iommu@e67b0000";
@@ -94,14 +95,14 @@ const RcarTree kRcar[] = {
     {"r8a779f0-spider", kGen4Root, 5, 2, 0x5a00, true, false,
      {{"/soc/iommu@ee480000", 10}, {"/soc/iommu@ee4c0000", 19}, {"/soc/iommu@eed00000", 0}, {"/soc/iommu@eed40000", 2}},
      {{"/soc/dma-controller@e7350000", "/soc/iommu@eed00000", 0, 16}, {"/soc/dma-controller@e7351000", "/soc/iommu@eed00000", 16, 16}},
-     {"/soc/mmc@ee140000"}, true, 16, 64},
+     {"/soc/mmc@ee140000"}, true, 16, 64, {"/soc/pinctrl@e6050000/mmc"}},
     // R-Car V3U Falcon (Gen4): the root and eleven caches; SDHI0 on IPMMU-DS0 uTLB 32 is the one master.
     {"r8a779a0-falcon", kGen4Root, 12, 1, 0x5900, true, false,
      {{"/soc/iommu@ee480000", 10}, {"/soc/iommu@ee4c0000", 19}, {"/soc/iommu@eed00000", 0}, {"/soc/iommu@eed40000", 1},
       {"/soc/iommu@eed80000", 3}, {"/soc/iommu@eedc0000", 12}, {"/soc/iommu@eee00000", 6}, {"/soc/iommu@eee80000", 14},
       {"/soc/iommu@eeec0000", 15}, {"/soc/iommu@eef00000", 5}, {"/soc/iommu@eef40000", 11}},
      {{"/soc/mmc@ee140000", "/soc/iommu@eed00000", 32, 1}},
-     {"/soc/dma-controller@e7350000"}, true, 16, 64},
+     {"/soc/dma-controller@e7350000"}, true, 16, 64, {"/soc/pinctrl@e6050000/mmc"}},
 };
 
 void expect_master(const dt_test::Loaded& dt, const Master& w) {
@@ -163,6 +164,15 @@ TEST_P(RealRcar, TopologyProtectionAndTheImageAgree) {
         EXPECT_EQ(e.conditional, x.conditional) << r.dt.tree.name(e.node);
     }
     EXPECT_EQ(wired, x.nmasters);
+    // Only devices are listed: a PFC group named "mmc" has no compatible and masters nothing.
+    for (unsigned i = 0; i < rep->count; i++)
+        EXPECT_TRUE(rep->devices[i].master >= 0 || r.dt.tree.first_compatible(rep->devices[i].node))
+            << r.dt.tree.name(rep->devices[i].node);
+    for (const char* p : x.not_devices) {
+        int n = r.dt.tree.find_path(p);
+        ASSERT_GE(n, 0) << p << " is not in the tree";
+        EXPECT_EQ(rep->find(n), nullptr) << p << " is listed as a master";
+    }
 
     // The host tool told the board's cut, and the image on that board: the same IOMMUs driven.
     xen::DrivenSet told = xen::registry_driven(topo);
