@@ -8,9 +8,14 @@
 run_qemu smmu_dma 120 -- -kernel "$IMAGE"
 expect_rc 0
 expect_line "pci:      00:01.0 1234:11e8 class 00ff00, requester id 0x0008 -> stream 0x8"
-expect_line "smmu_v3:  smmuv3@9050000 enabled: stage 1 yes"
+# What this QEMU's SMMUv3 is: 7.2's is stage 1 only (IDR0.S2P clear), 10.0's nests.
+if qemu_has_stage2; then
+    expect_line "smmu_v3:  smmuv3@9050000 enabled: stage 1 yes, stage 2 yes,"
+else
+    expect_line "smmu_v3:  smmuv3@9050000 enabled: stage 1 yes, stage 2 no,"
+fi
 expect_line "every stream aborts until attached"
-expect_line "gicv3:    distributor 0x8000000 (256 lines), redistributor 0x80a0000; interrupts on at EL2"
+expect_line "gicv3:    distributor 0x8000000 ($GIC_LINES lines), redistributor 0x80a0000; interrupts on at EL2"
 expect_line "timer:    CNTHP tick at 100 Hz on INTID 26"
 expect_line "faults by interrupt, every stream aborts until attached"
 expect_line "ok     DMA to unmapped IOVA 0x2000000 while the CPU waits in wfi: reported by the IOMMU's interrupt ("
