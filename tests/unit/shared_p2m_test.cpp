@@ -13,6 +13,7 @@
 #include "common/io_domain.hpp"
 #include "drivers/iommu/smmu_v3.hpp"
 #include "hyp/p2m_selftest.hpp"
+#include "tests/models/fake_guest.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/smmu_v3_model.hpp"
 
@@ -161,6 +162,59 @@ TEST(SharedP2m, AStage1OnlySmmuHasNoSharedFormatAndTheSteNamesTheMirror) {
     Iommu::StreamConfig none;
     ASSERT_EQ(r.smmu.stream_config(kSid + 1, none), Status::ok);
     EXPECT_FALSE(none.translating);  // an abort STE
+}
+
+// The PV-IOMMU guest's context 0 as the image builds it on an SMMU with stage 2: the guest's own
+// P2M, which the guest cannot modify (map_pages in context 0 is -EINVAL), which its devices leave
+// for a context of their own and come back to, and which the guest's teardown leaves to its owner.
+TEST(SharedP2m, PvIommuDefaultContextIsTheP2mItselfAndStaysItsOwners) {
+    Rig r(true);
+    model::FakeGuest mem(r.pool(), 64);
+    ASSERT_TRUE(mem.ok());
+    Result<iopt::Format> f = r.smmu.domain_format(DomainUse::guest_p2m, 40);
+    ASSERT_TRUE(f.ok());
+    IoDomain p2m(r.pool(), f.value);
+    ASSERT_EQ(p2m.init(), Status::ok);
+    const uint64_t ram_ipa = mem.first_gfn() << kPageShift;
+    ASSERT_TRUE(p2m.map(ram_ipa, mem.mfn_of(mem.first_gfn()) << kPageShift, 64 * kPageSize, rwx()).ok());
+    xen::PvIommuConfig cfg;
+    Result<iopt::Format> dma = r.smmu.domain_format(DomainUse::dma, 39);
+    ASSERT_TRUE(dma.ok());
+    cfg.format = dma.value;
+    {
+        xen::PvIommuGuest g(1, false, mem, r.pool(), cfg);
+        ASSERT_EQ(g.init_default_shared(p2m, mem.first_gfn(), 64), Status::ok);
+        EXPECT_TRUE(g.default_shared());
+        EXPECT_EQ(g.context(0), &p2m);
+        ASSERT_EQ(g.assign(0, 0, 8, r.smmu, kSid), Status::ok);
+        Iommu::StreamConfig sc;
+        ASSERT_EQ(r.smmu.stream_config(kSid, sc), Status::ok);
+        EXPECT_TRUE(sc.stage2);
+        EXPECT_EQ(sc.root, p2m.root_pa());
+        SmmuV3Model::Dma w = r.poke(ram_ipa + 5 * kPageSize);  // DMA address = guest address
+        ASSERT_TRUE(w.ok);
+        EXPECT_EQ(w.pa, mem.mfn_of(mem.first_gfn() + 5) << kPageShift);
+        EXPECT_EQ(g.destroy_context(0), Status::invalid_argument);  // never the guest's to free
+        // A context of its own (as after the init sub-op), then back to the P2M.
+        g.initialised = true;
+        g.max_ctx = 2;
+        Result<unsigned> c = g.create_context(false);
+        ASSERT_TRUE(c.ok());
+        ASSERT_EQ(p2m.detach(r.smmu, kSid), Status::ok);
+        ASSERT_EQ(g.context(c.value)->attach(r.smmu, kSid), Status::ok);
+        ASSERT_EQ(r.smmu.stream_config(kSid, sc), Status::ok);
+        EXPECT_FALSE(sc.stage2);
+        ASSERT_EQ(g.context(c.value)->detach(r.smmu, kSid), Status::ok);
+        ASSERT_EQ(p2m.attach(r.smmu, kSid), Status::ok);
+        ASSERT_EQ(r.smmu.stream_config(kSid, sc), Status::ok);
+        EXPECT_TRUE(sc.stage2);
+        ASSERT_EQ(g.destroy_context(c.value), Status::ok);
+    }
+    // The guest is gone: its device is detached, the P2M is still its owner's and still maps.
+    EXPECT_NE(p2m.tag(), 0u);
+    EXPECT_EQ(p2m.attached_count(), 0u);
+    EXPECT_TRUE(p2m.lookup(ram_ipa).ok());
+    EXPECT_EQ(p2m.destroy(), Status::ok);
 }
 
 }  // namespace
