@@ -109,6 +109,20 @@ Status PvIommuGuest::init_default_shared(IoDomain& p2m, uint64_t first_gfn, uint
     return Status::ok;
 }
 
+Status PvIommuGuest::remove_ram(IoDomain& p2m, uint64_t gfn, uint64_t frames) {
+    if (!ctx_[0] || !frames || gfn < ram_first_gfn_ || gfn - ram_first_gfn_ >= ram_pages_ ||
+        frames > ram_pages_ - (gfn - ram_first_gfn_))
+        return Status::invalid_argument;
+    if (shared_default_ && ctx_[0] != &p2m) return Status::invalid_argument;
+    for (unsigned c = 1; c < kMaxContexts; c++)
+        if (ctx_[c]) return Status::busy;
+    uint64_t base = gfn << kPageShift, size = frames << kPageShift;
+    Progress p = p2m.unmap(base, size);
+    if (!p.ok()) return p.status;
+    if (!shared_default_) p = ctx_[0]->unmap(base, size);  // the mirror follows in the same step
+    return p.status;
+}
+
 Status PvIommuGuest::assign(uint16_t seg, uint8_t bus, uint8_t devfn, Iommu& iommu, StreamId sid) {
     if (!ctx_[0]) return Status::invalid_argument;
     if (device(seg, bus, devfn)) return Status::in_use;

@@ -89,6 +89,13 @@ public:
     // `pages` frames from `first_gfn` are the guest's RAM, for identity contexts.
     Status init_default_shared(IoDomain& p2m, uint64_t first_gfn, uint64_t pages);
     bool default_shared() const { return shared_default_; }
+    // Takes `frames` guest frames from `gfn` out of the guest's P2M (`p2m`, the CPU's stage 2) and
+    // out of every DMA context, in one step: a frame the guest no longer owns is reachable through
+    // none of them. Context 0 is the P2M itself (shared: one flush for the CPU and the IOMMU) or its
+    // mirror (DMA address = guest address: unmapped there too). The contexts the guest allocated are
+    // composed tables with no reverse map, so while any exists the removal is refused (busy) and
+    // nothing changes; Xen refuses to free a page an IOMMU mapping still references the same way.
+    Status remove_ram(IoDomain& p2m, uint64_t gfn, uint64_t frames);
     // Assigns a device to this guest, attached to context 0.
     Status assign(uint16_t seg, uint8_t bus, uint8_t devfn, Iommu& iommu, StreamId sid);
 

@@ -218,3 +218,56 @@ TEST(SharedP2m, PvIommuDefaultContextIsTheP2mItselfAndStaysItsOwners) {
 }
 
 }  // namespace
+
+namespace {
+
+// "A frame the guest no longer owns is reachable through none of its DMA contexts", on each kind
+// of SMMU: context 0 follows the P2M (it is the P2M, or its mirror), and while a composed context
+// of the guest's own exists the removal is refused with nothing changed.
+void removal_keeps_the_guarantee(bool stage2) {
+    Rig r(stage2);
+    model::FakeGuest mem(r.pool(), 64);
+    ASSERT_TRUE(mem.ok());
+    const uint64_t gfn0 = mem.first_gfn(), ipa0 = gfn0 << kPageShift;
+    Result<iopt::Format> shared = r.smmu.domain_format(DomainUse::guest_p2m, 40);
+    ASSERT_EQ(shared.ok(), stage2);
+    IoDomain p2m(r.pool(), shared.ok() ? shared.value : iopt::vmsa_s2(40, 44, true));
+    p2m.set_cpu_walker(cpu_stage2_walker());
+    ASSERT_EQ(p2m.init(), Status::ok);
+    ASSERT_TRUE(p2m.map(ipa0, mem.mfn_of(gfn0) << kPageShift, 64 * kPageSize, rwx()).ok());
+    xen::PvIommuConfig cfg;
+    cfg.format = r.smmu.domain_format(DomainUse::dma, 39).value;
+    xen::PvIommuGuest g(1, false, mem, r.pool(), cfg);
+    ASSERT_EQ(stage2 ? g.init_default_shared(p2m, gfn0, 64) : g.init_default(gfn0, 64), Status::ok);
+    ASSERT_EQ(g.assign(0, 0, 8, r.smmu, kSid), Status::ok);
+    ASSERT_TRUE(r.poke(ipa0 + 7 * kPageSize).ok);
+
+    // A context of the guest's own maps frame 7 too: removal is refused, nothing changes.
+    g.initialised = true;
+    g.max_ctx = 2;
+    Result<unsigned> c = g.create_context(false);
+    ASSERT_TRUE(c.ok());
+    ASSERT_TRUE(g.context(c.value)->map(0x100000, mem.mfn_of(gfn0 + 7) << kPageShift, kPageSize, {}).ok());
+    EXPECT_EQ(g.remove_ram(p2m, gfn0 + 7, 1), Status::busy);
+    EXPECT_TRUE(p2m.lookup(ipa0 + 7 * kPageSize).ok());
+    EXPECT_TRUE(r.poke(ipa0 + 7 * kPageSize).ok);
+    ASSERT_EQ(g.destroy_context(c.value), Status::ok);
+
+    // Now it goes, from the P2M and from context 0 in the same call; its neighbours stay.
+    arch::host::Stage2Calls c0 = arch::host::stage2_calls();
+    ASSERT_EQ(g.remove_ram(p2m, gfn0 + 7, 1), Status::ok);
+    EXPECT_EQ(arch::host::stage2_calls().calls - c0.calls, 1u);  // the CPU heard it
+    EXPECT_FALSE(p2m.lookup(ipa0 + 7 * kPageSize).ok());
+    EXPECT_FALSE(g.context(0)->lookup(ipa0 + 7 * kPageSize).ok());
+    SmmuV3Model::Dma gone = r.poke(ipa0 + 7 * kPageSize);
+    EXPECT_FALSE(gone.ok);
+    ASSERT_FALSE(r.model.events().empty());
+    EXPECT_EQ(r.model.events().back().stage2, stage2);
+    EXPECT_TRUE(r.poke(ipa0 + 8 * kPageSize).ok);
+    EXPECT_EQ(g.remove_ram(p2m, gfn0 + 64, 1), Status::invalid_argument);  // not its RAM
+}
+
+TEST(SharedP2m, RemovingRamReachesEveryContextOnAStage2Smmu) { removal_keeps_the_guarantee(true); }
+TEST(SharedP2m, RemovingRamReachesEveryContextOnAStage1OnlySmmu) { removal_keeps_the_guarantee(false); }
+
+}  // namespace
