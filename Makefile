@@ -11,8 +11,9 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 .PHONY: all help deps run test unit tsan-unit bench fuzz image clean
 
 help:
-	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
-	@echo "make test       unit (ASan/UBSan), QEMU boots, dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
+	@echo "make run        boot moat in QEMU 7.2 (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
+	@echo "                QEMU=10: in QEMU 10.0 (SMMUv3 with stage 2: edu's DMA through the guest's own stage-2 table)"
+	@echo "make test       unit (ASan/UBSan), QEMU boots (on QEMU 7.2 and 10), dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
 	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, spider, zcu102) under $(IMG_OUT)"
@@ -87,7 +88,7 @@ test: deps
 
 run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
-	@echo "== booting $(IMG_OUT)/Image: QEMU virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
+	@echo "== booting $(IMG_OUT)/Image: $$($(QEMU_SYSTEM_AARCH64) --version | head -n 1), virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
 
 # ---------------------------------------------------------------- the arm64 EL2 image
@@ -146,7 +147,16 @@ $(IMG_OUT)/Image: $(IMG_OUT)/moat.elf
 # The board's device tree: QEMU's own for virt (dumped with the machine options `make run`
 # uses), our sources in dts/ for real boards.
 QEMU_MACHINE := virt,virtualization=on,gic-version=3,iommu=smmuv3
-QEMU_RUN := qemu-system-aarch64 -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
+# `make run` boots Debian 12's QEMU 7.2 (SMMUv3 stage 1 only); `make run QEMU=10` the QEMU 10.0
+# tools/install-deps.sh unpacks from bookworm-backports (SMMUv3 nested: stage 2 shared with the
+# guest). QEMU_SYSTEM_AARCH64=... names any other binary. `make test` runs the QEMU tier on both.
+QEMU ?= 7.2
+ifneq ($(filter 10 10.0,$(QEMU)),)
+QEMU_SYSTEM_AARCH64 ?= .deps/qemu10/bin/qemu-system-aarch64
+else
+QEMU_SYSTEM_AARCH64 ?= qemu-system-aarch64
+endif
+QEMU_RUN := $(QEMU_SYSTEM_AARCH64) -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
 ifeq ($(BOARD),qemu-virt)
 $(IMG_OUT)/board.dtb:
 	@mkdir -p $(dir $@)

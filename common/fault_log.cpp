@@ -94,8 +94,10 @@ uint64_t FaultLog::flush_locked() {
 }
 
 void FaultLog::print_one(Sink& out, const FaultRecord& r, const char* prefix) {
-    format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)\n", prefix, r.iommu ? r.iommu : "?", r.stream,
+    format(out, "%sfault: %s stream 0x%x %s at 0x%lx: %s (%s, code 0x%x)", prefix, r.iommu ? r.iommu : "?", r.stream,
            r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "-", r.raw);
+    if (r.stage2) format(out, " at stage 2, IPA 0x%lx", r.ipa);
+    out.write("\n", 1);
 }
 
 unsigned FaultLog::copy(uint64_t& from, FaultRecord* out, unsigned max, uint64_t* lost) const {

@@ -38,6 +38,8 @@ struct FaultRecord {
     bool write;
     uint32_t raw;        // hardware's own code (SMMUv3 event type, IPMMU IMSTR, SMMUv2 FSR)
     const char* detail;  // hardware's name for it (F_TRANSLATION, ...)
+    bool stage2 = false; // the fault was taken walking a stage-2 table (SMMUv3 event S2 bit)
+    uint64_t ipa = 0;    // then: the intermediate physical address that stage 2 could not translate
 };
 
 struct ReportPolicy {

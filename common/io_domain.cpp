@@ -111,9 +111,14 @@ bool IoDomain::stream_quarantined(const Iommu& iommu, StreamId sid) {
     return o && !o->domain;
 }
 
-// The one invalidation path: each distinct IOMMU the domain is attached through, once.
+// The one invalidation path: the CPU's stage 2 where it walks this table, then each distinct IOMMU
+// the domain is attached through, once.
 Status IoDomain::flush_iommus(const iopt::Gather& g) {
     Status first = Status::ok;
+    if (cpu_.flush) {
+        first = cpu_.flush(cpu_.ctx, *this, g);
+        cpu_flushes_++;
+    }
     for (unsigned i = 0; i < nattached_; i++) {
         bool seen = false;
         for (unsigned k = 0; k < i; k++) seen = seen || attached_[k].iommu == attached_[i].iommu;

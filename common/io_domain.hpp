@@ -60,6 +60,17 @@ public:
     Progress unmap(uint64_t iova, uint64_t size);
     Result<iopt::Translation> lookup(uint64_t iova) const;
 
+    // A walker of this table that is not an IOMMU: the CPU's stage 2, when the domain is a guest's
+    // P2M shared with its IOMMUs (DomainUse::guest_p2m). Its flush runs first on the one
+    // invalidation path, so a removal is one flush for every walker, CPU and IOMMUs alike, before
+    // any table page goes back. Set it before the first map; nullptr fn: none.
+    struct CpuWalker {
+        Status (*flush)(void* ctx, const IoDomain& d, const iopt::Gather& g) = nullptr;
+        void* ctx = nullptr;
+    };
+    void set_cpu_walker(const CpuWalker& w) { cpu_ = w; }
+    uint64_t cpu_flushes() const { return cpu_flushes_; }
+
     Status attach(Iommu& iommu, StreamId sid);
     Status detach(Iommu& iommu, StreamId sid);
     bool attached(const Iommu& iommu, StreamId sid) const;
@@ -111,6 +122,8 @@ private:
     Attachment attached_[kMaxAttached] = {};
     uint64_t flushes_ = 0;
     uint64_t quarantined_ = 0;
+    CpuWalker cpu_;
+    uint64_t cpu_flushes_ = 0;
     // Outermost of moat's locks: taken first, held across the driver calls of one operation.
     mutable Spinlock lock_;
 };

@@ -75,6 +75,19 @@ public:
     virtual Status flush(IoDomain& d, const iopt::Gather& g) = 0;
     // Moves pending fault reports into `log`; returns how many.
     virtual unsigned poll_faults(FaultLog& log) = 0;
+    // What the hardware's configuration for `sid` points at, read back from it (SMMUv3: the STE
+    // in memory): which stage, the tag, the table root. For tests and reports that must show which
+    // table a device's DMA walks; unsupported where a driver cannot say.
+    struct StreamConfig {
+        bool translating = false;
+        bool stage2 = false;   // the stream walks a stage-2 table (else stage 1)
+        uint16_t tag = 0;      // VMID (stage 2) or ASID (stage 1)
+        uint64_t root = 0;     // S2TTB, or the CD's TTB0
+    };
+    virtual Status stream_config(StreamId sid, StreamConfig& out) const {
+        (void)sid, (void)out;
+        return Status::unsupported;
+    }
 protected:
     // Drops what the system holds for this instance (IoDomain::forget: its streams' owners and
     // quarantine), so an instance built later in the same storage starts clean.

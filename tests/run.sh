@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test tier `make test` covers and ends with one line: "N passed, M failed".
-# Unit tests count one each (GoogleTest, ASan/UBSan); each QEMU boot test counts one.
+# Unit tests count one each (GoogleTest, ASan/UBSan); each QEMU boot test counts one per QEMU it runs on.
 # Usage: tests/run.sh UNIT_BINARY [FUZZ_SMOKE_COMMANDS...]
 set -u
 unit=$1
@@ -25,22 +25,27 @@ fi
 echo "unit: $up passed, $uf failed in $((SECONDS - tier)) s (log: $TEST_OUT/unit.log)"
 pass=$((pass + up)) fail=$((fail + uf))
 
-echo "== QEMU boot tests"
-tier=$SECONDS
-for t in tests/qemu/*.sh; do
-    [ "$(basename "$t")" = lib.sh ] && continue
-    name=$(basename "$t" .sh)
-    start=$SECONDS
-    if out=$(bash "$t" 2>&1); then
-        echo "PASS qemu/$name ($((SECONDS - start)) s)"
-        pass=$((pass + 1))
-    else
-        echo "FAIL qemu/$name"
-        echo "$out" | sed 's/^/    /'
-        fail=$((fail + 1))
-    fi
+# The QEMU tier runs once per QEMU (QEMUS, default both: Debian 12's 7.2, whose SMMUv3 is stage 1
+# only, and bookworm-backports' 10.0, whose SMMUv3 nests), each result labelled with its QEMU and
+# each QEMU's logs in its own folder.
+for qv in ${QEMUS:-7.2 10}; do
+    echo "== QEMU boot tests [qemu $qv]"
+    tier=$SECONDS
+    for t in tests/qemu/*.sh; do
+        [ "$(basename "$t")" = lib.sh ] && continue
+        name=$(basename "$t" .sh)
+        start=$SECONDS
+        if out=$(QEMU=$qv TEST_OUT=$TEST_OUT/qemu-$qv bash "$t" 2>&1); then
+            echo "PASS [qemu $qv] qemu/$name ($((SECONDS - start)) s)"
+            pass=$((pass + 1))
+        else
+            echo "FAIL [qemu $qv] qemu/$name"
+            echo "$out" | sed 's/^/    /'
+            fail=$((fail + 1))
+        fi
+    done
+    echo "qemu $qv: tier took $((SECONDS - tier)) s"
 done
-echo "qemu: tier took $((SECONDS - tier)) s"
 
 # Further suites: each tests/<suite>/run.sh ends with its own "N passed, M failed" line.
 for suite in tests/*/run.sh; do

@@ -81,6 +81,66 @@ real_trees() {
   echo "install-deps: real device trees from $kimg and linux-source-6.1 in $TREES"
 }
 
+# QEMU 10.0 from Debian's bookworm-backports, beside the system's QEMU 7.2 (which stays the
+# default): its SMMUv3 has stage 2 and nests, its intel-iommu has a first stage. The packages are
+# unpacked into $QEMU10 (never installed), and the launchers in $QEMU10/bin give it its own module
+# folder (QEMU_MODULE_DIR, searched before the system's; every start probes the ui-opengl and
+# ui-spice-core modules, which 7.2 ships in qemu-system-common and 10 in the modules-opengl and
+# modules-spice packages: without those 10 finds 7.2's and refuses them) and its own firmware
+# (-L: its data files, and backports' SeaBIOS, which qemu-system-x86 10 requires at >= 1.16.3).
+QEMU10=${QEMU10:-$(cd "$(dirname "$0")/.." && pwd)/.deps/qemu10}
+QEMU10_VERSION=1:10.0.2+ds-2+deb13u1~bpo12+1
+QEMU10_DEBS="qemu-system-arm=$QEMU10_VERSION qemu-system-x86=$QEMU10_VERSION qemu-system-common=$QEMU10_VERSION
+             qemu-system-data=$QEMU10_VERSION qemu-system-modules-opengl=$QEMU10_VERSION
+             qemu-system-modules-spice=$QEMU10_VERSION seabios/bookworm-backports"
+
+qemu10() {
+  if [ -x "$QEMU10/bin/qemu-system-aarch64" ] && [ -x "$QEMU10/bin/qemu-system-x86_64" ] &&
+     [ "$(cat "$QEMU10/VERSION" 2>/dev/null)" = "$(echo $QEMU10_DEBS)" ]; then return 0; fi
+  [ "${1:-}" = "--check" ] && { echo "install-deps: missing: QEMU $QEMU10_VERSION (unpacked into $QEMU10)"; return 1; }
+  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  # bookworm-backports is added to apt's sources when no source names it; its packages have
+  # priority 100, so nothing installed from the main suite changes.
+  local policy; policy=$(apt-cache policy qemu-system-arm 2>/dev/null || true)
+  if ! grep -qF "$QEMU10_VERSION" <<<"$policy"; then
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' |
+        $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+      echo "install-deps: added bookworm-backports to apt's sources (priority 100: nothing is upgraded from it)"
+    fi
+    $SUDO apt-get update -q
+  fi
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  # shellcheck disable=SC2086
+  if ! (cd "$tmp" && apt-get download -q $QEMU10_DEBS >"$tmp/apt.log" 2>&1); then
+    echo "install-deps: ERROR: cannot fetch QEMU $QEMU10_VERSION from bookworm-backports; apt said:" >&2
+    sed 's/^/  /' "$tmp/apt.log" >&2; rm -rf "$tmp"; return 1
+  fi
+  rm -rf "$QEMU10"; mkdir -p "$QEMU10/bin"
+  local d; for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$QEMU10"; done
+  local moddir; moddir=$(dirname "$(find "$QEMU10/usr/lib" -name 'ui-curses.so' | head -n 1)")
+  # Its libraries are bookworm's (the ones QEMU 7.2 uses): name any that are missing.
+  local b missing_libs
+  missing_libs=$(for b in qemu-system-aarch64 qemu-system-x86_64; do ldd "$QEMU10/usr/bin/$b"; done |
+                 sed -n 's/^\s*\(\S*\) => not found.*/\1/p' | sort -u | tr '\n' ' ')
+  if [ -n "$missing_libs" ]; then
+    echo "install-deps: ERROR: QEMU 10 needs libraries this system lacks: $missing_libs(qemu-system-arm 7.2 pulls them in)" >&2
+    rm -rf "$tmp"; return 1
+  fi
+  for b in qemu-system-aarch64 qemu-system-x86_64; do
+    cat > "$QEMU10/bin/$b" <<EOF
+#!/bin/sh
+# QEMU $QEMU10_VERSION unpacked beside the system's QEMU (written by tools/install-deps.sh).
+d=\$(cd "\$(dirname "\$0")/.." && pwd)
+QEMU_MODULE_DIR=\$d/${moddir#"$QEMU10"/} exec "\$d/usr/bin/$b" -L "\$d/usr/share/qemu" -L "\$d/usr/share/seabios" "\$@"
+EOF
+    chmod 755 "$QEMU10/bin/$b"
+  done
+  echo $QEMU10_DEBS > "$QEMU10/VERSION"
+  rm -rf "$tmp"
+  echo "install-deps: $("$QEMU10/bin/qemu-system-aarch64" --version | head -n 1) unpacked into $QEMU10 (launchers in $QEMU10/bin)"
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -89,6 +149,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   arm64_libfdt "${1:-}"
   real_trees "${1:-}" || true  # reported above; the real-trees tier fails without them
+  qemu10 "${1:-}" || exit 1
   echo "install-deps: all dependencies present"
   exit 0
 fi
@@ -106,3 +167,4 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 echo "install-deps: installed ${missing[*]}"
 arm64_libfdt
 real_trees || true
+qemu10

@@ -21,7 +21,7 @@ PvIommuGuest::~PvIommuGuest() {
         if (IoDomain* d = context(dev_[i].ctx)) (void)d->detach(*dev_[i].iommu, dev_[i].sid);
     for (unsigned c = 0; c < kMaxContexts; c++)
         if (ctx_[c]) {
-            ctx_[c]->~IoDomain();
+            if (c != 0 || !shared_default_) ctx_[c]->~IoDomain();  // a shared P2M is its owner's
             ctx_[c] = nullptr;
         }
 }
@@ -82,7 +82,7 @@ Result<unsigned> PvIommuGuest::create_context(bool identity) {
 }
 
 Status PvIommuGuest::destroy_context(unsigned c) {
-    if (!context(c)) return Status::invalid_argument;
+    if (!context(c) || (c == 0 && shared_default_)) return Status::invalid_argument;
     // Destroyed or quarantined, the context is gone either way: IoDomain keeps whatever the
     // hardware did not let go of, and a context built later in this storage is a new domain.
     Status st = ctx_[c]->destroy();
@@ -97,6 +97,30 @@ Status PvIommuGuest::init_default(uint64_t first_gfn, uint64_t pages) {
     ram_pages_ = pages;
     Result<unsigned> r = create_context(true);
     return r.status;
+}
+
+Status PvIommuGuest::init_default_shared(IoDomain& p2m, uint64_t first_gfn, uint64_t pages) {
+    if (ctx_[0]) return Status::in_use;
+    if (p2m.format().id != iopt::FormatId::vmsa_s2 || !p2m.tag()) return Status::invalid_argument;
+    ram_first_gfn_ = first_gfn;
+    ram_pages_ = pages;
+    ctx_[0] = &p2m;
+    shared_default_ = true;
+    return Status::ok;
+}
+
+Status PvIommuGuest::remove_ram(IoDomain& p2m, uint64_t gfn, uint64_t frames) {
+    if (!ctx_[0] || !frames || gfn < ram_first_gfn_ || gfn - ram_first_gfn_ >= ram_pages_ ||
+        frames > ram_pages_ - (gfn - ram_first_gfn_))
+        return Status::invalid_argument;
+    if (shared_default_ && ctx_[0] != &p2m) return Status::invalid_argument;
+    for (unsigned c = 1; c < kMaxContexts; c++)
+        if (ctx_[c]) return Status::busy;
+    uint64_t base = gfn << kPageShift, size = frames << kPageShift;
+    Progress p = p2m.unmap(base, size);
+    if (!p.ok()) return p.status;
+    if (!shared_default_) p = ctx_[0]->unmap(base, size);  // the mirror follows in the same step
+    return p.status;
 }
 
 Status PvIommuGuest::assign(uint16_t seg, uint8_t bus, uint8_t devfn, Iommu& iommu, StreamId sid) {

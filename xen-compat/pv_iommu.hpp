@@ -85,6 +85,18 @@ public:
     // Context 0: the guest's own view of its RAM, DMA address == guest address, for `pages`
     // frames from `first_gfn` (identity for a direct-mapped dom0 as well).
     Status init_default(uint64_t first_gfn, uint64_t pages);
+    // Context 0 is the guest's own P2M, shared with the IOMMU (its owner keeps it: a stage-2
+    // IoDomain whose IPA is the DMA address), where the IOMMU walks the CPU's stage-2 format.
+    // `pages` frames from `first_gfn` are the guest's RAM, for identity contexts.
+    Status init_default_shared(IoDomain& p2m, uint64_t first_gfn, uint64_t pages);
+    bool default_shared() const { return shared_default_; }
+    // Takes `frames` guest frames from `gfn` out of the guest's P2M (`p2m`, the CPU's stage 2) and
+    // out of every DMA context, in one step: a frame the guest no longer owns is reachable through
+    // none of them. Context 0 is the P2M itself (shared: one flush for the CPU and the IOMMU) or its
+    // mirror (DMA address = guest address: unmapped there too). The contexts the guest allocated are
+    // composed tables with no reverse map, so while any exists the removal is refused (busy) and
+    // nothing changes; Xen refuses to free a page an IOMMU mapping still references the same way.
+    Status remove_ram(IoDomain& p2m, uint64_t gfn, uint64_t frames);
     // Assigns a device to this guest, attached to context 0.
     Status assign(uint16_t seg, uint8_t bus, uint8_t devfn, Iommu& iommu, StreamId sid);
 
@@ -119,6 +131,7 @@ private:
     uint64_t ram_first_gfn_ = 0, ram_pages_ = 0;
     alignas(IoDomain) unsigned char storage_[kMaxContexts][sizeof(IoDomain)];
     IoDomain* ctx_[kMaxContexts] = {};
+    bool shared_default_ = false;  // ctx_[0] is the guest's P2M, not built in storage_
     PvDevice dev_[kMaxDevices] = {};
     unsigned ndev_ = 0;
 };

@@ -148,7 +148,11 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
 
 [[noreturn]] void run_pv_guest(const dt::Tree& host, PagePool& pool, Iommu& smmu, const pci::Device& edu, StreamId sid,
                                FaultLog& faults) {
-    static arch::Vm vm(pool);
+    // Where the SMMU walks the CPU's stage-2 format (stage 2: QEMU 10), the guest's P2M is built
+    // in the format it asks for and is the default DMA context itself; else the CPU's own format
+    // and a composed default context (DMA address = guest address, mapped to the machine frames).
+    Result<iopt::Format> shared = smmu.domain_format(DomainUse::guest_p2m, arch::Vm::kIpaBits);
+    static arch::Vm vm(pool, shared.ok() ? shared.value : arch::Vm::cpu_format());
     g.iommu = &smmu;
     g.faults = &faults;
     g.faults_before = faults.total();
@@ -220,7 +224,8 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
     alignas(xen::PvIommuGuest) static unsigned char storage[sizeof(xen::PvIommuGuest)];
     g.pool_before = pool.used_pages();
     g.guest = new (storage) xen::PvIommuGuest(1, false, vm, pool, cfg);
-    st = g.guest->init_default(xen::layout::kRam0Base >> kPageShift, kGuestRam >> kPageShift);
+    st = shared.ok() ? g.guest->init_default_shared(vm.p2m(), xen::layout::kRam0Base >> kPageShift, kGuestRam >> kPageShift)
+                     : g.guest->init_default(xen::layout::kRam0Base >> kPageShift, kGuestRam >> kPageShift);
     if (st == Status::ok) st = g.guest->assign(0, edu.bus, static_cast<uint8_t>(edu.dev << 3 | edu.fn), smmu, sid);
     if (st == Status::ok) st = g.host.add(*g.guest);
     if (st != Status::ok) {
@@ -231,6 +236,17 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
           "its default DMA context (%zu table pages); device tree %zu bytes at 0x%lx; entering EL1\n",
           kGuestRam / MiB, vm.ram_ipa(), vm.ram_pa(), bar, sid, pool.used_pages() - g.pool_before, dtb_size,
           vm.ram_ipa() + kDtbOffset);
+    // Which table edu's STE walks now, read back from the SMMU.
+    Iommu::StreamConfig sc;
+    if (smmu.stream_config(sid, sc) == Status::ok && sc.translating) {
+        if (g.guest->default_shared())
+            print("guest:    default DMA context = the guest's stage-2 P2M: STE stage 2, S2VMID %u, S2TTB 0x%lx %s VTTBR_EL2's "
+                  "root 0x%lx (VMID %u)\n", sc.tag, sc.root, sc.root == vm.p2m().root_pa() ? "=" : "!=", vm.p2m().root_pa(),
+                  vm.p2m().tag());
+        else
+            print("guest:    default DMA context = a composed stage-1 table (%s has no stage 2): STE stage 1, ASID %u, TTB0 0x%lx; "
+                  "the P2M's root is 0x%lx\n", smmu.name(), sc.tag, sc.root, vm.p2m().root_pa());
+    }
     arch::set_guest_trap_handler(on_guest_trap);
     vm.enter(xen::layout::kRam0Base, xen::layout::kRam0Base + kDtbOffset);
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "arch/cpu.hpp"
+#include "arch/stage2.hpp"
 
 namespace moat::arch {
 
@@ -17,14 +18,20 @@ constexpr uint64_t kSpsrDaif = 0xfull << 6;
 constexpr uint64_t kSctlrEl1Res1 = (1ull << 11) | (1ull << 20) | (3ull << 22) | (3ull << 28);
 }  // namespace
 
-Vm::Vm(PagePool& pool) : pool_(pool), format_(iopt::vmsa_s2(kIpaBits, pa_bits() < 48 ? pa_bits() : 48, true)) {
-    if (slot_.build(pool, format_) == Status::ok) p2m_ = slot_.get();
+iopt::Format Vm::cpu_format() { return iopt::vmsa_s2(kIpaBits, pa_bits() < 48 ? pa_bits() : 48, true); }
+
+namespace {
+Status cpu_flush(void*, const IoDomain& d, const iopt::Gather& g) { return stage2_invalidate(d.tag(), g); }
+}  // namespace
+
+Vm::Vm(PagePool& pool, const iopt::Format& format) : pool_(pool), format_(format), p2m_(pool, format) {
+    p2m_.set_cpu_walker(IoDomain::CpuWalker{&cpu_flush, nullptr});
 }
 
 Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
     if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, 2 * MiB) || ram_size == 0) return Status::invalid_argument;
-    if (!p2m_) return Status::unsupported;
-    Status st = p2m_->init();
+    if (format_.id != iopt::FormatId::vmsa_s2 || format_.ias != kIpaBits) return Status::unsupported;
+    Status st = p2m_.init();
     if (st != Status::ok) return st;
     Result<uint64_t> r = pool_.alloc(ram_size >> kPageShift, 512);
     if (!r.ok()) return r.status;
@@ -33,10 +40,7 @@ Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
     ram_size_ = ram_size;
     iopt::Prot prot;
     prot.perm = iopt::kRead | iopt::kWrite | iopt::kExec;
-    iopt::Gather g;
-    Progress p = p2m_->map(ram_ipa, ram_pa_, ram_size, prot, g, iopt::Table::kLargest);
-    p2m_->release(g);
-    return p.status;
+    return p2m_.map(ram_ipa, ram_pa_, ram_size, prot).status;
 }
 
 Status Vm::map_mmio(uint64_t ipa, uint64_t pa, uint64_t size) {
@@ -44,10 +48,7 @@ Status Vm::map_mmio(uint64_t ipa, uint64_t pa, uint64_t size) {
     prot.perm = iopt::kRead | iopt::kWrite;
     prot.type = iopt::MemType::device;
     prot.share = iopt::Share::none;
-    iopt::Gather g;
-    Progress p = p2m_->map(ipa, pa, align_up(size, kPageSize), prot, g, iopt::Table::kLargest);
-    p2m_->release(g);
-    return p.status;
+    return p2m_.map(ipa, pa, align_up(size, kPageSize), prot).status;
 }
 
 void* Vm::ram(uint64_t ipa, uint64_t size) const {
@@ -57,8 +58,7 @@ void* Vm::ram(uint64_t ipa, uint64_t size) const {
 
 Status Vm::ram_frame(uint64_t gfn, uint64_t& mfn) {
     if (gfn >> (kIpaBits - kPageShift)) return Status::not_found;
-    if (!p2m_) return Status::not_found;
-    Result<iopt::Translation> t = p2m_->lookup(gfn << kPageShift);
+    Result<iopt::Translation> t = p2m_.lookup(gfn << kPageShift);
     if (!t.ok()) return Status::not_found;
     if (t.value.prot.type != iopt::MemType::normal_wb) return Status::denied;  // MMIO is not RAM to map
     mfn = t.value.pa >> kPageShift;
@@ -97,7 +97,7 @@ bool Vm::write(uint64_t gpa, const void* src, size_t n) { return copy(gpa, const
 
 [[noreturn]] void Vm::enter(uint64_t entry, uint64_t arg) {
     uint64_t vtcr = vtcr_el2(format_);
-    uint64_t vttbr = p2m_->root_pa() | (uint64_t{kVmid} << 48);
+    uint64_t vttbr = p2m_.root_pa() | (uint64_t{p2m_.tag()} << 48);  // the tag the CPU walker invalidates
     uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTsc | kHcrRw;
     uint64_t midr, mpidr;
     asm volatile("mrs %0, midr_el1" : "=r"(midr));

@@ -2,6 +2,7 @@
 // engine, as the IOMMUs' domains), its RAM from the page pool, the MMIO it is given, and the way
 // in (ERET) and back (traps).
 #pragma once
+#include "common/io_domain.hpp"
 #include "common/iopt/geometry.hpp"
 #include "common/iopt/table.hpp"
 #include "xen-compat/pv_iommu.hpp"
@@ -28,11 +29,17 @@ static_assert(vtcr_el2(iopt::vmsa_s2(40, 40, true)) == (24u | 1u << 6 | 1u << 8 
 class Vm final : public xen::GuestMemory {
 public:
     static constexpr unsigned kIpaBits = 40;  // stage 2 starts at level 1 with 2 concatenated tables
-    static constexpr uint16_t kVmid = 1;
 
-    explicit Vm(PagePool& pool);
-    // The P2M's format: VMSAv8-64 stage 2, walked by this CPU (coherent by definition).
+    // The CPU's own P2M format: VMSAv8-64 stage 2, kIpaBits, walked coherently.
+    static iopt::Format cpu_format();
+    // The P2M is an IoDomain of `format` (a stage-2 format this CPU walks: cpu_format(), or what an
+    // IOMMU that shares it asked for, Iommu::domain_format(DomainUse::guest_p2m)), with the CPU as
+    // a walker on its one invalidation path; its tag is the VMID in VTTBR_EL2.
+    explicit Vm(PagePool& pool, const iopt::Format& format = cpu_format());
     const iopt::Format& format() const { return format_; }
+    // The guest's stage 2 as a DMA domain: attach a device's stream to it to share it (STE stage
+    // 2, S2TTB = the VTTBR root). Removing from it (unmap) is one flush for the CPU and the IOMMUs.
+    IoDomain& p2m() { return p2m_; }
     // Stage-2 root and `ram_size` bytes of RAM (2 MiB aligned, zeroed) at guest address ram_ipa.
     Status create(uint64_t ram_ipa, uint64_t ram_size);
     // Device memory the guest may access directly (a passed-through BAR, the console).
@@ -58,8 +65,7 @@ private:
     bool copy(uint64_t gpa, void* buf, size_t n, bool to_guest);
     PagePool& pool_;
     iopt::Format format_;
-    iopt::TableSlot slot_;
-    iopt::Table* p2m_ = nullptr;
+    IoDomain p2m_;
     uint64_t ram_ipa_ = 0, ram_pa_ = 0, ram_size_ = 0;
 };
 

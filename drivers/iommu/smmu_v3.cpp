@@ -500,6 +500,28 @@ Status SmmuV3::detach(IoDomain& d, StreamId sid) {
     return put_context(d, *c);
 }
 
+// Read back from memory, as the SMMU would fetch it: what a stream's DMA walks now.
+Status SmmuV3::stream_config(StreamId sid, StreamConfig& out) const {
+    out = StreamConfig{};
+    if (!ready_) return Status::invalid_argument;
+    Status st;
+    const uint64_t* e = const_cast<SmmuV3*>(this)->ste(sid, false, st);  // never allocates with false
+    if (!e) return st == Status::not_found ? Status::ok : st;              // no level-2 table: aborts
+    if (!(e[0] & ste::kValid)) return Status::ok;
+    uint64_t config = ste::kConfig.get(e[0]);
+    if (config == ste::kCfgS1) {
+        const auto* cdp = static_cast<const uint64_t*>(pool_.virt(ste::kS1ContextPtr.get(e[0]) << 6));
+        out.translating = true;
+        out.tag = static_cast<uint16_t>(cd::kAsid.get(cdp[0]));
+        out.root = cd::kTtb0.get(cdp[1]) << 4;
+    } else if (config == ste::kCfgS2) {
+        out.translating = out.stage2 = true;
+        out.tag = static_cast<uint16_t>(ste::kS2Vmid.get(e[2]));
+        out.root = ste::kS2Ttb.get(e[3]) << 4;
+    }
+    return Status::ok;
+}
+
 // ---------------------------------------------------------------- invalidation
 
 Status SmmuV3::invalidate_domain(IoDomain& d) {
@@ -592,6 +614,8 @@ unsigned SmmuV3::drain(FaultLog& log, bool from_irq) {
         r.write = !(e[1] & evt::kRnW);
         r.raw = static_cast<uint32_t>(type);
         r.detail = event_name(type);
+        r.stage2 = (e[1] & evt::kS2) != 0;
+        r.ipa = r.stage2 ? e[3] & evt::kIpa.mask : 0;
         log.record(r);
         n++;
         cons = q_inc(cons, evtq_log2_);

@@ -69,6 +69,8 @@ public:
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
     unsigned poll_faults(FaultLog& log) override;
+    // The STE in memory for `sid`: stage 1 (ASID and TTB0 from its CD) or stage 2 (S2VMID, S2TTB).
+    Status stream_config(StreamId sid, StreamConfig& out) const override;
 
     IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_, irqs_on_.deliveries()}; }
     // Counters a test or benchmark reads.

@@ -133,6 +133,8 @@ constexpr uint64_t kTg4k = 1;
 namespace evt {
 constexpr Field kType{7, 0}, kSid{63, 32};
 constexpr uint64_t kRnW = bit(35);      // dword 1: 1 = read
+constexpr uint64_t kS2 = bit(39);       // dword 1: the fault was taken at stage 2
+constexpr Field kIpa{51, 12};           // dword 3 of a translation-class fault: the IPA (stage 2)
 enum Type : uint8_t {
     F_UUT = 0x01, C_BAD_STREAMID = 0x02, F_STE_FETCH = 0x03, C_BAD_STE = 0x04, F_BAD_ATS_TREQ = 0x05,
     F_STREAM_DISABLED = 0x06, F_TRANSL_FORBIDDEN = 0x07, C_BAD_SUBSTREAMID = 0x08, F_CD_FETCH = 0x09,

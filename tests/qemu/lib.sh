@@ -6,11 +6,28 @@ TEST_OUT=${TEST_OUT:-build/tests}
 IMAGE=$IMG_OUT/Image
 UBOOT=/usr/lib/u-boot/qemu_arm64/u-boot.bin
 MACHINE=virt,virtualization=on,gic-version=3,iommu=smmuv3
-QEMU=(qemu-system-aarch64 -machine "$MACHINE" -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu)
+# Which QEMU: QEMU=7.2 (the system's, the default) or QEMU=10 (bookworm-backports', unpacked by
+# tools/install-deps.sh); QEMU_SYSTEM_AARCH64 names any other binary. QEMU_VERSION (major.minor)
+# is what that binary says it is, so a test asserts what that QEMU proves.
+case "${QEMU:-7.2}" in
+    7.2|7) QEMU_SYSTEM_AARCH64=${QEMU_SYSTEM_AARCH64:-qemu-system-aarch64} ;;
+    10|10.0) QEMU_SYSTEM_AARCH64=${QEMU_SYSTEM_AARCH64:-.deps/qemu10/bin/qemu-system-aarch64} ;;
+    *) echo "FAIL: QEMU=$QEMU: expected 7.2 or 10"; exit 1 ;;
+esac
+QEMU_VERSION=$("$QEMU_SYSTEM_AARCH64" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9]*\.[0-9]*\).*/\1/p')
+[ -n "$QEMU_VERSION" ] || { echo "FAIL: $QEMU_SYSTEM_AARCH64 does not run (tools/install-deps.sh unpacks QEMU 10)"; exit 1; }
+# qemu_has_stage2: this QEMU's virt SMMUv3 has stage 2 (IDR0.S2P); virt builds it nested from 9.2.
+qemu_has_stage2() {
+    local major=${QEMU_VERSION%%.*} minor=${QEMU_VERSION#*.}
+    [ "$major" -gt 9 ] || { [ "$major" -eq 9 ] && [ "$minor" -ge 2 ]; }
+}
+# virt's GICv3 as GICD_TYPER.ITLinesNumber reports it: 256 INTIDs on 7.2, 288 on 10.0 (seen here).
+case "$QEMU_VERSION" in 7.*) GIC_LINES=256 ;; *) GIC_LINES=288 ;; esac
+QEMU=("$QEMU_SYSTEM_AARCH64" -machine "$MACHINE" -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu)
 
 # dump_dtb FILE: the device tree QEMU builds for the machine the tests boot
 dump_dtb() {
-    qemu-system-aarch64 -machine "$MACHINE,dumpdtb=$1" -cpu cortex-a57 -m 1G -nographic -nic none -device edu >/dev/null 2>&1
+    "$QEMU_SYSTEM_AARCH64" -machine "$MACHINE,dumpdtb=$1" -cpu cortex-a57 -m 1G -nographic -nic none -device edu >/dev/null 2>&1
 }
 mkdir -p "$TEST_OUT"
 failures=0

@@ -7,6 +7,15 @@ run_qemu pv_iommu_guest 120 -- -kernel "$IMAGE"
 expect_rc 0
 expect_line "guest:    domain 1, 16 MiB RAM at 0x40000000"
 expect_line "(d1) guest: moat PV-IOMMU test guest at EL1"
+# The guest's default DMA context, read back from edu's STE: on 10 the guest's own stage-2 P2M
+# (S2TTB = VTTBR_EL2's root), on 7.2 a composed stage-1 table beside the P2M.
+if qemu_has_stage2; then
+    if ! grep -qE "^guest:    default DMA context = the guest's stage-2 P2M: STE stage 2, S2VMID [0-9]+, S2TTB (0x[0-9a-f]+) = VTTBR_EL2's root \1 " "$LOG"; then
+        echo "FAIL: on QEMU $QEMU_VERSION the default context is not the guest's own stage 2"; failures=$((failures + 1))
+    fi
+else
+    expect_line "guest:    default DMA context = a composed stage-1 table (smmuv3@9050000 has no stage 2): STE stage 1, ASID"
+fi
 expect_line "(d1) guest: edu at 0x10000000, PCI 0000:00:01.0"
 for row in "query_capabilities" "init" "alloc_context" "reattach_device edu -> new context" "map_pages source" \
            "map_pages destination" "DMA RAM -> edu -> RAM" "unmap_pages destination" "DMA to the unmapped address is blocked" \

@@ -6,7 +6,7 @@
 make -s image BOARD=zcu102 >/dev/null 2>&1 || { echo "FAIL: make image BOARD=zcu102"; exit 1; }
 Z=build/zcu102
 LOG=$TEST_OUT/zcu102_boot.log
-tools/qemu-run.py --timeout 60 --log "$LOG" -- qemu-system-aarch64 -M xlnx-zcu102,virtualization=on -m 2G -nographic \
+tools/qemu-run.py --timeout 60 --log "$LOG" -- "$QEMU_SYSTEM_AARCH64" -M xlnx-zcu102,virtualization=on -m 2G -nographic \
     -semihosting -kernel $Z/Image -dtb $Z/board.dtb >/dev/null 2>&1
 rc=$?
 expect_rc 2
