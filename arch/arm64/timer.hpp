@@ -12,5 +12,7 @@ namespace moat::arch {
 Status tick_start(IrqController& ic, const dt::Tree& t, unsigned hz, Why& why);
 uint64_t ticks();
 unsigned tick_intid();
+// Called from each tick's interrupt (a vCPU scheduler's time slice); nullptr for none.
+void set_tick_hook(void (*fn)());
 
 }  // namespace moat::arch

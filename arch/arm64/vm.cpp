@@ -17,12 +17,13 @@ constexpr uint64_t kSpsrDaif = 0xfull << 6;
 constexpr uint64_t kSctlrEl1Res1 = (1ull << 11) | (1ull << 20) | (3ull << 22) | (3ull << 28);
 }  // namespace
 
-Vm::Vm(PagePool& pool) : pool_(pool), format_(iopt::vmsa_s2(kIpaBits, pa_bits() < 48 ? pa_bits() : 48, true)) {
+Vm::Vm(PagePool& pool, uint16_t vmid)
+    : pool_(pool), format_(iopt::vmsa_s2(kIpaBits, pa_bits() < 48 ? pa_bits() : 48, true)), vmid_(vmid) {
     if (slot_.build(pool, format_) == Status::ok) p2m_ = slot_.get();
 }
 
 Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
-    if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, 2 * MiB) || ram_size == 0) return Status::invalid_argument;
+    if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, kPageSize) || ram_size == 0) return Status::invalid_argument;
     if (!p2m_) return Status::unsupported;
     Status st = p2m_->init();
     if (st != Status::ok) return st;
@@ -95,9 +96,11 @@ bool Vm::copy(uint64_t gpa, void* buf, size_t n, bool to_guest) {
 bool Vm::read(uint64_t gpa, void* dst, size_t n) { return copy(gpa, dst, n, false); }
 bool Vm::write(uint64_t gpa, const void* src, size_t n) { return copy(gpa, const_cast<void*>(src), n, true); }
 
+uint64_t Vm::vttbr() const { return p2m_->root_pa() | (uint64_t{vmid_} << 48); }
+
 [[noreturn]] void Vm::enter(uint64_t entry, uint64_t arg) {
     uint64_t vtcr = vtcr_el2(format_);
-    uint64_t vttbr = p2m_->root_pa() | (uint64_t{kVmid} << 48);
+    uint64_t vttbr = this->vttbr();
     uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTsc | kHcrRw;
     uint64_t midr, mpidr;
     asm volatile("mrs %0, midr_el1" : "=r"(midr));

@@ -30,10 +30,11 @@ public:
     static constexpr unsigned kIpaBits = 40;  // stage 2 starts at level 1 with 2 concatenated tables
     static constexpr uint16_t kVmid = 1;
 
-    explicit Vm(PagePool& pool);
+    explicit Vm(PagePool& pool, uint16_t vmid = kVmid);
     // The P2M's format: VMSAv8-64 stage 2, walked by this CPU (coherent by definition).
     const iopt::Format& format() const { return format_; }
-    // Stage-2 root and `ram_size` bytes of RAM (2 MiB aligned, zeroed) at guest address ram_ipa.
+    // Stage-2 root and `ram_size` bytes of RAM (whole pages, zeroed, from a 2 MiB-aligned block
+    // of the pool) at the 2 MiB-aligned guest address ram_ipa.
     Status create(uint64_t ram_ipa, uint64_t ram_size);
     // Device memory the guest may access directly (a passed-through BAR, the console).
     Status map_mmio(uint64_t ipa, uint64_t pa, uint64_t size);
@@ -43,6 +44,9 @@ public:
     uint64_t ram_size() const { return ram_size_; }
     uint64_t ram_pa() const { return ram_pa_; }
     size_t stage2_pages() const;
+    uint16_t vmid() const { return vmid_; }
+    uint64_t vttbr() const;
+    uint64_t vtcr() const { return vtcr_el2(format_); }
 
     // GuestMemory: the guest's own RAM only, found through its stage-2 table.
     bool read(uint64_t gpa, void* dst, size_t n) override;
@@ -61,6 +65,7 @@ private:
     iopt::TableSlot slot_;
     iopt::Table* p2m_ = nullptr;
     uint64_t ram_ipa_ = 0, ram_pa_ = 0, ram_size_ = 0;
+    uint16_t vmid_;
 };
 
 }  // namespace moat::arch
