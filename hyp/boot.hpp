@@ -10,7 +10,8 @@
 //      references against its instance
 //   5. enumerate PCI behind the first host bridge whose IOMMU probed, print each function's stream
 //   6. run the DMA selftest through that IOMMU with QEMU's edu, when there is one
-//   7. build and run the PV-IOMMU test guest (never returns), when the arch can run guests
+//   7. run the dom0less guests /chosen names (parsed in step 2, their modules kept out of the
+//      pool), else the PV-IOMMU test guest (neither returns), when the arch can run guests
 //   8. report and exit with a status
 #pragma once
 #include "common/fault_log.hpp"
@@ -19,6 +20,7 @@
 #include "common/iommu.hpp"
 #include "common/page_pool.hpp"
 #include "drivers/pci/ecam.hpp"
+#include "xen-compat/dom0less.hpp"
 
 namespace moat::hyp {
 
@@ -56,6 +58,9 @@ struct ArchHooks {
     // Faults are recorded in `faults` (by interrupt when the IOMMU has one), which reports them.
     void (*run_pv_guest)(const dt::Tree& host, PagePool& pool, Iommu& iommu, const pci::Device& edu, StreamId sid,
                          FaultLog& faults);
+    // Run the dom0less guests the tree's /chosen describes (already parsed and checked, their
+    // boot modules kept out of the pool); ends the run when the last guest has ended.
+    void (*run_guests)(const dt::Tree& host, PagePool& pool, const xen::Dom0lessConfig& guests) = nullptr;
 };
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);

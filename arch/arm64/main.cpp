@@ -3,6 +3,7 @@
 #include "arch/arm64/board.hpp"
 #include "arch/arm64/console_select.hpp"
 #include "arch/arm64/gic_v3.hpp"
+#include "arch/arm64/linux_guest.hpp"
 #include "arch/arm64/mmu.hpp"
 #include "arch/arm64/pv_guest.hpp"
 #include "arch/cpu.hpp"
@@ -32,7 +33,8 @@ void provoke_exception() {
     print("selftest: read returned 0x%lx, no exception\n", v);
 }
 
-constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &arch::interrupts_from_dt, &run_pv_guest};
+constexpr hyp::ArchHooks kHooks{&console_from_dt, &provoke_exception, &arch::interrupts_from_dt, &run_pv_guest,
+                                &run_dom0less_guests};
 
 }  // namespace
 

@@ -1,7 +1,8 @@
 #include "arch/arm64/vcpu.hpp"
 
-extern "C" void vcpu_fp_save(uint64_t* q, uint64_t* fpcr_fpsr);
-extern "C" void vcpu_fp_load(const uint64_t* q, const uint64_t* fpcr_fpsr);
+#include <string.h>
+
+extern "C" uint64_t moat_guest_fp[66];  // the trapped guest's q0..q31, FPCR, FPSR (vcpu_asm.S)
 extern "C" [[noreturn]] void vcpu_enter_frame(const moat::arch::TrapFrame* f);
 
 namespace moat::arch {
@@ -88,7 +89,9 @@ void vcpu_save(VcpuContext& c, const TrapFrame& f) {
     c.vmcr = rd_ich_vmcr();
     c.ap1r0 = rd_ich_ap1r0();
     c.ich_hcr = rd_ich_hcr();
-    vcpu_fp_save(c.fp, &c.fpcr);
+    memcpy(c.fp, moat_guest_fp, sizeof c.fp);
+    c.fpcr = moat_guest_fp[64];
+    c.fpsr = moat_guest_fp[65];
 }
 
 void vcpu_load(const VcpuContext& c, TrapFrame& f) {
@@ -102,7 +105,9 @@ void vcpu_load(const VcpuContext& c, TrapFrame& f) {
     wr_ich_vmcr(c.vmcr);
     wr_ich_ap1r0(c.ap1r0);
     wr_ich_hcr(c.ich_hcr | kIchHcrEn);
-    vcpu_fp_load(c.fp, &c.fpcr);
+    memcpy(moat_guest_fp, c.fp, sizeof c.fp);  // vectors.S loads them on the way back
+    moat_guest_fp[64] = c.fpcr;
+    moat_guest_fp[65] = c.fpsr;
     asm volatile("isb" ::: "memory");
     f = c.frame;
 }
@@ -113,7 +118,7 @@ void vcpu_load(const VcpuContext& c, TrapFrame& f) {
     vcpu_enter_frame(&f);
 }
 
-void guest_traps_on(uint64_t vttbr, uint64_t vtcr, uint64_t cntvoff) {
+void guest_traps_on(uint64_t vttbr, uint64_t vtcr, uint64_t cntvoff, bool flush) {
     uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTwi | kHcrTwe | kHcrTsc | kHcrRw;
     asm volatile("msr vtcr_el2, %0" : : "r"(vtcr));
     asm volatile("msr vttbr_el2, %0" : : "r"(vttbr));
@@ -121,7 +126,8 @@ void guest_traps_on(uint64_t vttbr, uint64_t vtcr, uint64_t cntvoff) {
     asm volatile("msr cnthctl_el2, %0" : : "r"(kCnthctlEl1pcten));
     asm volatile("msr cntvoff_el2, %0" : : "r"(cntvoff));
     asm volatile("msr mdcr_el2, xzr");
-    asm volatile("isb; tlbi vmalls12e1; dsb nsh; isb" ::: "memory");
+    asm volatile("isb" ::: "memory");
+    if (flush) asm volatile("tlbi vmalls12e1; dsb nsh; isb" ::: "memory");
 }
 
 unsigned ich_lrs() {

@@ -39,8 +39,9 @@ void vcpu_load(const VcpuContext& c, TrapFrame& f);
 [[noreturn]] void vcpu_first_entry(const VcpuContext& c);
 
 // Stage 2 and the traps for a guest: VTTBR (table + VMID), VTCR, HCR_EL2 (stage 2, interrupts
-// and SMC and WFI/WFE to EL2), the timer's trap controls and CNTVOFF.
-void guest_traps_on(uint64_t vttbr, uint64_t vtcr, uint64_t cntvoff);
+// and SMC and WFI/WFE to EL2), the timer's trap controls and CNTVOFF. `flush`: the VMID's
+// stage-1+2 TLB entries dropped first (a guest's first entry).
+void guest_traps_on(uint64_t vttbr, uint64_t vtcr, uint64_t cntvoff, bool flush);
 
 // The virtual CPU interface: number of list registers (ICH_VTR_EL2.ListRegs + 1), the loaded
 // vCPU's list registers read back and written, the underflow request (ICH_HCR_EL2.UIE).

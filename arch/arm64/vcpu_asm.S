@@ -3,9 +3,19 @@
 
     .text
     .balign 4
-// vcpu_fp_save(uint64_t q[64], uint64_t* fpcr_fpsr)
-    .globl  vcpu_fp_save
-vcpu_fp_save:
+// The guest's FP/SIMD registers while EL2 runs (one guest CPU: guests run on the boot CPU):
+// q0..q31, then FPCR and FPSR. vectors.S fills it on every trap from a guest and reloads it
+// before returning; a vCPU switch copies it to and from the vCPUs' contexts.
+    .bss
+    .balign 16
+    .globl  moat_guest_fp
+moat_guest_fp:
+    .space  32 * 16 + 16
+    .text
+
+// fp_save_to(buffer): q0..q31, FPCR, FPSR into the buffer. Clobbers x2, x3 only.
+    .globl  fp_save_to
+fp_save_to:
     stp     q0, q1, [x0, #0]
     stp     q2, q3, [x0, #32]
     stp     q4, q5, [x0, #64]
@@ -24,12 +34,14 @@ vcpu_fp_save:
     stp     q30, q31, [x0, #480]
     mrs     x2, fpcr
     mrs     x3, fpsr
-    stp     x2, x3, [x1]
+    add     x0, x0, #512
+    stp     x2, x3, [x0]
+    sub     x0, x0, #512
     ret
 
-// vcpu_fp_load(const uint64_t q[64], const uint64_t* fpcr_fpsr)
-    .globl  vcpu_fp_load
-vcpu_fp_load:
+// fp_load_from(buffer): the reverse. Clobbers x2, x3 only.
+    .globl  fp_load_from
+fp_load_from:
     ldp     q0, q1, [x0, #0]
     ldp     q2, q3, [x0, #32]
     ldp     q4, q5, [x0, #64]
@@ -46,14 +58,22 @@ vcpu_fp_load:
     ldp     q26, q27, [x0, #416]
     ldp     q28, q29, [x0, #448]
     ldp     q30, q31, [x0, #480]
-    ldp     x2, x3, [x1]
+    add     x0, x0, #512
+    ldp     x2, x3, [x0]
+    sub     x0, x0, #512
     msr     fpcr, x2
     msr     fpsr, x3
     ret
 
-// vcpu_enter_frame(const TrapFrame*): x0..x30, ELR and SPSR from the frame, then eret.
+// vcpu_enter_frame(const TrapFrame*): FP/SIMD from moat_guest_fp, x0..x30, ELR and SPSR from
+// the frame, then eret.
     .globl  vcpu_enter_frame
 vcpu_enter_frame:
+    mov     x19, x0
+    adrp    x0, moat_guest_fp
+    add     x0, x0, :lo12:moat_guest_fp
+    bl      fp_load_from
+    mov     x0, x19
     ldp     x2, x3, [x0, #256]
     msr     elr_el2, x2
     msr     spsr_el2, x3
