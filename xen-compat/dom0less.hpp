@@ -69,7 +69,7 @@ constexpr uint64_t kPl011Base = 0x22000000, kPl011Size = 0x1000;     // vPL011 (
 constexpr uint32_t kPl011Intid = 32;                                  // SPI 0, level-high
 constexpr uint32_t kPl011ClockHz = 24000000;                          // the apb_pclk/uartclk the tree names
 constexpr uint32_t kPl011PeriphId = 0x00241011;                       // PL011 r1p5, also in `arm,primecell-periphid`
-constexpr uint32_t kTimerSecIntid = 29, kTimerNsIntid = 30, kTimerVirtIntid = 27, kTimerHypIntid = 26;  // PPIs 13, 14, 11, 10, level-low
+constexpr uint32_t kTimerSecIntid = 29, kTimerNsIntid = 30, kTimerVirtIntid = 27, kTimerHypIntid = 26;  // PPIs 13, 14, 11, 10, level-high
 constexpr uint64_t kGuestRamBase = 0x40000000;                        // default moat,ram-base
 constexpr uint64_t kGuestRamLimit = 0x10000000000;                    // 40-bit guest-physical space
 constexpr uint32_t kPhandleGic = 65000, kPhandleClock = 65002;
