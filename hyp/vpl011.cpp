@@ -10,7 +10,9 @@ bool VPl011::read(uint64_t off, unsigned bytes, uint64_t& val) {
     switch (reg) {
     case DR: break;  // nothing received
     case FR:
-        v = kFrRxfe | (level_ == 0 ? kFrTxfe : 0) | (level_ >= kFifo ? kFrTxff : 0) | (level_ ? kFrBusy : 0);
+        // BUSY only while full: a console that waits for !BUSY after each character (Linux's
+        // earlycon) must not wait for a drain that only time brings.
+        v = kFrRxfe | (level_ == 0 ? kFrTxfe : 0) | (level_ >= kFifo ? kFrTxff | kFrBusy : 0);
         if (level_ >= kFifo) drain();  // a poller finds it full once; the wire moves meanwhile
         break;
     case IBRD: v = ibrd_; break;

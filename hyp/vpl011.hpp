@@ -6,7 +6,7 @@
 // The transmit side is modelled as a FIFO of kFifo characters that the "wire" drains when time
 // passes for the guest (drain(): the runtime calls it on every guest exit that is not an access
 // to this UART, i.e. a timer tick, a WFI, another device), and when the guest polls FR and finds
-// it full (a console write spinning on TXFF). Its TX interrupt (RIS.TX) is high while the FIFO
+// it full (a console write spinning on TXFF, reported with BUSY). Its TX interrupt (RIS.TX) is high while the FIFO
 // holds no more than half of kFifo, as the PL011's default trigger level (IFLS) says; IMSC masks
 // it; the line to the GIC is RIS & IMSC (irq()). So a driver that fills the FIFO, enables TXIM
 // and waits is woken by an interrupt, as on hardware; a polling console is never slowed.
