@@ -99,10 +99,12 @@ uint32_t VGic::sgi1r(unsigned from, uint64_t v) {
 
 bool VGic::wants_vcpu(unsigned vcpu) const {
     if (vcpu >= nvcpus_) return false;
+    // Deliverable, or already in a list register and not yet acknowledged (as of the last lr_sync).
+    auto wants = [&](const Irq& q) { return deliverable(q) || (q.in_lr && !q.active); };
     for (unsigned i = 0; i < 32; i++)
-        if (deliverable(local_[vcpu][i])) return true;
+        if (wants(local_[vcpu][i])) return true;
     for (unsigned i = 0; i < kSpis; i++)
-        if (deliverable(spi_[i]) && spi_target(32 + i) == vcpu) return true;
+        if (wants(spi_[i]) && spi_target(32 + i) == vcpu) return true;
     return false;
 }
 

@@ -60,7 +60,8 @@ public:
     // Returns true when deliverable interrupts remain that found no free register (the arch
     // then asks for an underflow maintenance interrupt, ICH_HCR_EL2.UIE).
     bool lr_sync(unsigned vcpu, uint64_t* lrs, unsigned nlr);
-    // Something deliverable (pending, enabled, group enabled) or in flight for `vcpu`: a WFI returns.
+    // Something deliverable (pending, enabled, group enabled), or in a list register and not yet
+    // acknowledged (as of the last lr_sync), for `vcpu`: its WFI returns.
     bool wants_vcpu(unsigned vcpu) const;
     // The vCPU an SPI goes to (GICD_IROUTER, 0 when it names none).
     unsigned spi_target(unsigned intid) const;

@@ -179,7 +179,11 @@ Vcpu* pick() {
 
 void switch_to(Vcpu& next, arch::TrapFrame& f) {
     if (&next == g_cur) return;
-    if (g_cur) arch::vcpu_save(g_cur->ctx, f);
+    if (g_cur) {
+        arch::vcpu_save(g_cur->ctx, f);
+        // What it left in its list registers, so a WFI of its own sees a pending one.
+        (void)g_cur->g->vgic.lr_sync(g_cur->idx, g_cur->ctx.lr, g_nlr);
+    }
     Guest& g = *next.g;
     if (!g_cur || g_cur->g != &g || !g.entered) arch::guest_traps_on(g.vm->vttbr(), g.vm->vtcr(), g.cntvoff, !g.entered);
     g.entered = true;
@@ -365,6 +369,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         }
         g.wfi++;
         if (arch::vtimer_fired_and_mask()) g.vgic.pulse(v.idx, kVtimerIntid);
+        sync_lrs(v);  // what it acknowledged since it last trapped, and what is still pending in its LRs
         if (g.uart) {
             g.uart->drain();
             g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
