@@ -40,6 +40,7 @@ constexpr unsigned kMaxGuests = 4;
 constexpr unsigned kMaxVcpus = 16;
 constexpr unsigned kVtimerIntid = gm::kTimerVirtIntid;  // PPI 11
 constexpr unsigned kMaintenanceIntid = 25;              // PPI 9: the virtual CPU interface's maintenance interrupt
+constexpr unsigned kWakeIntid = 30;                     // PPI 14: the EL1 physical timer, which guests cannot use (trapped)
 constexpr unsigned kReportsPerGuest = 8;                // a misbehaving guest cannot flood the console
 constexpr uint16_t kFirstVmid = 2;                       // VMID 1 is the PV-IOMMU test guest's
 constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};
@@ -155,6 +156,27 @@ void on_maintenance(void*) {
 
 void on_tick() { g_resched = true; }
 
+// The EL1 physical timer as moat's alarm while every vCPU waits: it fires at the earliest
+// virtual-timer deadline of a vCPU that is not on the hardware (the loaded one's fires itself).
+void wake_alarm_off() { asm volatile("msr cntp_ctl_el0, xzr\n\tisb"); }
+void on_wake_alarm(void*) {
+    wake_alarm_off();
+    if (arch::GicV3* gic = arch::gic()) gic->eoi(kWakeIntid);
+}
+void wake_alarm_for_waiting() {
+    uint64_t earliest = ~uint64_t{0};
+    for (unsigned i = 0; i < g_nvcpus; i++) {
+        Vcpu& v = g_vcpu[i];
+        constexpr uint64_t kEnable = 1, kImask = 2;
+        if (&v == g_cur || v.st != VState::waiting || !v.g->running || (v.ctx.cntv_ctl & (kEnable | kImask)) != kEnable) continue;
+        uint64_t at = v.ctx.cntv_cval + v.g->cntvoff;  // virtual deadline on the physical count
+        if (at < v.ctx.cntv_cval) at = ~uint64_t{0};
+        earliest = min(earliest, at);
+    }
+    if (earliest == ~uint64_t{0}) return;
+    asm volatile("msr cntp_cval_el0, %0\n\tmsr cntp_ctl_el0, %1\n\tisb" : : "r"(earliest), "r"(uint64_t{1}));
+}
+
 // ---------------------------------------------------------------- scheduling
 
 bool wakes(Vcpu& v) {
@@ -193,7 +215,7 @@ void switch_to(Vcpu& next, arch::TrapFrame& f) {
 }
 
 // Another vCPU if one may run, else the one that ran; when none may, EL2 waits for an
-// interrupt (the vtimer of the loaded vCPU, a tick for the others' timers).
+// interrupt (the loaded vCPU's vtimer, the wake alarm for the others' timers, a device).
 void schedule(arch::TrapFrame& f) {
     for (;;) {
         bool any = false;
@@ -204,7 +226,9 @@ void schedule(arch::TrapFrame& f) {
             switch_to(*next, f);
             return;
         }
+        wake_alarm_for_waiting();
         asm volatile("msr daifclr, #2\n\twfi\n\tmsr daifset, #2" ::: "memory");
+        wake_alarm_off();
     }
 }
 
@@ -522,12 +546,15 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     }
     Status st = gic->request(kVtimerIntid, Trigger::level_high, 0xa0, &on_vtimer, nullptr);
     if (st == Status::ok) st = gic->request(kMaintenanceIntid, Trigger::level_high, 0xa0, &on_maintenance, nullptr);
+    if (st == Status::ok) st = gic->request(kWakeIntid, Trigger::level_high, 0xa0, &on_wake_alarm, nullptr);
     if (st != Status::ok) {
-        print("moat: the virtual timer and maintenance PPIs: %s; exit %d\n", to_string(st), hyp::kExitCheckFailed);
+        print("moat: the virtual timer, maintenance and wake-up PPIs: %s; exit %d\n", to_string(st), hyp::kExitCheckFailed);
         arch::halt(hyp::kExitCheckFailed);
     }
     gic->enable(kVtimerIntid);
     gic->enable(kMaintenanceIntid);
+    wake_alarm_off();
+    gic->enable(kWakeIntid);
     arch::set_guest_trap_handler(on_guest_trap);
     arch::set_guest_irq_exit(on_irq_exit);
     arch::set_tick_hook(on_tick);
