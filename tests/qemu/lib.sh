@@ -56,3 +56,34 @@ expect_virt_discovery() {
     expect_line "master /pcie@10000000: requester ids 0x0000-0xffff -> stream ids 0x0000-0xffff (iommu-map, mask 0xffffffff)"
     expect_line "pool:     "
 }
+
+# The Linux guest (tests/qemu/linux_guest*.sh): Debian's kernel and busybox from .deps/linux.
+LINUX=.deps/linux
+LINUX_KADDR=0x50000000 LINUX_RADDR=0x53000000
+# linux_host_tree OUT CPUS INITRD BOOTARGS: QEMU virt's tree with one dom0less guest "domU1" in
+# /chosen (128 MiB, vpl011, the kernel and INITRD as modules where linux_loaders puts them).
+linux_host_tree() {
+    local out=$1 cpus=$2 initrd=$3 args=$4 g=/chosen/domU1
+    dump_dtb "$out.raw" && dtc -q -I dtb -O dtb -o "$out" "$out.raw" || return 1  # repacked: QEMU pads its dump
+    fdtput -c "$out" $g $g/module@50000000 $g/module@53000000 &&
+    fdtput -t s "$out" $g compatible xen,domain &&
+    fdtput -t x "$out" $g '#address-cells' 2 &&
+    fdtput -t x "$out" $g '#size-cells' 2 &&
+    fdtput -t x "$out" $g memory 0 0x20000 &&
+    fdtput -t x "$out" $g cpus "$cpus" &&
+    fdtput -t x "$out" $g vpl011 &&
+    fdtput -t s "$out" $g/module@50000000 compatible multiboot,kernel multiboot,module &&
+    fdtput -t x "$out" $g/module@50000000 reg 0 $LINUX_KADDR 0 "$(printf %x "$(stat -c %s "$LINUX/Image")")" &&
+    fdtput -t s "$out" $g/module@50000000 bootargs "$args" &&
+    fdtput -t s "$out" $g/module@53000000 compatible multiboot,ramdisk multiboot,module &&
+    fdtput -t x "$out" $g/module@53000000 reg 0 $LINUX_RADDR 0 "$(printf %x "$(stat -c %s "$initrd")")"
+}
+# linux_loaders INITRD: the QEMU options that put the kernel and INITRD where the tree says.
+linux_loaders() {
+    echo "-device loader,file=$LINUX/Image,addr=$LINUX_KADDR,force-raw=on -device loader,file=$1,addr=$LINUX_RADDR,force-raw=on"
+}
+linux_ready() {
+    if [ ! -f "$LINUX/Image" ] || [ ! -x "$LINUX/busybox" ]; then
+        echo "FAIL: no Debian kernel and busybox in $LINUX (tools/install-deps.sh fetches them)"; exit 1
+    fi
+}

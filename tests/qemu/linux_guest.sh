@@ -7,40 +7,16 @@
 # counting on every vCPU and the vPL011 (INTID 32) interrupt counting, the PSCI report, exit 0.
 # Printed: the guest's boot time (moat's start of the guest to its SYSTEM_OFF).
 . tests/qemu/lib.sh
-LINUX=.deps/linux
-if [ ! -f "$LINUX/Image" ] || [ ! -x "$LINUX/busybox" ]; then
-    echo "FAIL: no Debian kernel and busybox in $LINUX (tools/install-deps.sh fetches them)"; exit 1
-fi
+linux_ready
 kver=$(cut -d' ' -f1 "$LINUX/VERSION")
 initrd=$TEST_OUT/linux-initramfs.cpio.gz
 tools/mkinitramfs.py --busybox "$LINUX/busybox" "$initrd" >/dev/null || { echo "FAIL: mkinitramfs"; exit 1; }
 
-# The host tree: QEMU's own, with one guest in /chosen as Xen's dom0less binding writes it.
-base=$TEST_OUT/linux-virt.dtb
-dump_dtb "$base.raw" && dtc -q -I dtb -O dtb -o "$base" "$base.raw"  # repacked: QEMU pads its dump to 1 MiB
-kaddr=0x50000000 raddr=0x53000000
-host_tree() {  # host_tree OUT CPUS
-    local out=$1 g=/chosen/domU1
-    cp "$base" "$out"
-    fdtput -c "$out" $g $g/module@50000000 $g/module@53000000
-    fdtput -t s "$out" $g compatible xen,domain
-    fdtput -t x "$out" $g '#address-cells' 2
-    fdtput -t x "$out" $g '#size-cells' 2
-    fdtput -t x "$out" $g memory 0 0x20000  # KiB: 128 MiB
-    fdtput -t x "$out" $g cpus "$2"
-    fdtput -t x "$out" $g vpl011
-    fdtput -t s "$out" $g/module@50000000 compatible multiboot,kernel multiboot,module
-    fdtput -t x "$out" $g/module@50000000 reg 0 $kaddr 0 "$(printf %x "$(stat -c %s "$LINUX/Image")")"
-    fdtput -t s "$out" $g/module@50000000 bootargs "console=ttyAMA0 quiet"
-    fdtput -t s "$out" $g/module@53000000 compatible multiboot,ramdisk multiboot,module
-    fdtput -t x "$out" $g/module@53000000 reg 0 $raddr 0 "$(printf %x "$(stat -c %s "$initrd")")"
-}
-
 for cpus in 1 2; do
     tree=$TEST_OUT/linux-guest-$cpus.dtb
-    host_tree "$tree" $cpus || { echo "FAIL: host tree for $cpus vCPUs"; exit 1; }
-    run_qemu linux_guest_$cpus 120 -- -kernel "$IMAGE" -dtb "$tree" \
-        -device loader,file="$LINUX/Image",addr=$kaddr,force-raw=on -device loader,file="$initrd",addr=$raddr,force-raw=on
+    linux_host_tree "$tree" $cpus "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: host tree for $cpus vCPUs"; exit 1; }
+    # shellcheck disable=SC2046
+    run_qemu linux_guest_$cpus 120 -- -kernel "$IMAGE" -dtb "$tree" $(linux_loaders "$initrd")
     expect_rc 0
     expect_line "guest:    domU1: $cpus vCPU"
     expect_line "(domU1) moat-guest: uname -r: $kver"
