@@ -196,3 +196,4 @@ fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 TEST_DEPS := $(HOST_OUT)/moat-pv-replay $(FUZZ_TARGETS)
 -include tests/bench/bench.mk
 -include tools/dt/dt.mk
+-include tools/imagebuilder/imagebuilder.mk
