@@ -8,10 +8,11 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
 .SECONDARY:  # keep intermediate objects (the fuzz and guest links would otherwise rebuild them each time)
-.PHONY: all help deps run test unit tsan-unit bench fuzz image clean
+.PHONY: all help deps run run-linux test unit tsan-unit bench fuzz image clean
 
 help:
 	@echo "make run        boot moat in QEMU (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
+	@echo "make run-linux  boot moat with Debian's arm64 kernel as a dom0less guest (also the last step of make run)"
 	@echo "make test       unit (ASan/UBSan), QEMU boots, dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
@@ -84,6 +85,14 @@ run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: QEMU virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
+	@$(MAKE) --no-print-directory run-linux
+
+# Debian's arm64 kernel as moat's dom0less guest domU1, configured by moat-imagebuilder from
+# LINUX_CFG (tools/imagebuilder/imagebuilder.mk; default tools/imagebuilder/examples/qemu-virt-linux.cfg).
+run-linux: deps
+	@$(MAKE) --no-print-directory $(IMG_OUT)/Image linux-config
+	@echo "== booting $(IMG_OUT)/Image with Debian's arm64 kernel as guest domU1 ($(LINUX_CFG); exit: Ctrl-A x)"
+	$(QEMU_RUN) -kernel $(IMG_OUT)/Image $$(cat $(LINUX_DIR)/qemu.args); status=$$?; echo "== moat exited with status $$status"; exit $$status
 
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-

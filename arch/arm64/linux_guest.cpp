@@ -22,6 +22,7 @@
 #include "arch/arm64/trap.hpp"
 #include "arch/arm64/vcpu.hpp"
 #include "arch/arm64/vm.hpp"
+#include "arch/cache.hpp"
 #include "arch/cpu.hpp"
 #include "arch/time.hpp"
 #include "hyp/boot.hpp"
@@ -491,6 +492,10 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         memcpy(g.vm->ram(place.initrd, place.initrd_size),
                reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.ramdisk.addr)), place.initrd_size);
     memcpy(g.vm->ram(place.dtb, dtb_size), g_dtb, dtb_size);
+    // The guest starts with its MMU off, so its accesses bypass the caches: every line of its RAM
+    // (the zeroes, the Image, the initrd, the tree) goes to the point of coherency and out of
+    // the cache, or a dirty line evicted later would overwrite what the guest wrote meanwhile.
+    cache::sync_for_cpu(g.vm->ram(spec.ram_base, spec.memory), spec.memory);
 
     uint64_t mpidr[hyp::VPsci::kMaxVcpus];
     for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);

@@ -57,30 +57,34 @@ expect_virt_discovery() {
     expect_line "pool:     "
 }
 
-# The Linux guest (tests/qemu/linux_guest*.sh): Debian's kernel and busybox from .deps/linux.
+# The Linux guest (tests/qemu/linux_guest*.sh): Debian's kernel and busybox from .deps/linux,
+# configured the way users do it, by tools/imagebuilder/moat-imagebuilder.
 LINUX=.deps/linux
-LINUX_KADDR=0x50000000 LINUX_RADDR=0x53000000
-# linux_host_tree OUT CPUS INITRD BOOTARGS: QEMU virt's tree with one dom0less guest "domU1" in
-# /chosen (128 MiB, vpl011, the kernel and INITRD as modules where linux_loaders puts them).
-linux_host_tree() {
-    local out=$1 cpus=$2 initrd=$3 args=$4 g=/chosen/domU1
-    dump_dtb "$out.raw" && dtc -q -I dtb -O dtb -o "$out" "$out.raw" || return 1  # repacked: QEMU pads its dump
-    fdtput -c "$out" $g $g/module@50000000 $g/module@53000000 &&
-    fdtput -t s "$out" $g compatible xen,domain &&
-    fdtput -t x "$out" $g '#address-cells' 2 &&
-    fdtput -t x "$out" $g '#size-cells' 2 &&
-    fdtput -t x "$out" $g memory 0 0x20000 &&
-    fdtput -t x "$out" $g cpus "$cpus" &&
-    fdtput -t x "$out" $g vpl011 &&
-    fdtput -t s "$out" $g/module@50000000 compatible multiboot,kernel multiboot,module &&
-    fdtput -t x "$out" $g/module@50000000 reg 0 $LINUX_KADDR 0 "$(printf %x "$(stat -c %s "$LINUX/Image")")" &&
-    fdtput -t s "$out" $g/module@50000000 bootargs "$args" &&
-    fdtput -t s "$out" $g/module@53000000 compatible multiboot,ramdisk multiboot,module &&
-    fdtput -t x "$out" $g/module@53000000 reg 0 $LINUX_RADDR 0 "$(printf %x "$(stat -c %s "$initrd")")"
-}
-# linux_loaders INITRD: the QEMU options that put the kernel and INITRD where the tree says.
-linux_loaders() {
-    echo "-device loader,file=$LINUX/Image,addr=$LINUX_KADDR,force-raw=on -device loader,file=$1,addr=$LINUX_RADDR,force-raw=on"
+# linux_config NAME CPUS INITRD BOOTARGS: one dom0less guest "domU1" (128 MiB, vpl011) on QEMU
+# virt with CPUS physical CPUs in its tree (the tool checks a guest against them); sets
+# LINUX_ARGS to the QEMU options that boot it (-smp, -dtb and the loaders of every module).
+linux_config() {
+    local name=$1 cpus=$2 initrd=$3 args=$4 dir=$TEST_OUT/$1
+    mkdir -p "$dir"
+    qemu-system-aarch64 -machine "$MACHINE,dumpdtb=$dir/virt.dtb" -cpu cortex-a57 -smp "$cpus" -m 1G -nographic -nic none \
+        -device edu >/dev/null 2>&1 || return 1
+    cat > "$dir/guest.cfg" <<CFG
+[board]
+board = qemu-virt
+dtb = $dir/virt.dtb
+moat = $IMAGE
+load = none
+[domU1]
+kernel = $LINUX/Image
+ramdisk = $initrd
+memory = 128M
+cpus = $cpus
+vpl011 = yes
+bootargs = $args
+CFG
+    MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
+        { cat "$dir/imagebuilder.log"; return 1; }
+    LINUX_ARGS="-smp $cpus $(tr '\n' ' ' < "$dir/out/qemu.args")"
 }
 linux_ready() {
     if [ ! -f "$LINUX/Image" ] || [ ! -x "$LINUX/busybox" ]; then

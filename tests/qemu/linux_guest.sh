@@ -13,10 +13,9 @@ initrd=$TEST_OUT/linux-initramfs.cpio.gz
 tools/mkinitramfs.py --busybox "$LINUX/busybox" "$initrd" >/dev/null || { echo "FAIL: mkinitramfs"; exit 1; }
 
 for cpus in 1 2; do
-    tree=$TEST_OUT/linux-guest-$cpus.dtb
-    linux_host_tree "$tree" $cpus "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: host tree for $cpus vCPUs"; exit 1; }
-    # shellcheck disable=SC2046
-    run_qemu linux_guest_$cpus 120 -- -kernel "$IMAGE" -dtb "$tree" $(linux_loaders "$initrd")
+    linux_config linux_guest_$cpus $cpus "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: moat-imagebuilder for $cpus vCPUs"; exit 1; }
+    # shellcheck disable=SC2086
+    run_qemu linux_guest_$cpus 120 -- -kernel "$IMAGE" $LINUX_ARGS
     expect_rc 0
     expect_line "guest:    domU1: $cpus vCPU"
     expect_line "(domU1) moat-guest: uname -r: $kver"

@@ -30,10 +30,9 @@ c.file("init", init, 0o755)
 with open(sys.argv[2], "wb") as f:
     f.write(open(sys.argv[1], "rb").read() + gzip.compress(c.finish(), mtime=0))
 EOF
-tree=$TEST_OUT/linux-fault.dtb
-linux_host_tree "$tree" 1 "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: host tree"; exit 1; }
-# shellcheck disable=SC2046
-run_qemu linux_guest_fault 120 -- -kernel "$IMAGE" -dtb "$tree" $(linux_loaders "$initrd")
+linux_config linux_guest_fault 1 "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: moat-imagebuilder"; exit 1; }
+# shellcheck disable=SC2086
+run_qemu linux_guest_fault 120 -- -kernel "$IMAGE" $LINUX_ARGS
 expect_rc 0
 expect_line "moat: guest domU1: read at IPA 0x9000000"
 expect_line "moat: guest domU1: write at IPA 0x8000000"
