@@ -37,6 +37,8 @@ struct VGicTest : ::testing::Test {
     }
     static unsigned intid(uint64_t lr) { return static_cast<unsigned>(VGic::kLrVintid.get(lr)); }
     static uint64_t state(uint64_t lr) { return VGic::kLrState.get(lr); }
+    // What the hardware leaves in an LR the guest deactivated: its state cleared, the rest kept.
+    static uint64_t deactivated(uint64_t lr) { return VGic::kLrState.set(lr, 0); }
 };
 
 TEST_F(VGicTest, DistributorIdentifiesAsGicV3WithAffinityRoutingAndOneSecurityState) {
@@ -140,7 +142,7 @@ TEST_F(VGicTest, AnEdgeIsDeliveredOnceAndAgainAfterItsDeactivation) {
     g.lr_sync(0, lr, 4);
     EXPECT_EQ(state(lr[0]), VGic::kStatePending | VGic::kStateActive);
     EXPECT_EQ(lr[1], 0u);
-    lr[0] = 0;  // deactivated
+    lr[0] = deactivated(lr[0]);
     g.lr_sync(0, lr, 4);
     EXPECT_EQ(lr[0], 0u);
     EXPECT_FALSE(g.wants_vcpu(0));
@@ -154,7 +156,7 @@ TEST_F(VGicTest, ALevelStaysWhileHighAndIsWithdrawnWhenItDropsUntaken) {
     g.lr_sync(0, lr, 4);
     ASSERT_EQ(intid(lr[0]), 32u);
     EXPECT_TRUE(lr[0] & VGic::kLrEoi);  // its deactivation brings a maintenance interrupt
-    lr[0] = 0;                          // handled, but the line is still high
+    lr[0] = deactivated(lr[0]);         // handled, but the line is still high
     g.lr_sync(0, lr, 4);
     EXPECT_EQ(intid(lr[0]), 32u);
     g.set_level(0, 32, false);  // dropped before the guest took it
@@ -177,7 +179,7 @@ TEST_F(VGicTest, MostUrgentFirstAndOverflowIsReported) {
     EXPECT_EQ(intid(lr[0]), 5u);
     EXPECT_EQ(VGic::kLrPrio.get(lr[0]), 0x10u);
     EXPECT_EQ(intid(lr[1]), 0u);
-    for (auto& l : lr) l = 0;
+    for (auto& l : lr) l = deactivated(l);
     EXPECT_FALSE(g.lr_sync(0, lr, 4));  // the last two fit now
     EXPECT_EQ(intid(lr[0]), 3u);
     EXPECT_EQ(intid(lr[1]), 4u);
