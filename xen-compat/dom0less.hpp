@@ -46,6 +46,18 @@
 // 1..limits.max_vcpus; exactly one kernel module, at most one ramdisk and one device tree; each
 // module non-empty, inside host RAM, not overlapping moat's image, the boot tree, a reserved
 // range or another module (of any guest).
+//
+// How the image uses it (the order matters: the modules lie in RAM the pool would otherwise take):
+//   1. plan_memory(tree, image, dtb, plan); limits = dom0less_limits(plan, <pool bytes>, <CPUs>),
+//      where the pool bytes are plan.free_bytes() less the modules (moat-dt dom0less reads the
+//      tree once with an unlimited pool to learn the module ranges, then again with that figure);
+//   2. parse_dom0less(); keep dom0less_module_ranges() out of the pool before fill_pool();
+//   3. per guest: read the kernel Image header (text_offset at 8, image_size at 16, magic
+//      "ARM\x64" at 56) at kernel.addr, place_guest_modules(), copy the kernel and the initrd from
+//      their host-physical modules into the guest's RAM at the placed addresses,
+//      build_linux_guest_dt() into guest RAM at place.dtb (cap place.dtb_max), and enter vCPU 0 at
+//      place.kernel with x0 = place.dtb (Linux's arm64 boot protocol; MMU off, caches may be off).
+//   The `multiboot,device-tree` module (Xen's partial tree for passthrough) is only located here.
 #pragma once
 #include "common/boot_memory.hpp"
 #include "common/fdt.hpp"
