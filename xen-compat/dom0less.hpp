@@ -25,24 +25,25 @@
 // Bootargs: Xen takes them from the kernel module's `bootargs`. moat also accepts `bootargs` on
 // the domain node (when the kernel module has none; both at once is an error, not a guess).
 //
-// `moat,` properties (where moat needs what the binding lacks; README "dom0less"):
+// `moat,` properties (where moat needs what the binding lacks; README "Linux guests"):
 //   moat,ram-base   guest-physical address of the guest's RAM (one or two cells, 2 MiB-aligned).
 //                   Default kGuestRamBase (Xen's GUEST_RAMBANK0, 0x40000000). The RAM is one bank
 //                   of `memory` bytes from there; it must stay below kGuestRamLimit and clear of
 //                   the device window [0, kGuestRamBase) the guest map below uses.
 // Any other `moat,` property is an error (a typo must not be silently ignored).
 //
-// Xen properties moat refuses, because honouring them silently would give the guest something
-// else than it asked for: `direct-map`, `xen,static-mem`, `xen,enhanced` (Xen's PV interfaces:
-// moat serves none of them, see README), `passthrough = "enabled"` without a device-tree module
-// is accepted (it only asks for an IOMMU, which moat always uses). Other Xen tuning properties
-// (`nr_spis`, `max_grant_frames`, `max_maptrack_frames`, `domain-cpupool`, ...) are ignored with a
-// note.
+// Xen properties moat refuses, because ignoring them would give the guest something else than it
+// asked for: `direct-map`, `xen,static-mem`, `xen,enhanced` other than "disabled" (Xen's PV
+// interfaces: moat serves none of them, see README). `passthrough` must be "enabled" or
+// "disabled" and changes nothing (it asks for an IOMMU, which moat always uses). Xen's tuning
+// properties (`nr_spis`, `max_grant_frames`, `max_maptrack_frames`, `domain-cpupool`, ...) are
+// ignored with a note; so is any other unknown property outside the `moat,` prefix.
 //
 // What is checked (each failure: one line naming the node and property, that guest skipped,
 // the others parsed): compatible and required properties present and well-formed (`memory`,
 // `cpus`, cell counts of every `reg`), `memory` a whole number of 4 KiB pages, non-zero, within
-// the pool that remains after the guests before it, and fitting the guest map; `cpus` in
+// the pool that remains after the guests before it, large enough for the guest's modules and a
+// 2 MiB block for its tree, and fitting the guest map; `cpus` in
 // 1..limits.max_vcpus; exactly one kernel module, at most one ramdisk and one device tree; each
 // module non-empty, inside host RAM, not overlapping moat's image, the boot tree, a reserved
 // range or another module (of any guest).
