@@ -127,7 +127,7 @@ struct Dom0lessLimits {
     const char* const* reserved_why = nullptr;  // a name for each, for messages (may be nullptr)
     unsigned nreserved = 0;
     uint64_t pool_bytes = 0;               // what the guests' RAM comes from, shared in tree order
-    unsigned max_vcpus = kDom0lessMaxVcpus;  // physical CPUs the guests may have (and <= kDom0lessMaxVcpus)
+    unsigned max_vcpus = kDom0lessMaxVcpus;  // the most vCPUs one guest may have (capped at kDom0lessMaxVcpus)
 };
 
 // The limits a memory plan gives (its RAM and reserved ranges), with the pool and CPU counts.

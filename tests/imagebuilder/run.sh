@@ -54,7 +54,7 @@ EOF
 mkimage_file "$W/moat.Image" 300000 2097152
 mkimage_file "$W/linux.Image" 3145733 4194304
 head -c 1048576 /dev/zero > "$W/initrd.cpio.gz"
-QEMU_DTB=$W/virt.dtb  # 4 CPUs: moat gives each vCPU a CPU of its own
+QEMU_DTB=$W/virt.dtb  # 4 CPUs, as a guest with 2 vCPUs would run best
 qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3,iommu=smmuv3,dumpdtb="$QEMU_DTB" -cpu cortex-a57 -smp 4 -m 1G \
     -nographic -nic none -device edu >/dev/null 2>&1
 
@@ -159,7 +159,9 @@ sed -i 's/^board = qemu-virt/board = rpi4/' "$W/board.cfg"
 t unknown-board 1 "$IB" "$W/board.cfg" -o "$W/board" && has "$W/unknown-board.err" "'rpi4' is not one of qemu-virt, salvator-x, zcu102"
 config "$W/cpus.cfg" qemu-virt "$QEMU_DTB" none
 sed -i 's/^cpus = 2/cpus = 0/' "$W/cpus.cfg"
-t cpus-zero 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-zero.err" "dom0less: /chosen/domU1: cpus: 0, expected 1..4"
+t cpus-zero 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-zero.err" "dom0less: /chosen/domU1: cpus: 0, expected 1..8"
+sed -i 's/^cpus = 0/cpus = 9/' "$W/cpus.cfg"
+t cpus-nine 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-nine.err" "dom0less: /chosen/domU1: cpus: 9, expected 1..8"
 config "$W/wrongram.cfg" qemu-virt "$DTS_OUT/salvator-x.dtb" none
 t wrong-board-tree 1 "$IB" "$W/wrongram.cfg" -o "$W/wrongram" && has "$W/wrong-board-tree.err" "does not hold qemu-virt's load addresses"
 config "$W/missing.cfg" qemu-virt "$QEMU_DTB" none
