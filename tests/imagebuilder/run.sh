@@ -151,6 +151,29 @@ if t passthrough 0 "$IB" "$W/pt.cfg" -o "$W/pt"; then
     prop "$W/pt/host.dtb" /chosen/domU1/module@50600000 compatible "multiboot,device-tree multiboot,module" s
 fi
 
+# A device under ZCU102's /axi (a bus with `ranges;`): its host address is its guest address.
+config "$W/pt-zcu.cfg" zcu102 "$TREES/zynqmp-zcu102-rev1.0.dtb" none "devices = /axi/ethernet@ff0e0000"
+if t passthrough-zcu102 0 "$IB" "$W/pt-zcu.cfg" -o "$W/pt-zcu"; then
+    P=$W/pt-zcu/domU1-passthrough.dtb
+    prop "$P" /passthrough/ethernet@ff0e0000 xen,reg "0 ff0e0000 0 1000 0 ff0e0000"
+    prop "$P" /passthrough/ethernet@ff0e0000 interrupts "0 3f 4 0 3f 4"
+    prop "$P" /passthrough/ethernet@ff0e0000 xen,path "/axi/ethernet@ff0e0000" s
+fi
+# A bus that translates: refused rather than copied with the wrong address.
+dtc -q -I dts -O dtb -o "$W/bus.dtb" - <<'DTS'
+/dts-v1/;
+/ { #address-cells = <2>; #size-cells = <2>;
+    memory@40000000 { device_type = "memory"; reg = <0 0x40000000 0 0x40000000>; };
+    cpus { #address-cells = <1>; #size-cells = <0>; cpu@0 { device_type = "cpu"; reg = <0>; }; };
+    chosen { };
+    bus@10000000 { compatible = "simple-bus"; #address-cells = <1>; #size-cells = <1>; ranges = <0 0 0x10000000 0x100000>;
+        uart@1000 { compatible = "ns16550a"; reg = <0x1000 0x100>; }; };
+};
+DTS
+config "$W/pt-bus.cfg" qemu-virt "$W/bus.dtb" none "devices = /bus@10000000/uart@1000"
+t passthrough-translated 1 "$IB" "$W/pt-bus.cfg" -o "$W/pt-bus" &&
+    has "$W/passthrough-translated.err" "/bus@10000000/uart@1000: its bus /bus@10000000 translates addresses"
+
 # ---- refusals: the tool's own, and moat's (through moat-dt dom0less)
 config "$W/typo.cfg" qemu-virt "$QEMU_DTB" none "memroy = 1G"
 t typo 1 "$IB" "$W/typo.cfg" -o "$W/typo" && has "$W/typo.err" "[domU1]: unknown key 'memroy'"
