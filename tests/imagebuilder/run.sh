@@ -214,5 +214,29 @@ else
     bad "U-Boot run: no boot.scr or no /usr/lib/u-boot/qemu_arm64/u-boot.bin"
 fi
 
+# ---- tools/mkinitramfs.py: /init, busybox and /dev/console in a gzipped newc cpio, the same
+# bytes each time, modules with a modules.dep (a stand-in busybox: an arm64 ELF header is enough).
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x7fELF\x02\x01\x01" + bytes(11) + b"\xb7\x00" + bytes(44))' > "$W/busybox"
+mkdir -p "$W/mods/lib/modules/6.1.0-test/kernel"
+printf 'x\0depends=b\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/a.ko"
+printf 'x\0depends=c\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/b.ko"
+printf 'x\0depends=\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/c.ko"
+if t mkinitramfs 0 tools/mkinitramfs.py --busybox "$W/busybox" --modules "$W/mods" "$W/i1.cpio.gz"; then
+    tools/mkinitramfs.py --busybox "$W/busybox" --modules "$W/mods" "$W/i2.cpio.gz" >/dev/null
+    if cmp -s "$W/i1.cpio.gz" "$W/i2.cpio.gz"; then ok "mkinitramfs: the same bytes twice"; else bad "mkinitramfs: two runs differ"; fi
+    zcat "$W/i1.cpio.gz" | cpio -itv 2>/dev/null > "$W/i1.list"
+    has "$W/i1.list" "init" "cpio listing"
+    has "$W/i1.list" "bin/busybox" "cpio listing"
+    if grep -qE '^crw.* dev/console$' "$W/i1.list"; then ok "cpio: dev/console is a character device"
+    else bad "cpio: no character device dev/console" "$(cat "$W/i1.list")"; fi
+    mkdir -p "$W/i1" && (cd "$W/i1" && zcat ../i1.cpio.gz | cpio -id --quiet init lib/modules/6.1.0-test/modules.dep 2>/dev/null)
+    has "$W/i1/init" "poweroff -f" "/init"
+    has "$W/i1/init" 'cat /proc/interrupts' "/init"
+    has "$W/i1/lib/modules/6.1.0-test/modules.dep" "kernel/a.ko: kernel/b.ko kernel/c.ko" "modules.dep"
+fi
+printf 'not an elf' > "$W/notbusybox"
+t mkinitramfs-not-arm64 1 tools/mkinitramfs.py --busybox "$W/notbusybox" "$W/i3.cpio.gz" &&
+    has "$W/mkinitramfs-not-arm64.err" "is not an arm64 ELF"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
