@@ -8,11 +8,12 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
 .SECONDARY:  # keep intermediate objects (the fuzz and guest links would otherwise rebuild them each time)
-.PHONY: all help deps run test unit tsan-unit bench fuzz image clean
+.PHONY: all help deps run run-linux test unit tsan-unit bench fuzz image clean
 
 help:
 	@echo "make run        boot moat in QEMU 7.2 (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
 	@echo "                QEMU=10: in QEMU 10.0 (SMMUv3 with stage 2: edu's DMA through the guest's own stage-2 table)"
+	@echo "make run-linux  boot moat with Debian's arm64 kernel as a dom0less guest (also the last step of make run)"
 	@echo "make test       unit (ASan/UBSan), QEMU boots (on QEMU 7.2 and 10), dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
@@ -90,6 +91,14 @@ run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: $$($(QEMU_SYSTEM_AARCH64) --version | head -n 1), virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
+	@$(MAKE) --no-print-directory run-linux
+
+# Debian's arm64 kernel as moat's dom0less guest domU1, configured by moat-imagebuilder from
+# LINUX_CFG (tools/imagebuilder/imagebuilder.mk; default tools/imagebuilder/examples/qemu-virt-linux.cfg).
+run-linux: deps
+	@$(MAKE) --no-print-directory $(IMG_OUT)/Image linux-config
+	@echo "== booting $(IMG_OUT)/Image with Debian's arm64 kernel as guest domU1 ($(LINUX_CFG); exit: Ctrl-A x)"
+	$(QEMU_RUN) -kernel $(IMG_OUT)/Image $$(cat $(LINUX_DIR)/qemu.args); status=$$?; echo "== moat exited with status $$status"; exit $$status
 
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
@@ -202,7 +211,7 @@ $(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 # The saved hostile trees and findings seed the DT fuzzers, the example configs the guest builder's.
 fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 	@for f in $(FUZZ_TARGETS); do c=$(FUZZ_OUT)/corpus/$$(basename $$f); mkdir -p $$c; \
-	  case $$(basename $$f) in dtb_fuzz|dom0_fuzz) cp $(TESTDATA) tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb $$c/;; \
+	  case $$(basename $$f) in dtb_fuzz|dom0_fuzz|dom0less_fuzz) cp $(TESTDATA) tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb $$c/;; \
 	  guest_config_fuzz) cp tools/dt/examples/*.cfg $$c/;; esac; \
 	  echo "== $$f for $(FUZZ_SECONDS) s"; $$f -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 $$c || exit 1; done
 
@@ -211,3 +220,4 @@ fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 TEST_DEPS := $(HOST_OUT)/moat-pv-replay $(FUZZ_TARGETS) $(TSAN_OUT)/seam_tests
 -include tests/bench/bench.mk
 -include tools/dt/dt.mk
+-include tools/imagebuilder/imagebuilder.mk

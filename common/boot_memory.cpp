@@ -101,6 +101,14 @@ Status plan_memory(const dt::Tree& t, MemRange image, MemRange dtb, MemoryPlan& 
     return Status::ok;
 }
 
+Status reserve_range(const dt::Tree& t, MemoryPlan& p, MemRange r, const char* why) {
+    Status st = reserve(t, p, r, why);
+    if (st != Status::ok) return st;
+    MemRange page{align_down(r.base, kPageSize), 0};
+    page.size = align_up(r.end(), kPageSize) - page.base;
+    return subtract(t, p, page);
+}
+
 Status fill_pool(const MemoryPlan& plan, PagePool& pool) {
     for (unsigned i = 0; i < plan.nfree; i++) {
         Status st = pool.add_region(plan.free[i].base, plan.free[i].size);

@@ -27,6 +27,10 @@ struct MemoryPlan {
 // image and dtb are the physical ranges the image and the tree occupy.
 Status plan_memory(const dt::Tree& t, MemRange image, MemRange dtb, MemoryPlan& plan);
 
+// One more range kept out of the pool after planning (a boot module a loader put in RAM):
+// listed as reserved for `why` and cut from the free ranges.
+Status reserve_range(const dt::Tree& t, MemoryPlan& plan, MemRange r, const char* why);
+
 // Hands every free range to the pool; returns the first failure (a full pool is reported,
 // the ranges before it stay added).
 Status fill_pool(const MemoryPlan& plan, PagePool& pool);

@@ -21,6 +21,7 @@ MemoryPlan g_plan;
 IommuSet g_iommus;
 pci::Host g_pci;
 FaultLog g_faults;
+xen::Dom0lessConfig g_guests;
 
 // The word of /chosen/bootargs equal to `arg` (or, with `prefix`, starting with it): a pointer
 // just past `arg` inside that word; nullptr if there is none.
@@ -209,6 +210,16 @@ unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
             f.size = 0;
         }
     }
+    // The dom0less guests: read and checked now, so their boot modules stay out of the pool.
+    // A guest whose config is wrong is reported and skipped; the others start in step 7.
+    if (hooks.run_guests) {
+        xen::Dom0lessLimits lim = xen::dom0less_limits(g_plan, g_plan.free_bytes(), xen::kDom0lessMaxVcpus);
+        (void)xen::parse_dom0less(tree, lim, g_guests, console(), &console());
+        MemRange mods[3 * xen::kDom0lessMaxGuests];
+        unsigned n = xen::dom0less_module_ranges(g_guests, mods, 3 * xen::kDom0lessMaxGuests);
+        for (unsigned i = 0; i < n; i++)
+            if (reserve_range(tree, g_plan, mods[i], "dom0less boot module") != Status::ok) unusable(tree.error());
+    }
     Status pst = fill_pool(g_plan, g_pool);
     if (pst != Status::ok) print("moat: page pool: %s; continuing with what was added\n", to_string(pst));
     print_memory(g_plan, g_pool, console());
@@ -242,7 +253,8 @@ unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
         arch::halt(kExitCheckFailed);
     }
 
-    // 7. The guest runs last and never returns: only when nothing before it failed.
+    // 7. The guests run last and never return: only when nothing before them failed.
+    if (g_guests.nguests && g_topo.problems == 0 && hw_problems == 0) hooks.run_guests(tree, g_pool, g_guests);
     if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0) {
         if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid, g_faults);
         print("guest:    this arch runs no guests yet\n");

@@ -12,7 +12,8 @@
 //   5. enumerate PCI behind the first host bridge whose IOMMU probed, print each function's stream
 //   6. run the DMA selftest through that IOMMU with QEMU's edu, when there is one; with several
 //      CPUs, every CPU maps, DMAs, checks and unmaps through one shared domain (hyp/smp_selftest)
-//   7. build and run the PV-IOMMU test guest (never returns), when the arch can run guests
+//   7. run the dom0less guests /chosen names (parsed in step 2, their modules kept out of the
+//      pool), else the PV-IOMMU test guest (neither returns), when the arch can run guests
 //   8. report and exit with a status
 #pragma once
 #include "common/fault_log.hpp"
@@ -21,6 +22,7 @@
 #include "common/iommu.hpp"
 #include "common/page_pool.hpp"
 #include "drivers/pci/ecam.hpp"
+#include "xen-compat/dom0less.hpp"
 
 namespace moat::hyp {
 
@@ -65,6 +67,9 @@ struct ArchHooks {
     // hands fn(arg) to an idle started CPU (logical id >= 1); false when it is not online or busy.
     unsigned (*start_cpus)(const dt::Tree& t) = nullptr;
     bool (*run_on_cpu)(unsigned cpu, void (*fn)(void*), void* arg) = nullptr;
+    // Run the dom0less guests the tree's /chosen describes (already parsed and checked, their
+    // boot modules kept out of the pool); ends the run when the last guest has ended.
+    void (*run_guests)(const dt::Tree& host, PagePool& pool, const xen::Dom0lessConfig& guests) = nullptr;
 };
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks);

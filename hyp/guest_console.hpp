@@ -15,6 +15,8 @@ public:
     static constexpr uint32_t kFrTxfe = 1u << 7, kFrRxfe = 1u << 4;
 
     GuestConsole(unsigned domid, Sink& out) : domid_(domid), out_(out) {}
+    // A guest known by its name (a dom0less node's): its lines read "(name) ...".
+    GuestConsole(const char* name, Sink& out) : domid_(0), name_(name), out_(out) {}
 
     // A 32-bit (or narrower) access at `offset` in the window. Writes to DR print; every other
     // register reads as an idle PL011 with an empty FIFO (FR: TXFE | RXFE) and ignores writes.
@@ -32,7 +34,8 @@ public:
     }
     // What is buffered, as a line of its own (at the guest's exit, or when the line is full).
     void flush() {
-        format(out_, "(d%u) ", domid_);
+        if (name_) format(out_, "(%s) ", name_);
+        else format(out_, "(d%u) ", domid_);
         out_.write(line_, n_);
         out_.write("\n", 1);
         n_ = 0;
@@ -41,6 +44,7 @@ public:
 
 private:
     unsigned domid_;
+    const char* name_ = nullptr;
     Sink& out_;
     char line_[kLine];
     size_t n_ = 0;

@@ -37,6 +37,7 @@ for qv in ${QEMUS:-7.2 10}; do
         start=$SECONDS
         if out=$(QEMU=$qv TEST_OUT=$TEST_OUT/qemu-$qv bash "$t" 2>&1); then
             echo "PASS [qemu $qv] qemu/$name ($((SECONDS - start)) s)"
+            echo "$out" | grep '^figure:' | sed 's/^/    /'  # measurements a test prints (never asserted)
             pass=$((pass + 1))
         else
             echo "FAIL [qemu $qv] qemu/$name"

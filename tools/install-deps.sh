@@ -17,6 +17,7 @@ PKGS=(
   clang                         # libFuzzer
   libclang-rt-14-dev            # sanitizer and fuzzer runtimes for clang
   valgrind                      # make bench: instruction counts (callgrind)
+  cpio                          # the Linux guest's initramfs (tools/mkinitramfs.py lists, cpio checks)
   g++ make python3
 )
 
@@ -141,6 +142,48 @@ EOF
   echo "install-deps: $("$QEMU10/bin/qemu-system-aarch64" --version | head -n 1) unpacked into $QEMU10 (launchers in $QEMU10/bin)"
 }
 
+# The real client: Debian 12's own arm64 kernel (the Image, decompressed from the package's
+# vmlinuz, and its virtio modules for later passthrough tests) and busybox-static:arm64 for the
+# guest's initramfs (tools/mkinitramfs.py). Unpacked from the .debs into $LINUX, never installed.
+LINUX=${LINUX:-$(cd "$(dirname "$0")/.." && pwd)/.deps/linux}
+
+linux_guest() {
+  [ -f "$LINUX/Image" ] && [ -x "$LINUX/busybox" ] && [ -f "$LINUX/VERSION" ] && return 0
+  [ "${1:-}" = "--check" ] && { echo "install-deps: missing: Debian's arm64 kernel and busybox-static:arm64 (into $LINUX)"; return 1; }
+  local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+    $SUDO apt-get update -q
+  fi
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  local kimg; kimg=$(apt-cache depends linux-image-arm64:arm64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9.]*-[0-9]*-arm64\).*/\1/p' | head -n 1)
+  if [ -z "$kimg" ] || ! (cd "$tmp" && apt-get download -q "$kimg:arm64" busybox-static:arm64 >"$tmp/apt.log" 2>&1); then
+    echo "install-deps: ERROR: cannot fetch ${kimg:-linux-image-*-arm64} and busybox-static:arm64 from Debian's archive" >&2
+    sed 's/^/  /' "$tmp/apt.log" >&2 2>/dev/null || true
+    rm -rf "$tmp"; return 1
+  fi
+  local kver=${kimg#linux-image-}
+  mkdir -p "$tmp/img" "$tmp/bb" "$LINUX"
+  dpkg-deb --fsys-tarfile "$tmp"/linux-image-*_arm64.deb | tar -x -C "$tmp/img" --wildcards "./boot/vmlinuz-$kver" \
+      "./lib/modules/$kver/modules.*" "./lib/modules/$kver/kernel/drivers/virtio/*" "./lib/modules/$kver/kernel/drivers/block/virtio_blk.ko*" \
+      "./lib/modules/$kver/kernel/drivers/net/virtio_net.ko*" "./lib/modules/$kver/kernel/drivers/net/net_failover.ko*" \
+      "./lib/modules/$kver/kernel/net/core/failover.ko*"
+  # Debian's arm64 vmlinuz is the Image gzipped; QEMU and booti want it plain (magic "ARM\x64" at 56).
+  local vmlinuz="$tmp/img/boot/vmlinuz-$kver"
+  if [ "$(head -c 2 "$vmlinuz" | od -An -tx1 | tr -d ' ')" = "1f8b" ]; then gzip -dc "$vmlinuz" > "$tmp/Image"; else cp "$vmlinuz" "$tmp/Image"; fi
+  if [ "$(dd if="$tmp/Image" bs=1 skip=56 count=4 2>/dev/null)" != "$(printf 'ARM\x64')" ]; then
+    echo "install-deps: ERROR: $kimg's vmlinuz is not an arm64 Image" >&2; rm -rf "$tmp"; return 1
+  fi
+  rm -rf "$LINUX/modules"; mkdir -p "$LINUX/modules"
+  cp -a "$tmp/img/lib" "$LINUX/modules/"
+  dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/bb"
+  cp "$tmp/bb/bin/busybox" "$LINUX/busybox.tmp" && mv "$LINUX/busybox.tmp" "$LINUX/busybox"
+  mv "$tmp/Image" "$LINUX/Image"
+  echo "$kver $(cd "$tmp" && ls linux-image-*_arm64.deb busybox-static_*_arm64.deb | tr '\n' ' ')" > "$LINUX/VERSION"
+  rm -rf "$tmp"
+  echo "install-deps: Debian's arm64 kernel $kver and busybox-static:arm64 in $LINUX"
+}
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -150,6 +193,7 @@ if [ ${#missing[@]} -eq 0 ]; then
   arm64_libfdt "${1:-}"
   real_trees "${1:-}" || true  # reported above; the real-trees tier fails without them
   qemu10 "${1:-}" || exit 1
+  linux_guest "${1:-}" || true  # reported above; the Linux guest tier fails without it
   echo "install-deps: all dependencies present"
   exit 0
 fi
@@ -168,3 +212,4 @@ echo "install-deps: installed ${missing[*]}"
 arm64_libfdt
 real_trees || true
 qemu10
+linux_guest || true

@@ -1,6 +1,9 @@
 // Shared by the guest device-tree checker, builder and verifier (guest_check.cpp,
 // guest_dt.cpp, guest_verify.cpp); not an interface of its own.
 #pragma once
+#include <libfdt.h>
+#include <string.h>
+
 #include "xen-compat/guest_dt.hpp"
 
 namespace moat::xen::guest_detail {
@@ -60,6 +63,52 @@ inline bool read_host(const GuestDesc& g, const GuestPassthrough& p, const dt::T
 
 // Unit addresses as dtc expects them under a bus with 64-bit addresses: hex, no leading zeros.
 inline void node_name(char* buf, size_t cap, const char* base, uint64_t addr) { format_to(buf, cap, "%s@%lx", base, addr); }
+
+// The sequential-write calls with a sticky error, so the builder reads as the tree it writes.
+struct Writer {
+    void* fdt;
+    int err = 0;
+
+    void begin(const char* name) { if (!err) err = fdt_begin_node(fdt, name); }
+    void end() { if (!err) err = fdt_end_node(fdt); }
+    void raw(const char* name, const void* v, size_t len) { if (!err) err = fdt_property(fdt, name, v, static_cast<int>(len)); }
+    void empty(const char* name) { raw(name, nullptr, 0); }
+    void u32(const char* name, uint32_t v) { if (!err) err = fdt_property_u32(fdt, name, v); }
+    void str(const char* name, const char* s) { raw(name, s, strlen(s) + 1); }
+    void strs(const char* name, const char* a, const char* b, const char* c = nullptr) {
+        char buf[128];
+        size_t la = strlen(a) + 1, lb = strlen(b) + 1, lc = c ? strlen(c) + 1 : 0;
+        if (la + lb + lc > sizeof buf) { err = -FDT_ERR_BADVALUE; return; }
+        memcpy(buf, a, la);
+        memcpy(buf + la, b, lb);
+        if (c) memcpy(buf + la + lb, c, lc);
+        raw(name, buf, la + lb + lc);
+    }
+    void cells(const char* name, const uint32_t* c, unsigned n) {
+        fdt32_t be[64];
+        if (n > 64) { err = -FDT_ERR_BADVALUE; return; }
+        for (unsigned i = 0; i < n; i++) be[i] = cpu_to_fdt32(c[i]);
+        raw(name, be, n * 4);
+    }
+    // `reg` with #address-cells = #size-cells = 2 (the guest root's).
+    void reg(const GuestRam* r, unsigned n) {
+        uint32_t c[4 * kGuestMaxPtRegs];
+        n = min(n, kGuestMaxPtRegs);
+        for (unsigned i = 0; i < n; i++) {
+            c[4 * i] = static_cast<uint32_t>(r[i].base >> 32), c[4 * i + 1] = static_cast<uint32_t>(r[i].base);
+            c[4 * i + 2] = static_cast<uint32_t>(r[i].size >> 32), c[4 * i + 3] = static_cast<uint32_t>(r[i].size);
+        }
+        cells("reg", c, 4 * n);
+    }
+    void reg1(uint64_t base, uint64_t size) {
+        GuestRam r{base, size};
+        reg(&r, 1);
+    }
+    void irq(uint32_t type, uint32_t number, uint32_t flags) {
+        uint32_t c[3] = {type, number, flags};
+        cells("interrupts", c, 3);
+    }
+};
 
 // A sink that drops what it is given (for reads whose errors were reported already).
 struct NullSink final : Sink {

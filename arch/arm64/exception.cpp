@@ -13,8 +13,10 @@ bool halting();
 namespace moat::arch {
 namespace {
 GuestTrapHandler g_guest_handler;
+GuestIrqExit g_guest_irq_exit;
 }
 void set_guest_trap_handler(GuestTrapHandler h) { g_guest_handler = h; }
+void set_guest_irq_exit(GuestIrqExit h) { g_guest_irq_exit = h; }
 }  // namespace moat::arch
 
 namespace {
@@ -58,6 +60,7 @@ extern "C" void el2_trap(Frame* f, uint64_t vector) {
     if (vector == 5 || vector == 9 || vector == 13) {
         if (moat::arch::GicV3* g = moat::arch::gic()) {
             (void)g->dispatch();
+            if (vector != 5 && moat::arch::g_guest_irq_exit) moat::arch::g_guest_irq_exit(*f);
             return;
         }
     }

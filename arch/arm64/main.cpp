@@ -3,6 +3,7 @@
 #include "arch/arm64/board.hpp"
 #include "arch/arm64/console_select.hpp"
 #include "arch/arm64/gic_v3.hpp"
+#include "arch/arm64/linux_guest.hpp"
 #include "arch/arm64/mmu.hpp"
 #include "arch/arm64/pv_guest.hpp"
 #include "arch/arm64/smp.hpp"
@@ -38,7 +39,8 @@ constexpr hyp::ArchHooks kHooks{.console_from_dt = &console_from_dt,
                                 .interrupts_from_dt = &arch::interrupts_from_dt,
                                 .run_pv_guest = &run_pv_guest,
                                 .start_cpus = &arch::start_cpus,
-                                .run_on_cpu = &arch::run_on_cpu};
+                                .run_on_cpu = &arch::run_on_cpu,
+                                .run_guests = &run_dom0less_guests};
 
 }  // namespace
 

@@ -3,7 +3,7 @@
 // map and vectors (smp_entry.S), its own logical id and per-CPU data, its GIC redistributor and
 // CPU interface, and its own tick. A CPU that has not said it is up within kUpTimeoutNs is
 // reported and left out; the rest carry on. Idle CPUs wait for one piece of work at a time
-// (run_on_cpu), in wfi when the tick runs. Facts: docs/hardware.md §9.2.
+// (run_on_cpu), in wfi when the tick runs. Facts: docs/hardware.md §9.6.
 #include "arch/arm64/smp.hpp"
 
 #include "arch/arm64/gic_v3.hpp"

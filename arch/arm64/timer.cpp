@@ -13,6 +13,7 @@ IrqController* g_ic = nullptr;
 unsigned g_intid = 0;
 uint64_t g_period = 0;  // counter ticks per tick
 PerCpu<uint64_t> g_ticks;  // each CPU counts its own
+void (*g_tick_hook)() = nullptr;
 
 inline uint64_t cntfrq() { uint64_t v; asm volatile("mrs %0, cntfrq_el0" : "=r"(v)); return v ? v : 62500000; }
 inline void cnthp_tval(uint64_t v) { asm volatile("msr S3_4_C14_C2_0, %0" : : "r"(v)); }
@@ -24,6 +25,7 @@ void on_tick(void*) {
     cnthp_tval(g_period);
     asm volatile("isb");
     g_ic->eoi(g_intid);
+    if (g_tick_hook) g_tick_hook();
 }
 
 }  // namespace
@@ -68,5 +70,6 @@ uint64_t ticks() {
 }
 bool wfi_wakes_by_time() { return g_period != 0; }
 unsigned tick_intid() { return g_intid; }
+void set_tick_hook(void (*fn)()) { g_tick_hook = fn; }
 
 }  // namespace moat::arch

@@ -17,5 +17,7 @@ bool tick_start_cpu();
 uint64_t ticks();
 uint64_t ticks_on(unsigned cpu);
 unsigned tick_intid();
+// Called from each tick's interrupt (a vCPU scheduler's time slice); nullptr for none.
+void set_tick_hook(void (*fn)());
 
 }  // namespace moat::arch

@@ -16,5 +16,9 @@ static_assert(sizeof(TrapFrame) == 34 * 8, "vectors.S lays out 34 words");
 // AArch32 EL1); set by whoever runs a guest. A guest's trap never ends moat as an EL2 exception.
 using GuestTrapHandler = void (*)(TrapFrame& f, uint64_t esr, unsigned vector);
 void set_guest_trap_handler(GuestTrapHandler h);
+// Called after a physical IRQ taken from the guest was handled, before the guest resumes: the
+// point where whoever runs vCPUs updates their virtual interrupts and may switch to another.
+using GuestIrqExit = void (*)(TrapFrame& f);
+void set_guest_irq_exit(GuestIrqExit h);
 
 }  // namespace moat::arch

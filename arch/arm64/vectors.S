@@ -53,8 +53,23 @@ save_and_trap:
     mrs     x3, spsr_el2
     stp     x2, x3, [sp, #256]
     mov     x1, x0
-    mov     x0, sp
+    mov     x19, x0                 // the vector, kept across the call (x19 is in the frame)
+    // From a guest (vectors 8..15): its FP/SIMD registers go to moat_guest_fp first, since
+    // the C library moat calls (memset, strlen) uses them. Back in the guest, they come back.
+    cmp     x1, #8
+    b.lo    1f
+    adrp    x0, moat_guest_fp
+    add     x0, x0, :lo12:moat_guest_fp
+    bl      fp_save_to
+    mov     x1, x19
+1:  mov     x0, sp
     bl      el2_trap
+    cmp     x19, #8
+    b.lo    2f
+    adrp    x0, moat_guest_fp
+    add     x0, x0, :lo12:moat_guest_fp
+    bl      fp_load_from
+2:
     // Resume what trapped, with whatever the handler changed in the frame.
     ldp     x2, x3, [sp, #256]
     msr     elr_el2, x2

@@ -29,7 +29,7 @@ Vm::Vm(PagePool& pool, const iopt::Format& format) : pool_(pool), format_(format
 }
 
 Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
-    if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, 2 * MiB) || ram_size == 0) return Status::invalid_argument;
+    if (!is_aligned(ram_ipa, 2 * MiB) || !is_aligned(ram_size, kPageSize) || ram_size == 0) return Status::invalid_argument;
     if (format_.id != iopt::FormatId::vmsa_s2 || format_.ias != kIpaBits) return Status::unsupported;
     Status st = p2m_.init();
     if (st != Status::ok) return st;
@@ -95,9 +95,12 @@ bool Vm::copy(uint64_t gpa, void* buf, size_t n, bool to_guest) {
 bool Vm::read(uint64_t gpa, void* dst, size_t n) { return copy(gpa, dst, n, false); }
 bool Vm::write(uint64_t gpa, const void* src, size_t n) { return copy(gpa, const_cast<void*>(src), n, true); }
 
+// The VMID is the P2M's tag: the one its CPU walker invalidates (unique among live domains).
+uint64_t Vm::vttbr() const { return p2m_.root_pa() | (uint64_t{p2m_.tag()} << 48); }
+
 [[noreturn]] void Vm::enter(uint64_t entry, uint64_t arg) {
     uint64_t vtcr = vtcr_el2(format_);
-    uint64_t vttbr = p2m_.root_pa() | (uint64_t{p2m_.tag()} << 48);  // the tag the CPU walker invalidates
+    uint64_t vttbr = this->vttbr();
     uint64_t hcr = kHcrVm | kHcrSwio | kHcrFmo | kHcrImo | kHcrAmo | kHcrTsc | kHcrRw;
     uint64_t midr, mpidr;
     asm volatile("mrs %0, midr_el1" : "=r"(midr));

@@ -40,7 +40,8 @@ public:
     // The guest's stage 2 as a DMA domain: attach a device's stream to it to share it (STE stage
     // 2, S2TTB = the VTTBR root). Removing from it (unmap) is one flush for the CPU and the IOMMUs.
     IoDomain& p2m() { return p2m_; }
-    // Stage-2 root and `ram_size` bytes of RAM (2 MiB aligned, zeroed) at guest address ram_ipa.
+    // Stage-2 root and `ram_size` bytes of RAM (whole pages, zeroed, from a 2 MiB-aligned block
+    // of the pool) at the 2 MiB-aligned guest address ram_ipa.
     Status create(uint64_t ram_ipa, uint64_t ram_size);
     // Device memory the guest may access directly (a passed-through BAR, the console).
     Status map_mmio(uint64_t ipa, uint64_t pa, uint64_t size);
@@ -50,6 +51,9 @@ public:
     uint64_t ram_size() const { return ram_size_; }
     uint64_t ram_pa() const { return ram_pa_; }
     size_t stage2_pages() const;
+    uint16_t vmid() const { return static_cast<uint16_t>(p2m_.tag()); }
+    uint64_t vttbr() const;
+    uint64_t vtcr() const { return vtcr_el2(format_); }
 
     // GuestMemory: the guest's own RAM only, found through its stage-2 table.
     bool read(uint64_t gpa, void* dst, size_t n) override;

@@ -73,3 +73,37 @@ expect_virt_discovery() {
     expect_line "master /pcie@10000000: requester ids 0x0000-0xffff -> stream ids 0x0000-0xffff (iommu-map, mask 0xffffffff)"
     expect_line "pool:     "
 }
+
+# The Linux guest (tests/qemu/linux_guest*.sh): Debian's kernel and busybox from .deps/linux,
+# configured the way users do it, by tools/imagebuilder/moat-imagebuilder.
+LINUX=.deps/linux
+# linux_config NAME CPUS INITRD BOOTARGS: one dom0less guest "domU1" (128 MiB, vpl011, CPUS
+# vCPUs, all on moat's one physical CPU) on QEMU virt; sets LINUX_ARGS to the QEMU options that
+# boot it (-dtb and the loaders of every module).
+linux_config() {
+    local name=$1 cpus=$2 initrd=$3 args=$4 dir=$TEST_OUT/$1
+    mkdir -p "$dir"
+    dump_dtb "$dir/virt.dtb" || return 1
+    cat > "$dir/guest.cfg" <<CFG
+[board]
+board = qemu-virt
+dtb = $dir/virt.dtb
+moat = $IMAGE
+load = none
+[domU1]
+kernel = $LINUX/Image
+ramdisk = $initrd
+memory = 128M
+cpus = $cpus
+vpl011 = yes
+bootargs = $args
+CFG
+    MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
+        { cat "$dir/imagebuilder.log"; return 1; }
+    LINUX_ARGS="$(tr '\n' ' ' < "$dir/out/qemu.args")"
+}
+linux_ready() {
+    if [ ! -f "$LINUX/Image" ] || [ ! -x "$LINUX/busybox" ]; then
+        echo "FAIL: no Debian kernel and busybox in $LINUX (tools/install-deps.sh fetches them)"; exit 1
+    fi
+}

@@ -38,6 +38,26 @@ TEST(BootMemory, PoolGetsRamMinusEverythingReserved) {
     EXPECT_EQ(plan.free_bytes(), plan.ram_bytes() - withheld);
 }
 
+TEST(BootMemory, ABootModuleReservedAfterPlanningLeavesThePoolWholePages) {
+    auto blob = load_dtb("topology");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    MemoryPlan plan;
+    ASSERT_EQ(plan_memory(t, {0x40200000, 0x50000}, {0x48000000, 0x1234}, plan), Status::ok) << t.error();
+    uint64_t before = plan.free_bytes();
+    unsigned nres = plan.nreserved;
+    MemRange module{0x50000010, 0x1f6dfc0};  // a kernel a loader put at an odd offset
+    ASSERT_EQ(reserve_range(t, plan, module, "dom0less boot module"), Status::ok) << t.error();
+    EXPECT_EQ(plan.nreserved, nres + 1);
+    EXPECT_STREQ(plan.reserved_why[nres], "dom0less boot module");
+    MemRange pages{0x50000000, align_up(module.end(), kPageSize) - 0x50000000};
+    for (unsigned i = 0; i < plan.nfree; i++) {
+        EXPECT_FALSE(overlaps(plan.free[i], pages));
+        EXPECT_EQ(plan.free[i].base % kPageSize, 0u);
+    }
+    EXPECT_EQ(plan.free_bytes(), before - pages.size);
+}
+
 TEST(BootMemory, FillPoolCountsEveryFreePage) {
     // Pretend physical memory: only the plan arithmetic is under test, so the pool is given
     // a tiny plan it can really back.

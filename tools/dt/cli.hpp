@@ -64,4 +64,8 @@ void print_report_table(const HostTree& h, const DrivenOptions& o, const xen::Dr
 void print_report_json(const HostTree& h, const DrivenOptions& o, const xen::DrivenSet& driven, const xen::ProtectionReport& r,
                        const std::string& wiring_problems, std::FILE* out);
 
+// moat-dt dom0less (tools/dt/dom0less_cmd.cpp).
+extern const char* const kDom0lessHelp;
+int cmd_dom0less(int argc, char** argv);
+
 }  // namespace moat::tool

@@ -25,6 +25,8 @@ const char* const kUsage =
     "  report DTB [--json] [--strict] [--driven PATH]... [--keep PATH]... [--soc-revision ESx.y]\n"
     "                                               which devices can master DMA, and what protects them\n"
     "  check DTB                                    check the IOMMU wiring of a device tree\n"
+    "  dom0less HOST.dtb [--image ADDR,SIZE] [--guest-dtb DIR]\n"
+    "                                               the dom0less guests a host tree describes, as moat reads them\n"
     "  help [COMMAND]                               this text, or a command's\n"
     "\n"
     "exit status: 0 ok, 1 problems found, 2 unusable input or usage error\n"
@@ -400,13 +402,14 @@ int main(int argc, char** argv) {
     if (cmd == "help") {
         std::string what = argc > 2 ? argv[2] : "";
         const char* text = what == "guest" ? kGuestHelp : what == "dom0" ? kDom0Help : what == "report" ? kReportHelp
-                           : what == "check" ? kCheckHelp : kUsage;
+                           : what == "check" ? kCheckHelp : what == "dom0less" ? kDom0lessHelp : kUsage;
         return std::fputs(text, stdout), kOk;
     }
     if (cmd == "guest") return cmd_guest(argc - 2, argv + 2);
     if (cmd == "dom0") return cmd_dom0(argc - 2, argv + 2);
     if (cmd == "report") return cmd_report(argc - 2, argv + 2);
     if (cmd == "check") return cmd_check(argc - 2, argv + 2);
+    if (cmd == "dom0less") return cmd_dom0less(argc - 2, argv + 2);
     std::fprintf(stderr, "moat-dt: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return kUnusable;
 }

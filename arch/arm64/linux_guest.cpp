@@ -1,0 +1,585 @@
+// The dom0less guests on arm64: each built from its spec (RAM from the pool at its own
+// guest-physical address, its Image and initrd copied in, its tree written by the Linux guest
+// DT builder), then all their vCPUs run on this CPU, round robin: a vCPU gives the CPU up at
+// WFI (until an interrupt is deliverable), at WFE (a spinning lock waits for another vCPU) and
+// at moat's tick (a time slice). Every trap is decoded here: the vGIC's distributor and
+// redistributors and the vPL011 emulated (hyp/vgic.hpp, hyp/vpl011.hpp), PSCI served
+// (hyp/vpsci.hpp), ICC_SGI1R_EL1 turned into virtual SGIs, the guest's virtual timer injected
+// when it fires at EL2, an SMC answered NOT_SUPPORTED, an access outside the guest given an
+// external abort, an unknown system register an UNDEF. A guest ends with PSCI SYSTEM_OFF or
+// SYSTEM_RESET (or is stopped on a fault moat cannot answer), with a report; moat ends when the
+// last guest has, with status 0 when every guest powered off.
+#include "arch/arm64/linux_guest.hpp"
+
+#include <stdarg.h>
+#include <string.h>
+
+#include <new>
+
+#include "arch/arm64/esr.hpp"
+#include "arch/arm64/gic_v3.hpp"
+#include "arch/arm64/timer.hpp"
+#include "arch/arm64/trap.hpp"
+#include "arch/arm64/vcpu.hpp"
+#include "arch/arm64/vm.hpp"
+#include "arch/cache.hpp"
+#include "arch/cpu.hpp"
+#include "arch/time.hpp"
+#include "hyp/boot.hpp"
+#include "hyp/guest_console.hpp"
+#include "hyp/vgic.hpp"
+#include "hyp/vpl011.hpp"
+#include "hyp/vpsci.hpp"
+#include "xen-compat/pv_iommu_abi.hpp"
+
+namespace moat {
+
+namespace {
+
+namespace gm = xen::guest_map;
+
+constexpr unsigned kMaxGuests = 4;
+constexpr unsigned kMaxVcpus = 16;
+constexpr unsigned kVtimerIntid = gm::kTimerVirtIntid;  // PPI 11
+constexpr unsigned kMaintenanceIntid = 25;              // PPI 9: the virtual CPU interface's maintenance interrupt
+constexpr unsigned kWakeIntid = 30;                     // PPI 14: the EL1 physical timer, which guests cannot use (trapped)
+constexpr unsigned kReportsPerGuest = 8;                // a misbehaving guest cannot flood the console
+constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};
+// Xen's hypercalls (hvc #0xEA1): none is served to a dom0less guest yet (the PV-IOMMU comes with
+// passthrough devices); -ENOSYS, Linux's number, as Xen answers an unknown one.
+constexpr int64_t kEnosys = 38;
+
+struct Guest {
+    const xen::Dom0lessGuest* spec = nullptr;
+    arch::Vm* vm = nullptr;
+    hyp::VGic vgic;
+    hyp::VPsci psci;
+    hyp::GuestConsole* con = nullptr;
+    hyp::VPl011* uart = nullptr;
+    unsigned first = 0, nvcpus = 0;
+    uint64_t cntvoff = 0;
+    bool running = false, entered = false;
+    int result = 0;
+    uint64_t start_ns = 0;
+    uint64_t exits = 0, mmio = 0, calls = 0, wfi = 0, sgis = 0, injected_faults = 0;
+    unsigned reports = 0;
+};
+
+enum class VState : uint8_t { off, runnable, waiting };
+
+struct Vcpu {
+    Guest* g = nullptr;
+    unsigned idx = 0;
+    VState st = VState::off;
+    arch::VcpuContext ctx;
+};
+
+Guest g_guest[kMaxGuests];
+Vcpu g_vcpu[kMaxVcpus];
+unsigned g_nguests = 0, g_nvcpus = 0, g_nlr = 0;
+Vcpu* g_cur = nullptr;        // the vCPU on the hardware
+volatile bool g_resched = false;
+uint64_t g_switches = 0;
+alignas(arch::Vm) unsigned char g_vm_storage[kMaxGuests][sizeof(arch::Vm)];
+alignas(hyp::GuestConsole) unsigned char g_con_storage[kMaxGuests][sizeof(hyp::GuestConsole)];
+alignas(hyp::VPl011) unsigned char g_uart_storage[kMaxGuests][sizeof(hyp::VPl011)];
+alignas(8) uint8_t g_dtb[64 * KiB];
+
+uint64_t counter() {
+    uint64_t v;
+    asm volatile("isb; mrs %0, cntpct_el0" : "=r"(v) : : "memory");
+    return v;
+}
+
+__attribute__((format(printf, 2, 3))) void report(Guest& g, const char* fmt, ...);
+
+void flush_console(Guest& g) {
+    if (g.con && g.con->pending()) g.con->flush();
+}
+
+// A line about a guest, at most kReportsPerGuest of them.
+void report(Guest& g, const char* fmt, ...) {
+    if (g.reports > kReportsPerGuest) return;
+    flush_console(g);
+    if (g.reports++ == kReportsPerGuest) {
+        print("moat: guest %s: further reports suppressed\n", g.spec->name);
+        return;
+    }
+    format(console(), "moat: guest %s: ", g.spec->name);
+    va_list ap;
+    va_start(ap, fmt);
+    vformat(console(), fmt, ap);
+    va_end(ap);
+    print("\n");
+}
+
+[[noreturn]] void all_guests_ended() {
+    int status = 0;
+    for (unsigned i = 0; i < g_nguests; i++)
+        if (g_guest[i].result && !status) status = g_guest[i].result;
+    print("moat: all %u guest(s) ended (%lu vCPU switches); exit %d\n", g_nguests, g_switches, status);
+    arch::halt(status);
+}
+
+// The guest is over: its vCPUs off, its console's last line out, a line saying how and what it did.
+void end_guest(Guest& g, const char* how, int result) {
+    flush_console(g);
+    for (unsigned v = 0; v < g.nvcpus; v++) g_vcpu[g.first + v].st = VState::off;
+    g.running = false;
+    g.result = result;
+    uint64_t ms = (arch::now_ns() - g.start_ns) / 1000000;
+    print("moat: guest %s %s after %lu ms: %lu exits, %lu hypercalls, %lu MMIO accesses emulated, %lu WFI, %lu SGIs, "
+          "%lu virtual interrupts injected, %lu console characters, %lu faults injected\n",
+          g.spec->name, how, ms, g.exits, g.calls, g.mmio, g.wfi, g.sgis, g.vgic.injected(), g.uart ? g.uart->chars() : 0,
+          g.injected_faults);
+}
+
+// ---------------------------------------------------------------- interrupts of the loaded vCPU
+
+void sync_lrs(Vcpu& v) {
+    uint64_t lrs[hyp::VGic::kMaxLrs];
+    arch::ich_read_lrs(lrs, g_nlr);
+    bool more = v.g->vgic.lr_sync(v.idx, lrs, g_nlr);
+    arch::ich_write_lrs(lrs, g_nlr, more);
+}
+
+void on_vtimer(void*) {
+    // Masked at the source (the guest unmasks it when it programs its next event), then pending.
+    if (g_cur && g_cur->g->running && arch::vtimer_fired_and_mask()) g_cur->g->vgic.pulse(g_cur->idx, kVtimerIntid);
+    else (void)arch::vtimer_fired_and_mask();
+    if (arch::GicV3* gic = arch::gic()) gic->eoi(kVtimerIntid);
+}
+
+void on_maintenance(void*) {
+    // A list register emptied (underflow, or a level interrupt deactivated): refilled at once,
+    // which also lowers the line.
+    if (g_cur) sync_lrs(*g_cur);
+    else arch::ich_write_lrs(nullptr, 0, false);
+    if (arch::GicV3* gic = arch::gic()) gic->eoi(kMaintenanceIntid);
+}
+
+void on_tick() { g_resched = true; }
+
+// The EL1 physical timer as moat's alarm while every vCPU waits: it fires at the earliest
+// virtual-timer deadline of a vCPU that is not on the hardware (the loaded one's fires itself).
+void wake_alarm_off() { asm volatile("msr cntp_ctl_el0, xzr\n\tisb"); }
+void on_wake_alarm(void*) {
+    wake_alarm_off();
+    if (arch::GicV3* gic = arch::gic()) gic->eoi(kWakeIntid);
+}
+void wake_alarm_for_waiting() {
+    uint64_t earliest = ~uint64_t{0};
+    for (unsigned i = 0; i < g_nvcpus; i++) {
+        Vcpu& v = g_vcpu[i];
+        constexpr uint64_t kEnable = 1, kImask = 2;
+        if (&v == g_cur || v.st != VState::waiting || !v.g->running || (v.ctx.cntv_ctl & (kEnable | kImask)) != kEnable) continue;
+        uint64_t at = v.ctx.cntv_cval + v.g->cntvoff;  // virtual deadline on the physical count
+        if (at < v.ctx.cntv_cval) at = ~uint64_t{0};
+        earliest = min(earliest, at);
+    }
+    if (earliest == ~uint64_t{0}) return;
+    asm volatile("msr cntp_cval_el0, %0\n\tmsr cntp_ctl_el0, %1\n\tisb" : : "r"(earliest), "r"(uint64_t{1}));
+}
+
+// ---------------------------------------------------------------- scheduling
+
+bool wakes(Vcpu& v) {
+    if (v.st != VState::waiting) return v.st == VState::runnable;
+    Guest& g = *v.g;
+    if (g.vgic.wants_vcpu(v.idx)) return true;
+    return &v != g_cur && arch::vtimer_due(v.ctx, counter() - g.cntvoff);
+}
+
+Vcpu* pick() {
+    unsigned start = g_cur ? static_cast<unsigned>(g_cur - g_vcpu) : 0;
+    for (unsigned k = 1; k <= g_nvcpus; k++) {
+        Vcpu& v = g_vcpu[(start + k) % g_nvcpus];
+        if (v.st == VState::off || !v.g->running) continue;
+        if (wakes(v)) {
+            v.st = VState::runnable;
+            return &v;
+        }
+    }
+    return nullptr;
+}
+
+void switch_to(Vcpu& next, arch::TrapFrame& f) {
+    if (&next == g_cur) return;
+    if (g_cur) {
+        arch::vcpu_save(g_cur->ctx, f);
+        // What it left in its list registers, so a WFI of its own sees a pending one.
+        (void)g_cur->g->vgic.lr_sync(g_cur->idx, g_cur->ctx.lr, g_nlr);
+    }
+    Guest& g = *next.g;
+    if (!g_cur || g_cur->g != &g || !g.entered) arch::guest_traps_on(g.vm->vttbr(), g.vm->vtcr(), g.cntvoff, !g.entered);
+    g.entered = true;
+    arch::vcpu_load(next.ctx, f);
+    g_cur = &next;
+    g_switches++;
+}
+
+// Another vCPU if one may run, else the one that ran; when none may, EL2 waits for an
+// interrupt (the loaded vCPU's vtimer, the wake alarm for the others' timers, a device).
+void schedule(arch::TrapFrame& f) {
+    for (;;) {
+        bool any = false;
+        for (unsigned i = 0; i < g_nguests; i++) any |= g_guest[i].running;
+        if (!any) all_guests_ended();
+        Vcpu* next = pick();
+        if (next) {
+            switch_to(*next, f);
+            return;
+        }
+        wake_alarm_for_waiting();
+        asm volatile("msr daifclr, #2\n\twfi\n\tmsr daifset, #2" ::: "memory");
+        wake_alarm_off();
+    }
+}
+
+// Before any return to the guest: the vPL011's line, then the list registers.
+void resume(arch::TrapFrame& f, bool uart_access) {
+    if (g_resched || !g_cur || g_cur->st != VState::runnable || !g_cur->g->running) {
+        g_resched = false;
+        schedule(f);
+    }
+    Guest& g = *g_cur->g;
+    if (g.uart) {
+        if (!uart_access) g.uart->drain();
+        g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
+    }
+    sync_lrs(*g_cur);
+}
+
+void on_irq_exit(arch::TrapFrame& f) {
+    if (!g_cur) return;
+    g_cur->g->exits++;
+    resume(f, false);
+}
+
+// ---------------------------------------------------------------- traps
+
+uint64_t fault_ipa() {
+    uint64_t far, hpfar;
+    asm volatile("mrs %0, far_el2" : "=r"(far));
+    asm volatile("mrs %0, hpfar_el2" : "=r"(hpfar));
+    return ((hpfar >> 4) << 12) | (far & 0xfff);
+}
+
+uint64_t fault_va() {
+    uint64_t far;
+    asm volatile("mrs %0, far_el2" : "=r"(far));
+    return far;
+}
+
+enum class Mmio : uint8_t { none, done, refused };
+
+// A load or store to one of the emulated devices. `uart` says whether it was the vPL011's.
+Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
+    Guest& g = *v.g;
+    uint64_t ipa = fault_ipa();
+    enum { gicd, gicr, pl011 } dev;
+    uint64_t off;
+    if (ipa >= gm::kGicdBase && ipa - gm::kGicdBase < gm::kGicdSize) dev = gicd, off = ipa - gm::kGicdBase;
+    else if (ipa >= gm::kGicrBase && ipa - gm::kGicrBase < g.nvcpus * gm::kGicrStride) dev = gicr, off = ipa - gm::kGicrBase;
+    else if (g.uart && ipa >= gm::kPl011Base && ipa - gm::kPl011Base < gm::kPl011Size) dev = pl011, off = ipa - gm::kPl011Base;
+    else return Mmio::none;
+    static const char* const kNames[] = {"GICv3 distributor", "GICv3 redistributor", "vPL011"};
+    if (!arch::esr::syndrome_valid(esr)) {
+        report(g, "%s access at IPA 0x%lx by an instruction without a syndrome (ELR 0x%lx); external abort injected",
+               kNames[dev], ipa, f.elr);
+        return Mmio::refused;
+    }
+    unsigned bytes = arch::esr::access_bytes(esr), rt = arch::esr::access_reg(esr);
+    bool write = arch::esr::is_write(esr);
+    bool ok;
+    uint64_t val = 0;
+    if (write) {
+        val = rt == 31 ? 0 : f.x[rt];
+        if (bytes < 8) val &= (uint64_t{1} << (8 * bytes)) - 1;
+        ok = dev == gicd ? g.vgic.dist_write(off, bytes, val) : dev == gicr ? g.vgic.redist_write(off, bytes, val)
+                                                                           : g.uart->write(off, bytes, val);
+    } else {
+        ok = dev == gicd ? g.vgic.dist_read(off, bytes, val) : dev == gicr ? g.vgic.redist_read(off, bytes, val)
+                                                                          : g.uart->read(off, bytes, val);
+        if (ok && rt != 31) {
+            if ((esr >> 21) & 1 && bytes < 8) {  // SSE: sign-extend the loaded value
+                uint64_t sign = uint64_t{1} << (8 * bytes - 1);
+                val = (val ^ sign) - sign;
+            }
+            if (!((esr >> 15) & 1)) val &= 0xffffffff;  // SF clear: a W register
+            f.x[rt] = val;
+        }
+    }
+    if (!ok) {
+        report(g, "%u-byte %s of %s offset 0x%lx is not an access it takes (ELR 0x%lx); external abort injected", bytes,
+               write ? "write" : "read", kNames[dev], off, f.elr);
+        return Mmio::refused;
+    }
+    g.mmio++;
+    uart = dev == pl011;
+    f.elr += 4;
+    return Mmio::done;
+}
+
+void do_psci(Vcpu& v, arch::TrapFrame& f) {
+    Guest& g = *v.g;
+    g.calls++;
+    hyp::VPsci::Result r = g.psci.call(v.idx, f.x[0], f.x[1], f.x[2], f.x[3]);
+    f.x[0] = r.x0;
+    switch (r.action) {
+    case hyp::VPsci::Action::resume: break;
+    case hyp::VPsci::Action::start_vcpu: {
+        Vcpu& t = g_vcpu[g.first + r.target];
+        arch::vcpu_reset(t.ctx, r.entry, r.context, gm::vcpu_mpidr(r.target));
+        t.st = VState::runnable;
+        flush_console(g);
+        print("moat: guest %s: vCPU %u on at 0x%lx (PSCI CPU_ON from vCPU %u)\n", g.spec->name, r.target, r.entry, v.idx);
+        break;
+    }
+    case hyp::VPsci::Action::stop_caller:
+        v.st = VState::off;
+        if (!g.psci.vcpus_on()) end_guest(g, "turned its last vCPU off (PSCI CPU_OFF)", 0);
+        break;
+    case hyp::VPsci::Action::system_off: end_guest(g, "powered off (PSCI SYSTEM_OFF)", 0); break;
+    case hyp::VPsci::Action::system_reset: end_guest(g, "asked for a reset (PSCI SYSTEM_RESET; moat does not restart guests)", 0); break;
+    }
+}
+
+// ISS of a trapped MSR/MRS (EC 0x18): Op0, Op2, Op1, CRn, Rt, CRm, direction.
+struct SysReg {
+    unsigned op0, op1, crn, crm, op2, rt;
+    bool read;
+};
+SysReg decode_sysreg(uint64_t esr) {
+    return SysReg{static_cast<unsigned>((esr >> 20) & 3),  static_cast<unsigned>((esr >> 14) & 7),
+                  static_cast<unsigned>((esr >> 10) & 15), static_cast<unsigned>((esr >> 1) & 15),
+                  static_cast<unsigned>((esr >> 17) & 7),  static_cast<unsigned>((esr >> 5) & 31), (esr & 1) != 0};
+}
+
+void do_sysreg(Vcpu& v, arch::TrapFrame& f, uint64_t esr) {
+    Guest& g = *v.g;
+    SysReg r = decode_sysreg(esr);
+    bool icc_sgi = r.op0 == 3 && r.op1 == 0 && r.crn == 12 && r.crm == 11 && (r.op2 == 5 || r.op2 == 6 || r.op2 == 7);
+    if (icc_sgi && !r.read) {
+        if (r.op2 == 5) {  // ICC_SGI1R_EL1; SGI0R (Group 0) and ASGI1R (the other security state) have no target here
+            uint32_t targets = g.vgic.sgi1r(v.idx, r.rt == 31 ? 0 : f.x[r.rt]);
+            g.sgis++;
+            if (targets & ~(1u << v.idx)) g_resched = true;
+        }
+        f.elr += 4;
+        return;
+    }
+    report(g, "%s of system register S%u_%u_C%u_C%u_%u at ELR 0x%lx is not served; UNDEF injected", r.read ? "read" : "write",
+           r.op0, r.op1, r.crn, r.crm, r.op2, f.elr);
+    g.injected_faults++;
+    arch::inject_undef(f);
+}
+
+void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
+    Vcpu& v = *g_cur;
+    Guest& g = *v.g;
+    g.exits++;
+    bool uart = false;
+    if (vector != 8) {
+        // An SError, or a trap from AArch32 (never entered: HCR_EL2.RW): nothing moat can answer.
+        char how[96];
+        format_to(how, sizeof how, "was stopped: %s from EL1 (ESR 0x%lx) at ELR 0x%lx",
+                  vector == 11 ? "SError" : "exception", esr, f.elr);
+        end_guest(g, how, hyp::kExitGuestFault);
+        return resume(f, false);
+    }
+    switch (arch::esr::ec(esr)) {
+    case 0x01:  // WFI / WFE
+        f.elr += 4;
+        if (esr & 1) {  // WFE: another vCPU may hold what this one waits for
+            g_resched = true;
+            break;
+        }
+        g.wfi++;
+        if (arch::vtimer_fired_and_mask()) g.vgic.pulse(v.idx, kVtimerIntid);
+        sync_lrs(v);  // what it acknowledged since it last trapped, and what is still pending in its LRs
+        if (g.uart) {
+            g.uart->drain();
+            g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
+        }
+        if (!g.vgic.wants_vcpu(v.idx)) v.st = VState::waiting;
+        break;
+    case 0x16:  // HVC: PSCI and SMCCC through hvc #0; a Xen hypercall gets Xen's -ENOSYS
+        if ((esr & 0xffff) == 0) do_psci(v, f);
+        else if ((esr & 0xffff) == xen::kHvcXen) f.x[0] = static_cast<uint64_t>(-int64_t{kEnosys});
+        else f.x[0] = kSmcccNotSupported;
+        g.calls += (esr & 0xffff) != 0;
+        break;
+    case 0x17:  // SMC: there is no firmware behind moat for a guest; SMCCC's answer
+        g.calls++;
+        f.x[0] = kSmcccNotSupported;
+        f.elr += 4;
+        break;
+    case 0x18: do_sysreg(v, f, esr); break;
+    case 0x24: {
+        Mmio m = emulate_mmio(v, f, esr, uart);
+        if (m == Mmio::done) break;
+        if (m == Mmio::none) {
+            uint64_t ipa = fault_ipa();
+            if (g.vm->ram(ipa & ~(kPageSize - 1), kPageSize)) {
+                char how[120];
+                format_to(how, sizeof how, "was stopped: stage-2 fault in its own RAM at IPA 0x%lx (ESR 0x%lx, ELR 0x%lx)", ipa,
+                          esr, f.elr);
+                end_guest(g, how, hyp::kExitGuestFault);
+                break;
+            }
+            report(g, "%s at IPA 0x%lx (VA 0x%lx, ELR 0x%lx): nothing of the guest's there; external abort injected",
+                   arch::esr::is_write(esr) ? "write" : "read", ipa, fault_va(), f.elr);
+        }
+        g.injected_faults++;
+        arch::inject_external_abort(f, true, fault_va());
+        break;
+    }
+    case 0x20:
+        report(g, "instruction fetch at IPA 0x%lx (ELR 0x%lx): nothing of the guest's there; external abort injected",
+               fault_ipa(), f.elr);
+        g.injected_faults++;
+        arch::inject_external_abort(f, false, fault_va());
+        break;
+    default:
+        report(g, "%s (ESR 0x%lx) at ELR 0x%lx; UNDEF injected", arch::esr::class_name(esr), esr, f.elr);
+        g.injected_faults++;
+        arch::inject_undef(f);
+        break;
+    }
+    resume(f, uart);
+}
+
+// ---------------------------------------------------------------- building
+
+uint64_t le64(const uint8_t* p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+// Guest i from its spec; false (reported, naming the guest) when it cannot be built.
+bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
+    g.spec = &spec;
+    if (spec.vcpus > hyp::VPsci::kMaxVcpus || g_nvcpus + spec.vcpus > kMaxVcpus) {
+        print("moat: guest %s: %u vCPUs, but this CPU runs at most %u in all; not started\n", spec.path, spec.vcpus, kMaxVcpus);
+        return false;
+    }
+    if (spec.dtb.present) {
+        print("moat: guest %s: a multiboot,device-tree module (passthrough) is not served yet; not started\n", spec.path);
+        return false;
+    }
+    const uint8_t* k = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(spec.kernel.addr));
+    if (spec.kernel.size < 64 || __builtin_memcmp(k + 56, "ARM\x64", 4) != 0) {
+        print("moat: guest %s: the multiboot,kernel module at 0x%lx is not an arm64 Image (no \"ARM\\x64\" magic at offset 56)"
+              "; not started\n", spec.path, spec.kernel.addr);
+        return false;
+    }
+    uint64_t text_offset = le64(k + 8), image_size = le64(k + 16);
+    if (image_size == 0) text_offset = 0x80000;  // the boot protocol's rule for images before Linux 3.17
+    xen::GuestPlacement place;
+    if (xen::place_guest_modules(spec, text_offset, image_size, place, console()) != Status::ok) return false;
+
+    g.vm = new (g_vm_storage[index]) arch::Vm(pool);
+    size_t before = pool.used_pages();
+    Status st = g.vm->create(spec.ram_base, spec.memory);
+    if (st != Status::ok) {
+        print("moat: guest %s: %lu KiB of RAM at IPA 0x%lx: %s; not started\n", spec.path, spec.memory / KiB, spec.ram_base,
+              to_string(st));
+        return false;
+    }
+    size_t dtb_size = 0;
+    if (xen::build_linux_guest_dt(spec, place, g_dtb, min<uint64_t>(sizeof g_dtb, place.dtb_max), dtb_size, console()) !=
+        Status::ok)
+        return false;
+    memcpy(g.vm->ram(place.kernel, spec.kernel.size), k, spec.kernel.size);
+    if (place.initrd_size)
+        memcpy(g.vm->ram(place.initrd, place.initrd_size),
+               reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.ramdisk.addr)), place.initrd_size);
+    memcpy(g.vm->ram(place.dtb, dtb_size), g_dtb, dtb_size);
+    // The guest starts with its MMU off, so its accesses bypass the caches: every line of its RAM
+    // (the zeroes, the Image, the initrd, the tree) goes to the point of coherency and out of
+    // the cache, or a dirty line evicted later would overwrite what the guest wrote meanwhile.
+    cache::sync_for_cpu(g.vm->ram(spec.ram_base, spec.memory), spec.memory);
+
+    uint64_t mpidr[hyp::VPsci::kMaxVcpus];
+    for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);
+    g.vgic.reset(spec.vcpus, mpidr);
+    g.psci.reset(spec.vcpus, mpidr, spec.ram_base, spec.memory);
+    if (spec.vpl011) {
+        g.con = new (g_con_storage[index]) hyp::GuestConsole(spec.name, console());
+        g.uart = new (g_uart_storage[index]) hyp::VPl011(*g.con);
+    }
+    g.first = g_nvcpus;
+    g.nvcpus = spec.vcpus;
+    for (unsigned n = 0; n < spec.vcpus; n++) {
+        Vcpu& v = g_vcpu[g_nvcpus++];
+        v.g = &g;
+        v.idx = n;
+        v.st = n == 0 ? VState::runnable : VState::off;
+        arch::vcpu_reset(v.ctx, place.kernel, place.dtb, mpidr[n]);
+    }
+    g.running = true;
+    print("guest:    %s: %u vCPU%s, %lu MiB RAM at IPA 0x%lx (PA 0x%lx, %zu pages with its stage 2), VMID %u\n", spec.name,
+          spec.vcpus, spec.vcpus == 1 ? "" : "s", spec.memory / MiB, spec.ram_base, g.vm->ram_pa(),
+          pool.used_pages() - before, g.vm->vmid());
+    print("guest:    %s: Image %lu KiB at 0x%lx (text_offset 0x%lx, image_size 0x%lx), initrd %lu KiB at 0x%lx, "
+          "device tree %zu bytes at 0x%lx%s\n",
+          spec.name, spec.kernel.size / KiB, place.kernel, text_offset, image_size, place.initrd_size / KiB, place.initrd,
+          dtb_size, place.dtb, spec.vpl011 ? ", vpl011 at 0x22000000 (INTID 32)" : ", no console");
+    return true;
+}
+
+}  // namespace
+
+[[noreturn]] void run_dom0less_guests(const dt::Tree&, PagePool& pool, const xen::Dom0lessConfig& cfg) {
+    arch::GicV3* gic = arch::gic();
+    if (!gic) {
+        print("moat: guests need the GICv3 moat drives (virtual interrupts); none started; exit %d\n", hyp::kExitCheckFailed);
+        arch::halt(hyp::kExitCheckFailed);
+    }
+    g_nlr = arch::ich_lrs();
+    unsigned started = 0;
+    for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
+        Guest& g = g_guest[g_nguests];
+        if (build(g, cfg.guests[i], g_nguests, pool)) {
+            g_nguests++;
+            started++;
+        } else {
+            g = Guest{};
+        }
+    }
+    if (cfg.nguests > kMaxGuests) print("moat: only %u guests run at once on this CPU; the others are not started\n", kMaxGuests);
+    if (!started) {
+        print("moat: no guest could be started; exit %d\n", hyp::kExitCheckFailed);
+        arch::halt(hyp::kExitCheckFailed);
+    }
+    Status st = gic->request(kVtimerIntid, Trigger::level_high, 0xa0, &on_vtimer, nullptr);
+    if (st == Status::ok) st = gic->request(kMaintenanceIntid, Trigger::level_high, 0xa0, &on_maintenance, nullptr);
+    if (st == Status::ok) st = gic->request(kWakeIntid, Trigger::level_high, 0xa0, &on_wake_alarm, nullptr);
+    if (st != Status::ok) {
+        print("moat: the virtual timer, maintenance and wake-up PPIs: %s; exit %d\n", to_string(st), hyp::kExitCheckFailed);
+        arch::halt(hyp::kExitCheckFailed);
+    }
+    gic->enable(kVtimerIntid);
+    gic->enable(kMaintenanceIntid);
+    wake_alarm_off();
+    gic->enable(kWakeIntid);
+    arch::set_guest_trap_handler(on_guest_trap);
+    arch::set_guest_irq_exit(on_irq_exit);
+    arch::set_tick_hook(on_tick);
+    print("guest:    %u guest(s), %u vCPU(s) on this CPU (round robin at WFI, WFE and the tick); %u list registers; "
+          "entering EL1\n", started, g_nvcpus, g_nlr);
+    uint64_t now = counter();
+    for (unsigned i = 0; i < g_nguests; i++) {
+        g_guest[i].cntvoff = now;  // each guest's virtual count starts at 0
+        g_guest[i].start_ns = arch::now_ns();
+    }
+    Guest& g = g_guest[0];
+    arch::guest_traps_on(g.vm->vttbr(), g.vm->vtcr(), g.cntvoff, true);
+    g.entered = true;
+    g_cur = &g_vcpu[g.first];
+    arch::vcpu_first_entry(g_cur->ctx);
+}
+
+}  // namespace moat

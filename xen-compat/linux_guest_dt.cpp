@@ -1,0 +1,144 @@
+// build_linux_guest_dt(): the device tree a dom0less Linux guest boots with, for the guest map
+// of dom0less.hpp. Linux is not told about Xen (no `hypervisor` node): a kernel that saw
+// `xen,xen` would make Xen's own hypercalls, which moat does not serve.
+#include "xen-compat/dom0less.hpp"
+#include "xen-compat/guest_dt_detail.hpp"
+
+namespace moat::xen {
+
+using guest_detail::node_name;
+using guest_detail::Writer;
+namespace m = guest_map;
+
+namespace {
+
+constexpr uint32_t kGicSpi = 0, kGicPpi = 1, kLevelHigh = 4;
+
+// A 64-bit value as two cells (linux,initrd-start/end: Linux reads any cell count).
+void u64(Writer& w, const char* name, uint64_t v) {
+    uint32_t c[2] = {static_cast<uint32_t>(v >> 32), static_cast<uint32_t>(v)};
+    w.cells(name, c, 2);
+}
+
+}  // namespace
+
+Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
+                            Sink& err) {
+    size = 0;
+    if (g.vcpus == 0 || g.vcpus > kDom0lessMaxVcpus || g.memory == 0) {
+        format(err, "dom0less: %s: a guest with %u vCPUs and %lu bytes of RAM has no tree\n", g.path, g.vcpus, g.memory);
+        return Status::invalid_argument;
+    }
+    if (cap > 0x7fffffff) cap = 0x7fffffff;
+    Writer w{out};
+    w.err = fdt_create(out, static_cast<int>(cap));
+    if (!w.err) w.err = fdt_finish_reservemap(out);
+    char buf[96], uart[32];
+    node_name(uart, sizeof uart, "/pl011", m::kPl011Base);
+
+    w.begin("");
+    w.str("compatible", "moat,dom0less-guest");
+    format_to(buf, sizeof buf, "moat guest %s", g.name);
+    w.str("model", buf);
+    w.u32("interrupt-parent", m::kPhandleGic);
+    w.u32("#address-cells", 2);
+    w.u32("#size-cells", 2);
+
+    w.begin("chosen");
+    if (g.bootargs[0]) w.str("bootargs", g.bootargs);
+    if (g.vpl011) w.str("stdout-path", uart + 0);
+    if (place.initrd_size) {
+        u64(w, "linux,initrd-start", place.initrd);
+        u64(w, "linux,initrd-end", place.initrd + place.initrd_size);
+    }
+    w.end();
+
+    if (g.vpl011) {
+        w.begin("aliases");
+        w.str("serial0", uart);
+        w.end();
+    }
+
+    w.begin("cpus");
+    w.u32("#address-cells", 1);
+    w.u32("#size-cells", 0);
+    for (unsigned i = 0; i < g.vcpus; i++) {
+        node_name(buf, sizeof buf, "cpu", m::vcpu_mpidr(i));
+        w.begin(buf);
+        w.str("device_type", "cpu");
+        w.str("compatible", "arm,armv8");
+        w.str("enable-method", "psci");
+        w.u32("reg", static_cast<uint32_t>(m::vcpu_mpidr(i)));
+        w.end();
+    }
+    w.end();
+
+    // PSCI 1.0 through hvc (the 0.2 compatible too, for kernels that know only that one).
+    w.begin("psci");
+    w.strs("compatible", "arm,psci-1.0", "arm,psci-0.2");
+    w.str("method", "hvc");
+    w.end();
+
+    node_name(buf, sizeof buf, "memory", g.ram_base);
+    w.begin(buf);
+    w.str("device_type", "memory");
+    w.reg1(g.ram_base, g.memory);
+    w.end();
+
+    node_name(buf, sizeof buf, "interrupt-controller", m::kGicdBase);
+    w.begin(buf);
+    w.str("compatible", "arm,gic-v3");
+    GuestRam gic[2] = {{m::kGicdBase, m::kGicdSize}, {m::kGicrBase, m::kGicrStride * g.vcpus}};
+    w.reg(gic, 2);
+    w.u32("#redistributor-regions", 1);
+    w.u32("#interrupt-cells", 3);
+    w.u32("#address-cells", 0);
+    w.empty("interrupt-controller");
+    w.u32("phandle", m::kPhandleGic);
+    w.end();
+
+    w.begin("timer");
+    w.str("compatible", "arm,armv8-timer");
+    {   // secure, non-secure, virtual, hypervisor physical timers (PPI = INTID - 16)
+        uint32_t t[12] = {kGicPpi, m::kTimerSecIntid - 16,  kLevelHigh, kGicPpi, m::kTimerNsIntid - 16,  kLevelHigh,
+                          kGicPpi, m::kTimerVirtIntid - 16, kLevelHigh, kGicPpi, m::kTimerHypIntid - 16, kLevelHigh};
+        w.cells("interrupts", t, 12);
+    }
+    w.end();
+
+    if (g.vpl011) {
+        // Linux's amba bus wants the apb_pclk clock and the PL011 driver its uartclk: one fixed clock.
+        w.begin("apb-pclk");
+        w.str("compatible", "fixed-clock");
+        w.u32("#clock-cells", 0);
+        w.u32("clock-frequency", m::kPl011ClockHz);
+        w.str("clock-output-names", "clk24mhz");
+        w.u32("phandle", m::kPhandleClock);
+        w.end();
+
+        w.begin(uart + 1);
+        w.strs("compatible", "arm,pl011", "arm,primecell");
+        w.reg1(m::kPl011Base, m::kPl011Size);
+        w.irq(kGicSpi, m::kPl011Intid - 32, kLevelHigh);
+        uint32_t clocks[2] = {m::kPhandleClock, m::kPhandleClock};
+        w.cells("clocks", clocks, 2);
+        w.strs("clock-names", "uartclk", "apb_pclk");
+        w.u32("arm,primecell-periphid", m::kPl011PeriphId);
+        w.end();
+    }
+
+    w.end();
+    if (!w.err) w.err = fdt_finish(out);
+    if (w.err == -FDT_ERR_NOSPACE) {
+        format(err, "dom0less: %s: the guest device tree does not fit in %zu bytes\n", g.path, cap);
+        return Status::no_space;
+    }
+    if (w.err) {
+        format(err, "dom0less: %s: building the guest device tree failed: %s\n", g.path, fdt_strerror(w.err));
+        return Status::bad_dt;
+    }
+    size = fdt_totalsize(out);
+    return Status::ok;
+}
+
+}  // namespace moat::xen
