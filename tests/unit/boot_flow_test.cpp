@@ -134,7 +134,8 @@ TEST_F(BootFlow, Dom0lessGuestsReachTheArchWithTheirModulesOutOfThePool) {
         fdt32_t reg[4] = {cpu_to_fdt32(0), cpu_to_fdt32(0x42800000), cpu_to_fdt32(0), cpu_to_fdt32(0x100000)};
         ASSERT_EQ(fdt_setprop(fdt, m, "reg", reg, sizeof reg), 0);
     }
-    hyp::ArchHooks hooks{nullptr, nullptr, nullptr, nullptr, &show_guests};
+    hyp::ArchHooks hooks{};
+    hooks.run_guests = &show_guests;
     EXPECT_EXIT(run(patched, fdt_totalsize(fdt), false, hooks), ::testing::ExitedWithCode(hyp::kExitOk),
                 "dom0less: /chosen/nokernel: no module with compatible \"multiboot,kernel\".*"
                 "reserved: 0x0042800000-0x00428fffff dom0less boot module.*"
