@@ -15,7 +15,8 @@ help:
 	@echo "make test       unit (ASan/UBSan), QEMU boots, dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
-	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, zcu102) under $(IMG_OUT)"
+	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, zcu102) under $(IMG_OUT); BOARD=q35: moat.elf (x86_64, PVH)"
+	@echo "make run BOARD=q35  boot the x86_64 image on QEMU q35 with VT-d and edu"
 	@echo "make unit       only the host unit tests"
 	@echo "make tsan-unit  the lock, interrupt and per-CPU tests under ThreadSanitizer"
 	@echo "make dt-test    only the moat-dt suite; make dts: board trees, failing on any dtc warning"
@@ -80,10 +81,20 @@ test: deps
 	@$(MAKE) -j$$(nproc) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(TEST_DEPS)
 	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
 
+ifeq ($(BOARD),q35)
+# isa-debug-exit makes QEMU exit with (status << 1) | 1; a triple fault (-no-reboot) exits with 0.
+run: deps
+	@$(MAKE) --no-print-directory $(X86_OUT)/moat.elf
+	@echo "== booting $(X86_OUT)/moat.elf: QEMU q35 with VT-d (intel-iommu) and an edu PCI device (exit: Ctrl-A x)"
+	$(QEMU_X86_RUN) -kernel $(X86_OUT)/moat.elf; rc=$$?; \
+	  if [ $$((rc & 1)) -eq 1 ]; then echo "== moat exited with status $$((rc >> 1))"; exit $$((rc >> 1)); \
+	  else echo "== QEMU exited with $$rc without moat's exit status"; exit 1; fi
+else
 run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: QEMU virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
+endif
 
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
@@ -156,14 +167,22 @@ endif
 $(IMG_OUT)/moat.itb: $(IMG_OUT)/Image $(IMG_OUT)/board.dtb tools/mkfit.sh
 	tools/mkfit.sh $(IMG_OUT)/Image $(IMG_OUT)/board.dtb $(FIT_LOAD) $@
 
+ifeq ($(BOARD),q35)
+image: $(X86_OUT)/moat.elf
+else
 image: $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(IMG_OUT)/board.dtb
+endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
 	rm -rf $(BUILD)
 
+ifeq ($(BOARD),q35)
+all: $(HOST_OUT)/unit_tests $(X86_OUT)/moat.elf
+else
 all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
+endif
 
 # ---------------------------------------------------------------- host tools
 # moat-pv-replay: PV-IOMMU traces against the dispatcher, the SMMUv3 driver and its model.
@@ -195,4 +214,5 @@ fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 # `make test` must build first to TEST_DEPS.
 TEST_DEPS := $(HOST_OUT)/moat-pv-replay $(FUZZ_TARGETS)
 -include tests/bench/bench.mk
+include arch/x86_64/x86.mk
 -include tools/dt/dt.mk

@@ -56,3 +56,19 @@ expect_virt_discovery() {
     expect_line "master /pcie@10000000: requester ids 0x0000-0xffff -> stream ids 0x0000-0xffff (iommu-map, mask 0xffffffff)"
     expect_line "pool:     "
 }
+
+# ---- q35 (x86_64): the image is build/q35/moat.elf, entered through its PVH note.
+Q35_ELF=${Q35_ELF:-build/q35/moat.elf}
+QEMU_Q35=(qemu-system-x86_64 -machine q35 -m 512M -nographic -no-reboot -vga none -nic none
+          -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+
+# run_q35 NAME TIMEOUT EXTRA-QEMU-ARGS...: log in $TEST_OUT/NAME.log; $rc is moat's exit status,
+# decoded from isa-debug-exit's (status << 1) | 1. An even QEMU exit (a triple fault with
+# -no-reboot, a QEMU error, a timeout) is 100 + QEMU's status, which no expect_rc accepts.
+run_q35() {
+    local name=$1 timeout=$2; shift 2
+    LOG=$TEST_OUT/$name.log
+    tools/qemu-run.py --timeout "$timeout" --log "$LOG" -- "${QEMU_Q35[@]}" "$@" -kernel "$Q35_ELF" >/dev/null 2>&1
+    rc=$?
+    if [ $((rc & 1)) -eq 1 ]; then rc=$((rc >> 1)); else rc=$((100 + rc)); fi
+}
