@@ -1,0 +1,459 @@
+// The VT-d driver against the register model in tests/models, which walks the root, context
+// (or PASID) and second-level tables it is given: every DMA below proves where the bytes land,
+// or which fault the hardware would record. The model caches context entries and translations
+// until the specification's invalidation drops them (and, in caching mode, not-present ones
+// too), so a missing invalidation shows as DMA that still lands or still faults.
+#include <gtest/gtest.h>
+
+#include <string.h>
+
+#include <vector>
+
+#include "arch/cache.hpp"
+#include "arch/mmio.hpp"
+#include "common/io_domain.hpp"
+#include "common/iopt/vtd_sl.hpp"
+#include "drivers/iommu/vtd.hpp"
+#include "tests/models/host_pool.hpp"
+#include "tests/models/vtd_model.hpp"
+
+using namespace moat;
+using model::VtdModel;
+namespace fr = model::vtd_fr;
+
+namespace {
+
+constexpr uintptr_t kBase = 0xfed90000;  // where QEMU's q35 puts its DRHD
+constexpr uint16_t kEdu = 0x0010;        // 00:02.0
+constexpr uint16_t kOther = 0x0018;      // 00:03.0
+
+struct Rig {
+    model::HostPool host;
+    model::PoolPhysMem mem;
+    VtdModel model;
+    Vtd vtd;
+    FaultLog log;
+    size_t pool_before;
+
+    explicit Rig(VtdModel::Features f = {}, size_t pages = 1024)
+        : host(pages, model::HostPool::kPhysBase, 2 * MiB), mem(*host.pool), model(mem, f), vtd(*host.pool) {
+        EXPECT_TRUE(host.ok);
+        EXPECT_TRUE(mmio::attach(kBase, VtdModel::kRegSize, &model));
+        pool_before = pool().used_pages();
+    }
+    ~Rig() {
+        vtd.shutdown();
+        mmio::detach(&model);
+        for (const std::string& v : model.violations()) ADD_FAILURE() << "model: " << v;
+    }
+    PagePool& pool() { return *host.pool; }
+    Status probe(bool scalable = true, bool queued = true) {
+        Vtd::Config c;
+        c.base = kBase;
+        c.name = "dmar-model";
+        c.haw = 39;
+        c.cpu_pa_bits = 46;
+        c.scalable = scalable;
+        c.queued = queued;
+        return vtd.probe(c);
+    }
+    iopt::Format format(unsigned ias = 39) {
+        Result<iopt::Format> f = vtd.domain_format(DomainUse::dma, ias);
+        EXPECT_TRUE(f.ok());
+        return f.value;
+    }
+    uint64_t buffer(size_t n = 1) {
+        Result<uint64_t> r = pool().alloc(n);
+        EXPECT_TRUE(r.ok());
+        return r.value;
+    }
+    uint8_t* at(uint64_t pa) { return static_cast<uint8_t*>(pool().virt(pa)); }
+    std::vector<FaultRecord> faults() {
+        uint64_t from = log.total();
+        vtd.poll_faults(log);
+        std::vector<FaultRecord> v;
+        for (uint64_t i = from; i < log.total(); i++) v.push_back(log.at(static_cast<unsigned>(i - (log.total() - log.size()))));
+        return v;
+    }
+    VtdModel::Dma poke(uint16_t bdf, uint64_t iova, uint8_t v = 0x5a) {
+        uint8_t b[16];
+        memset(b, v, sizeof b);
+        return model.dma_write(bdf, iova, b, sizeof b);
+    }
+};
+
+iopt::Prot read_only() {
+    iopt::Prot p;
+    p.perm = iopt::kRead;
+    return p;
+}
+
+void expect_fault(const FaultRecord& r, FaultKind kind, uint32_t sid, uint64_t addr, bool write, uint8_t reason) {
+    EXPECT_EQ(r.kind, kind) << to_string(r.kind);
+    EXPECT_EQ(r.stream, sid);
+    EXPECT_EQ(r.address, addr);
+    EXPECT_EQ(r.write, write);
+    EXPECT_EQ(r.raw, reason);
+}
+
+// ---------------------------------------------------------------- the format on its own
+
+TEST(VtdFormat, EntriesAreSecondLevelEntries) {
+    model::HostPool h(64);
+    iopt::TableSlot slot;
+    const iopt::Format f = iopt::vtd_sl(39, 36, true, iopt::vtd_opt::k2M | iopt::vtd_opt::kSnoop);
+    ASSERT_EQ(slot.build(*h.pool, f), Status::ok);
+    iopt::Table& t = *slot.get();
+    ASSERT_EQ(t.init(), Status::ok);
+    iopt::Gather g;
+    ASSERT_TRUE(t.map(0x200000, 0x80200000, 2 * MiB, iopt::Prot{}, g, iopt::Table::kLargest).ok());
+    ASSERT_TRUE(t.map(0x1000, 0x80001000, kPageSize, read_only(), g, iopt::Table::kLargest).ok());
+    // 3 levels from a 39-bit input: root at level 1 (1 GiB entries), then 2 MiB, then 4 KiB.
+    const uint64_t* root = static_cast<uint64_t*>(h.pool->virt(t.root_pa()));
+    EXPECT_EQ(root[0] & 3, 3u) << "a table entry grants read and write";
+    const uint64_t* l2 = static_cast<uint64_t*>(h.pool->virt(root[0] & iopt::VtdDesc::kOa));
+    EXPECT_EQ(l2[1], 0x80200000u | iopt::VtdDesc::kPs | iopt::VtdDesc::kSnp | 3) << "2 MiB superpage: PS, SNP, R, W";
+    const uint64_t* l3 = static_cast<uint64_t*>(h.pool->virt(l2[0] & iopt::VtdDesc::kOa));
+    EXPECT_EQ(l3[1], 0x80001000u | iopt::VtdDesc::kSnp | iopt::VtdDesc::kR) << "read-only page: R only, no PS";
+    Result<iopt::Translation> tr = t.lookup(0x1000);
+    ASSERT_TRUE(tr.ok());
+    EXPECT_EQ(tr.value.prot.perm, iopt::kRead);
+    EXPECT_EQ(t.pgsize_bitmap(), kPageSize | 2 * MiB) << "no 1 GiB pages without vtd_opt::k1G";
+    t.destroy();
+}
+
+TEST(VtdFormat, WithoutOneGigPagesAnAlignedGigIsMappedInTwoMegPages) {
+    model::HostPool h(64, 0x40000000, 2 * MiB);
+    iopt::TableSlot slot2m, slot1g;
+    ASSERT_EQ(slot2m.build(*h.pool, iopt::vtd_sl(39, 36, true, iopt::vtd_opt::k2M)), Status::ok);
+    ASSERT_EQ(slot1g.build(*h.pool, iopt::vtd_sl(39, 36, true, iopt::vtd_opt::k2M | iopt::vtd_opt::k1G)), Status::ok);
+    for (iopt::TableSlot* s : {&slot2m, &slot1g}) {
+        iopt::Table& t = *s->get();
+        ASSERT_EQ(t.init(), Status::ok);
+        iopt::Gather g;
+        ASSERT_TRUE(t.map(1 * GiB, 1 * GiB, 1 * GiB + 2 * MiB, iopt::Prot{}, g, iopt::Table::kLargest).ok());
+        Result<iopt::Translation> tr = t.lookup(1 * GiB + 5 * MiB);
+        ASSERT_TRUE(tr.ok());
+        EXPECT_EQ(tr.value.size, s == &slot2m ? 2 * MiB : 1 * GiB);
+        EXPECT_EQ(tr.value.pa, 1 * GiB + 5 * MiB);
+        EXPECT_EQ(t.map(0, 0, 1 * GiB, iopt::Prot{}, g, 1 * GiB).status,
+                  s == &slot2m ? Status::invalid_argument : Status::ok) << "an explicit size the unit lacks is refused";
+        t.destroy();
+    }
+}
+
+// ---------------------------------------------------------------- probe
+
+TEST(Vtd, ProbeEnablesTranslationWithEveryDeviceBlocked) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_TRUE(r.model.translation_enabled());
+    EXPECT_TRUE(r.vtd.queued());
+    EXPECT_FALSE(r.vtd.scalable());
+    EXPECT_EQ(r.vtd.domain_ids(), 65536u);
+    EXPECT_EQ(r.model.counts().ctx_global, 1u);
+    EXPECT_EQ(r.model.counts().iotlb_global, 1u);
+    EXPECT_EQ(r.model.counts().waits, 1u);
+    // Nothing attached: the root entry is absent, the DMA faults and nothing is written.
+    VtdModel::Dma d = r.poke(kEdu, 0x80010000);
+    EXPECT_FALSE(d.ok);
+    EXPECT_EQ(d.reason, fr::kRootNotPresent);
+    std::vector<FaultRecord> f = r.faults();
+    ASSERT_EQ(f.size(), 1u);
+    expect_fault(f[0], FaultKind::stream_disabled, kEdu, 0x80010000, true, fr::kRootNotPresent);
+    EXPECT_EQ(r.model.fsts() & 1u, 0u);
+    char line[400];
+    BufferSink s(line, sizeof line);
+    r.vtd.describe(s);
+    EXPECT_NE(strstr(line, "legacy mode"), nullptr) << line;
+    EXPECT_NE(strstr(line, "faults polled"), nullptr) << line;
+}
+
+TEST(Vtd, RefusesWhatItCannotDrive) {
+    {
+        VtdModel::Features f;
+        f.sagaw = 0x8;  // 5-level only
+        f.mgaw = 57;
+        Rig r(f);
+        EXPECT_EQ(r.probe(), Status::unsupported);
+        EXPECT_NE(strstr(r.vtd.why(), "SAGAW"), nullptr) << r.vtd.why();
+        EXPECT_FALSE(r.model.translation_enabled());
+        EXPECT_EQ(r.pool().used_pages(), r.pool_before);
+    }
+    {
+        Rig r;
+        r.model.freeze_gsts(true);
+        EXPECT_EQ(r.probe(), Status::timeout);
+        EXPECT_NE(strstr(r.vtd.why(), "GSTS.RTPS"), nullptr) << r.vtd.why();
+        EXPECT_EQ(r.pool().used_pages(), r.pool_before) << "a failed probe gives every page back";
+    }
+}
+
+// ---------------------------------------------------------------- translation and faults
+
+void translate_story(Rig& r) {
+    const uint64_t src = r.buffer(), ro = r.buffer();
+    // Pages outside the driver's own (root, context, PASID, queue): the domain's and the buffers.
+    auto others = [&] { return r.pool().used_pages() - r.vtd.stats().pages; };
+    const size_t before = others();
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    constexpr uint64_t kIova = 0x1000000, kRo = 0x2000000, kHole = 0x3000000;
+    ASSERT_TRUE(d.map(kIova, src, kPageSize, iopt::Prot{}).ok());
+    ASSERT_TRUE(d.map(kRo, ro, kPageSize, read_only()).ok());
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    // Bytes land through an IOVA that is not the PA.
+    uint8_t data[64];
+    for (unsigned i = 0; i < sizeof data; i++) data[i] = static_cast<uint8_t>(i * 7 + 1);
+    VtdModel::Dma w = r.model.dma_write(kEdu, kIova + 0x40, data, sizeof data);
+    ASSERT_TRUE(w.ok);
+    EXPECT_EQ(w.pa, src + 0x40);
+    EXPECT_EQ(memcmp(r.at(src) + 0x40, data, sizeof data), 0);
+    // Unmapped: reason 5 (write) / 6 (read), classified as translation; read-only: permission.
+    EXPECT_EQ(r.poke(kEdu, kHole).reason, fr::kWrite);
+    uint8_t back[16];
+    EXPECT_EQ(r.model.dma_read(kEdu, kHole + 0x10, back, sizeof back).reason, fr::kRead);
+    EXPECT_EQ(r.poke(kEdu, kRo).reason, fr::kWrite);
+    EXPECT_TRUE(r.model.dma_read(kEdu, kRo, back, sizeof back).ok);
+    std::vector<FaultRecord> f = r.faults();
+    ASSERT_EQ(f.size(), 3u);
+    expect_fault(f[0], FaultKind::translation, kEdu, kHole, true, fr::kWrite);
+    expect_fault(f[1], FaultKind::translation, kEdu, kHole, false, fr::kRead);
+    expect_fault(f[2], FaultKind::permission, kEdu, kRo, true, fr::kWrite);
+    // Another device on the same unit stays blocked.
+    EXPECT_EQ(r.poke(kOther, kIova).reason, fr::kContextNotPresent);
+    r.faults();
+    // Unmap: one page-selective invalidation, and the cached translation is gone.
+    const uint64_t pages_before = r.model.counts().iotlb_page;
+    ASSERT_TRUE(d.unmap(kIova, kPageSize).ok());
+    EXPECT_EQ(r.model.counts().iotlb_page - pages_before, 1u);
+    EXPECT_EQ(r.poke(kEdu, kIova).reason, fr::kWrite) << "the IOTLB still held the unmapped page";
+    // Detach: blocked again.
+    ASSERT_TRUE(d.map(kIova, src, kPageSize, iopt::Prot{}).ok());
+    ASSERT_EQ(d.detach(r.vtd, kEdu), Status::ok);
+    EXPECT_FALSE(r.poke(kEdu, kIova).ok);
+    r.faults();
+    const uint64_t held = d.attached_count();
+    EXPECT_EQ(d.destroy(), Status::ok);
+    EXPECT_EQ(held, 0u);
+    EXPECT_EQ(others(), before) << "every table page of the domain went back";
+    (void)r.pool().free(src, 1);
+    (void)r.pool().free(ro, 1);
+}
+
+TEST(Vtd, LegacyQueuedTranslatesFaultsAndBlocks) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    translate_story(r);
+    r.vtd.shutdown();
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before) << "every page back in the pool";
+}
+
+TEST(Vtd, RegisterInvalidationWithoutQueue) {
+    VtdModel::Features f;
+    f.qi = false;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_FALSE(r.vtd.queued());
+    translate_story(r);
+    EXPECT_GT(r.model.counts().register_invalidations, 3u);
+    EXPECT_EQ(r.model.counts().queued, 0u);
+}
+
+TEST(Vtd, ScalableModePointsThePasidEntryAtTheTable) {
+    VtdModel::Features f;
+    f.smts = true;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_TRUE(r.vtd.scalable());
+    EXPECT_TRUE(r.model.scalable_root());
+    translate_story(r);
+    EXPECT_GT(r.model.counts().pasid, 0u);
+    r.vtd.shutdown();
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before);
+}
+
+TEST(Vtd, FourLevelTablesFor48Bits) {
+    VtdModel::Features f;
+    f.sagaw = 0x6;
+    f.mgaw = 48;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    iopt::Format fm = r.format(48);
+    EXPECT_EQ(fm.ias, 48u);
+    EXPECT_EQ(iopt::vtd_levels(fm), 4u);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), fm);
+    ASSERT_EQ(d.init(), Status::ok);
+    constexpr uint64_t kHigh = uint64_t{0x7654} << 30;  // above 39 bits
+    ASSERT_TRUE(d.map(kHigh, buf, kPageSize, iopt::Prot{}).ok());
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    VtdModel::Dma w = r.poke(kEdu, kHigh + 8, 0x33);
+    ASSERT_TRUE(w.ok);
+    EXPECT_EQ(r.at(buf)[8], 0x33);
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+// ---------------------------------------------------------------- caching mode
+
+TEST(Vtd, CachingModeInvalidatesAttachesAndMaps) {
+    VtdModel::Features f;
+    f.cm = true;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_TRUE(r.vtd.caps().caches_invalid);
+    // A blocked DMA first: the unit caches the not-present context entry (domain id 0).
+    EXPECT_EQ(r.poke(kEdu, 0x1000000).reason, fr::kRootNotPresent);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    // Then a DMA to an unmapped page: cached as not present.
+    EXPECT_EQ(r.poke(kEdu, 0x1000000).reason, fr::kWrite);
+    const uint64_t before = r.model.counts().iotlb_page;
+    ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok());
+    EXPECT_EQ(r.model.counts().iotlb_page - before, 1u) << "caching mode: a map is invalidated too";
+    VtdModel::Dma w = r.poke(kEdu, 0x1000000, 0x77);
+    ASSERT_TRUE(w.ok) << "reason " << unsigned{w.reason};
+    EXPECT_EQ(r.at(buf)[0], 0x77);
+    EXPECT_EQ(r.faults().size(), 2u);
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+TEST(Vtd, WithoutCachingModeAMapNeedsNoInvalidation) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    const IommuStats s0 = r.vtd.stats();
+    ASSERT_TRUE(d.map(0x1000000, buf & ~(2 * MiB - 1), 512 * kPageSize, iopt::Prot{}, kPageSize).ok());
+    const IommuStats s1 = r.vtd.stats();
+    ASSERT_TRUE(d.unmap(0x1000000, 512 * kPageSize).ok());
+    const IommuStats s2 = r.vtd.stats();
+    EXPECT_EQ(s1.commands - s0.commands, 0u);
+    EXPECT_EQ(s2.commands - s1.commands, 2u) << "one page-selective invalidation (AM 9) plus the wait";
+    EXPECT_EQ(s2.syncs - s1.syncs, 1u);
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+TEST(Vtd, AnUnalignedRangeIsOneInvalidationOfTheBlockCoveringIt) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t buf = r.buffer(4);
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    ASSERT_TRUE(d.map(0x1003000, buf, 4 * kPageSize, iopt::Prot{}).ok());  // pages 3..6: block of 8 at 0
+    for (unsigned i = 0; i < 4; i++) EXPECT_TRUE(r.poke(kEdu, 0x1003000 + i * kPageSize).ok);
+    const uint64_t before = r.model.counts().iotlb_page;
+    ASSERT_TRUE(d.unmap(0x1003000, 4 * kPageSize).ok());
+    EXPECT_EQ(r.model.counts().iotlb_page - before, 1u);
+    for (unsigned i = 0; i < 4; i++) EXPECT_FALSE(r.poke(kEdu, 0x1003000 + i * kPageSize).ok) << "page " << i << " still cached";
+    r.faults();
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 4);
+}
+
+// ---------------------------------------------------------------- limits
+
+TEST(Vtd, DomainIdExhaustionIsRefusedCleanly) {
+    VtdModel::Features f;
+    f.nd = 0;  // 16 domain ids, 0 reserved
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok);
+    EXPECT_EQ(r.vtd.domain_ids(), 16u);
+    std::vector<std::unique_ptr<IoDomain>> doms;
+    for (unsigned i = 0; i < 15; i++) {
+        doms.push_back(std::make_unique<IoDomain>(r.pool(), r.format()));
+        ASSERT_EQ(doms.back()->init(), Status::ok);
+        ASSERT_EQ(doms.back()->attach(r.vtd, static_cast<StreamId>(0x100 + i)), Status::ok) << i;
+    }
+    IoDomain extra(r.pool(), r.format());
+    ASSERT_EQ(extra.init(), Status::ok);
+    const size_t pages = r.pool().used_pages();
+    EXPECT_EQ(extra.attach(r.vtd, 0x200), Status::no_space);
+    EXPECT_EQ(extra.attached_count(), 0u);
+    EXPECT_EQ(r.pool().used_pages(), pages) << "a refused attach builds nothing";
+    EXPECT_FALSE(r.poke(0x200, 0).ok) << "the refused device stays blocked";
+    // One domain gone: its id is free again.
+    EXPECT_EQ(doms[3]->destroy(), Status::ok);
+    EXPECT_EQ(extra.attach(r.vtd, 0x200), Status::ok);
+    EXPECT_EQ(extra.destroy(), Status::ok);
+    for (auto& d : doms) (void)d->destroy();
+    r.faults();
+    r.vtd.shutdown();
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before);
+}
+
+TEST(Vtd, FaultOverflowIsCountedAndCleared) {
+    VtdModel::Features f;
+    f.nfr = 2;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok);
+    for (unsigned i = 0; i < 5; i++) EXPECT_FALSE(r.poke(kEdu, 0x1000 * i).ok);
+    EXPECT_EQ(r.model.faults_lost(), 3u);
+    std::vector<FaultRecord> v = r.faults();
+    EXPECT_EQ(v.size(), 2u);
+    EXPECT_EQ(r.vtd.fault_overflows(), 1u);
+    EXPECT_EQ(r.model.fsts() & 1u, 0u) << "PFO acknowledged";
+    EXPECT_FALSE(r.poke(kEdu, 0x9000).ok);
+    EXPECT_EQ(r.faults().size(), 1u) << "records free again after the poll";
+}
+
+TEST(Vtd, NonCoherentUnitGetsEveryTableWriteFlushed) {
+    VtdModel::Features f;
+    f.coherent = false;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok);
+    iopt::Format fm = r.format();
+    EXPECT_FALSE(fm.coherent_walk);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), fm);
+    ASSERT_EQ(d.init(), Status::ok);
+    const uint64_t c0 = cache::clean_log().calls;
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    const uint64_t c1 = cache::clean_log().calls;
+    ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok());
+    const uint64_t c2 = cache::clean_log().calls;
+    EXPECT_GE(c1 - c0, 3u) << "context table page, root entry, context entry";
+    EXPECT_GE(c2 - c1, 2u) << "new tables and the leaf";
+    EXPECT_TRUE(r.poke(kEdu, 0x1000000).ok);
+    IoDomain coherent(r.pool(), iopt::vtd_sl(39, 36, true, 0));
+    ASSERT_EQ(coherent.init(), Status::ok);
+    EXPECT_EQ(coherent.attach(r.vtd, kOther), Status::invalid_argument) << "tables nobody would flush";
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+TEST(Vtd, SnoopControlSetsSnpAndItsAbsenceRefusesIt) {
+    iopt::Format fm;
+    {
+        VtdModel::Features f;
+        f.sc = true;
+        Rig r(f);
+        ASSERT_EQ(r.probe(), Status::ok);
+        fm = r.format();
+        EXPECT_TRUE(fm.options & iopt::vtd_opt::kSnoop);
+        const uint64_t buf = r.buffer();
+        IoDomain d(r.pool(), fm);
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok());
+        ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+        EXPECT_TRUE(r.poke(kEdu, 0x1000000).ok) << "SNP accepted where ECAP.SC says so";
+        EXPECT_EQ(d.destroy(), Status::ok);
+        (void)r.pool().free(buf, 1);
+    }
+    // The same table on a unit without SC would fault (SNP reserved): the driver refuses it.
+    Rig plain;
+    ASSERT_EQ(plain.probe(), Status::ok);
+    IoDomain snoopy(plain.pool(), fm);
+    ASSERT_EQ(snoopy.init(), Status::ok);
+    EXPECT_EQ(snoopy.attach(plain.vtd, kEdu), Status::unsupported);
+}
+
+}  // namespace
