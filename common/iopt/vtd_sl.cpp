@@ -1,5 +1,5 @@
 // The VT-d second-level format's adapter over the PageTable engine (the twin of formats.cpp's
-// VmsaTable) and its two instantiations: with and without snoop control.
+// VmsaTable) and its one instantiation.
 #include "common/iopt/vtd_sl.hpp"
 
 #include <new>
@@ -9,19 +9,22 @@
 
 namespace moat::iopt {
 
-template class PageTable<VtdSl<false>, PoolMemory>;
-template class PageTable<VtdSl<true>, PoolMemory>;
+template class PageTable<VtdSl, PoolMemory>;
 
 namespace {
 
-template <bool kSnoop>
 class VtdTable final : public Table {
 public:
     VtdTable(PagePool& pool, const Format& f, PageQuota* q) : Table(f), mem_(pool, f.coherent_walk, q), pt_(mem_, f.ias, f.oas) {}
 
     Status init() override { return pt_.init(); }
     void destroy() override { pt_.destroy(); }
-    Progress map(uint64_t iova, uint64_t pa, uint64_t size, const Prot& prot, Gather& g, uint64_t pgsize) override {
+    Progress map(uint64_t iova, uint64_t pa, uint64_t size, const Prot& caller, Gather& g, uint64_t pgsize) override {
+        // SNP (see VtdSl): set for write-back mappings where the unit has snoop control.
+        Prot prot = caller;
+        if (prot.share != Share::none && prot.share != Share::outer && prot.share != Share::inner) return {0, Status::invalid_argument};
+        const bool snoop = (format().options & vtd_opt::kSnoop) && prot.type == MemType::normal_wb;
+        prot.share = snoop ? Share::inner : Share::none;
         const uint64_t sizes = pgsize_bitmap();
         if (pgsize != kLargest) {
             if (!(pgsize & sizes)) return {0, Status::invalid_argument};
@@ -56,24 +59,14 @@ public:
 
 private:
     PoolMemory mem_;
-    PageTable<VtdSl<kSnoop>, PoolMemory> pt_;
+    PageTable<VtdSl, PoolMemory> pt_;
 };
 
-static_assert(sizeof(VtdTable<true>) <= TableSlot::kBytes && alignof(VtdTable<true>) <= 16, "TableSlot::kBytes is too small");
-static_assert(sizeof(VtdTable<false>) <= TableSlot::kBytes && alignof(VtdTable<false>) <= 16, "TableSlot::kBytes is too small");
+static_assert(sizeof(VtdTable) <= TableSlot::kBytes && alignof(VtdTable) <= 16, "TableSlot::kBytes is too small for VtdTable");
 
 }  // namespace
 
-Table* construct_vtd_sl(void* at, PagePool& pool, const Format& f, PageQuota* q) {
-    if (f.options & vtd_opt::kSnoop) return new (at) VtdTable<true>(pool, f, q);
-    return new (at) VtdTable<false>(pool, f, q);
-}
-
-// The format the table was built with says which of the two it is (no virtual destructor: that
-// would want an operator delete the image does not have).
-void destruct_vtd_sl(Table* t) {
-    if (t->format().options & vtd_opt::kSnoop) static_cast<VtdTable<true>*>(t)->~VtdTable();
-    else static_cast<VtdTable<false>*>(t)->~VtdTable();
-}
+Table* construct_vtd_sl(void* at, PagePool& pool, const Format& f, PageQuota* q) { return new (at) VtdTable(pool, f, q); }
+void destruct_vtd_sl(Table* t) { static_cast<VtdTable*>(t)->~VtdTable(); }
 
 }  // namespace moat::iopt

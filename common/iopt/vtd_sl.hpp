@@ -39,9 +39,12 @@ struct VtdDesc {
     static constexpr bool can_block(unsigned level) { return level == 1 || level == 2; }
 };
 
-// kSnoop: ECAP.SC, so a write-back (coherent) mapping sets SNP. Without it the device's own
-// no-snoop attribute decides, which is what a PCIe function's DMA to RAM normally asks for.
-template <bool kSnoop>
+// A second-level leaf has no memory type and no shareability: SNP (force snooping, legal only
+// with ECAP.SC) is all there is. The engine encodes a Prot without knowing the unit, so VtdTable
+// (vtd_sl.cpp) says it through Prot::share before the engine sees it: inner = set SNP (a
+// write-back mapping on a unit with snoop control), none = leave it clear (the device's own
+// no-snoop attribute decides, which for a PCIe function's DMA to RAM is normally "snoop").
+// Lookup reads back what the entry holds: write-back, inner with SNP and none without.
 struct VtdSl {
     static constexpr Stage kStage = Stage::s1;  // geometry: start level from IAS, no concatenation
     using Desc = VtdDesc;
@@ -53,16 +56,14 @@ struct VtdSl {
         uint64_t e = 0;
         if (p.perm & kRead) e |= VtdDesc::kR;
         if (p.perm & kWrite) e |= VtdDesc::kW;
-        if (kSnoop && p.type == MemType::normal_wb) e |= VtdDesc::kSnp;
+        if (p.share == Share::inner) e |= VtdDesc::kSnp;
         return e;
     }
     static constexpr Prot decode(uint64_t e) {
         Prot p;
         p.perm = static_cast<uint8_t>(((e & VtdDesc::kR) ? kRead : 0) | ((e & VtdDesc::kW) ? kWrite : 0));
-        // With snoop control, no SNP means the mapping was not write-back; without it, every
-        // mapping reads back as write-back (the device's snoop attribute is all there is).
-        p.type = !kSnoop || (e & VtdDesc::kSnp) ? MemType::normal_wb : MemType::normal_nc;
-        p.share = Share::inner;
+        p.type = MemType::normal_wb;
+        p.share = (e & VtdDesc::kSnp) ? Share::inner : Share::none;
         return p;
     }
 };

@@ -118,8 +118,19 @@ TEST(VtdFormat, EntriesAreSecondLevelEntries) {
     Result<iopt::Translation> tr = t.lookup(0x1000);
     ASSERT_TRUE(tr.ok());
     EXPECT_EQ(tr.value.prot.perm, iopt::kRead);
+    EXPECT_EQ(tr.value.prot.share, iopt::Share::inner) << "SNP reads back as inner shareable (snooped)";
     EXPECT_EQ(t.pgsize_bitmap(), kPageSize | 2 * MiB) << "no 1 GiB pages without vtd_opt::k1G";
     t.destroy();
+    // Without snoop control SNP is reserved: never written, whatever the mapping asks.
+    iopt::TableSlot plain;
+    ASSERT_EQ(plain.build(*h.pool, iopt::vtd_sl(39, 36, true, 0)), Status::ok);
+    ASSERT_EQ(plain.get()->init(), Status::ok);
+    ASSERT_TRUE(plain.get()->map(0x1000, 0x80001000, kPageSize, iopt::Prot{}, g, iopt::Table::kLargest).ok());
+    Result<iopt::Translation> pt = plain.get()->lookup(0x1000);
+    ASSERT_TRUE(pt.ok());
+    EXPECT_EQ(pt.value.prot.share, iopt::Share::none);
+    EXPECT_EQ(pt.value.size, kPageSize) << "and no superpages without vtd_opt::k2M";
+    plain.get()->destroy();
 }
 
 TEST(VtdFormat, WithoutOneGigPagesAnAlignedGigIsMappedInTwoMegPages) {
