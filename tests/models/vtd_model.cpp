@@ -174,6 +174,7 @@ void VtdModel::run_queue() {
 }
 
 bool VtdModel::execute(const uint64_t (&d)[4]) {
+    if (refuse_next_) return refuse_next_ = false;
     if (d[2] || d[3]) return false;
     const uint64_t lo = d[0], hi = d[1];
     const unsigned type = static_cast<unsigned>(lo & 0xf) | static_cast<unsigned>((lo >> 9) & 7) << 4;

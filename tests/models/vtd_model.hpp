@@ -69,6 +69,7 @@ public:
     // Test hooks.
     void freeze_gsts(bool on) { gsts_frozen_ = on; }       // GCMD no longer takes effect
     void stall_queue(bool on) { queue_stalled_ = on; if (!on) run_queue(); }
+    void refuse_next_descriptor() { refuse_next_ = true; }  // the next one sets IQE, as a malformed one would
     bool translation_enabled() const { return gsts_ & (1u << 31); }
     bool scalable_root() const { return rtaddr_active_ & (1u << 10); }
 
@@ -127,7 +128,7 @@ private:
     uint64_t rtaddr_ = 0, rtaddr_active_ = 0, ccmd_ = 0, iva_ = 0, iotlb_ = 0;
     uint64_t iqh_ = 0, iqt_ = 0, iqa_ = 0;
     uint32_t ics_ = 0;
-    bool gsts_frozen_ = false, queue_stalled_ = false;
+    bool gsts_frozen_ = false, queue_stalled_ = false, refuse_next_ = false;
     struct Frcd { uint64_t lo = 0, hi = 0; };
     std::vector<Frcd> frcd_;
     unsigned next_frcd_ = 0;

@@ -14,6 +14,7 @@
 #include "common/io_domain.hpp"
 #include "common/iopt/vtd_sl.hpp"
 #include "drivers/iommu/vtd.hpp"
+#include "drivers/iommu/vtd_rmrr.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/vtd_model.hpp"
 
@@ -465,6 +466,140 @@ TEST(Vtd, SnoopControlSetsSnpAndItsAbsenceRefusesIt) {
     IoDomain snoopy(plain.pool(), fm);
     ASSERT_EQ(snoopy.init(), Status::ok);
     EXPECT_EQ(snoopy.attach(plain.vtd, kEdu), Status::unsupported);
+}
+
+// ---------------------------------------------------------------- RMRRs, queue trouble, odd corners
+
+TEST(Vtd, RmrrIsIdentityMappedForItsDeviceOnly) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t region = r.buffer(4);
+    acpi::Dmar dm;
+    dm.nrmrr = 1;
+    dm.rmrr[0].base = region;
+    dm.rmrr[0].limit = region + 4 * kPageSize - 1;
+    dm.rmrr[0].nscopes = 1;
+    dm.rmrr[0].offset = 96;
+    dm.nscopes = 1;
+    dm.scopes[0].type = acpi::dmar::kScopeEndpoint;
+    dm.scopes[0].npath = 1;
+    dm.scopes[0].path[0] = {2, 0};  // 00:02.0 = kEdu
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    unsigned n = 0;
+    Why why;
+    ASSERT_EQ(map_rmrrs(dm, 0, kEdu, d, n, why), Status::ok) << why.text();
+    EXPECT_EQ(n, 1u);
+    IoDomain other(r.pool(), r.format());
+    ASSERT_EQ(other.init(), Status::ok);
+    ASSERT_EQ(map_rmrrs(dm, 0, kOther, other, n, why), Status::ok);
+    EXPECT_EQ(n, 0u) << "the region is not the other device's";
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    ASSERT_EQ(other.attach(r.vtd, kOther), Status::ok);
+    VtdModel::Dma w = r.poke(kEdu, region + 2 * kPageSize + 0x10, 0x42);
+    ASSERT_TRUE(w.ok);
+    EXPECT_EQ(w.pa, region + 2 * kPageSize + 0x10) << "1:1";
+    EXPECT_EQ(r.at(region)[2 * kPageSize + 0x10], 0x42);
+    EXPECT_FALSE(r.poke(kOther, region).ok);
+    r.faults();
+    // A region the domain cannot reach is refused, naming the RMRR's offset.
+    IoDomain third(r.pool(), r.format(32));
+    ASSERT_EQ(third.init(), Status::ok);
+    dm.rmrr[0].base = uint64_t{1} << 33;
+    dm.rmrr[0].limit = (uint64_t{1} << 33) + kPageSize - 1;
+    EXPECT_EQ(map_rmrrs(dm, 0, kEdu, third, n, why), Status::out_of_range);
+    EXPECT_NE(strstr(why.text(), "DMAR: offset 96: RMRR"), nullptr) << why.text();
+    EXPECT_EQ(d.destroy(), Status::ok);
+    EXPECT_EQ(other.destroy(), Status::ok);
+    EXPECT_EQ(third.destroy(), Status::ok);
+    (void)r.pool().free(region, 4);
+}
+
+TEST(Vtd, RefusedDescriptorIsRecoveredFrom) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok());
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    EXPECT_TRUE(r.poke(kEdu, 0x1000000).ok);
+    r.model.refuse_next_descriptor();
+    EXPECT_EQ(d.unmap(0x1000000, kPageSize).status, Status::hw_error);
+    EXPECT_EQ(r.vtd.queue_errors(), 1u);
+    EXPECT_EQ(r.model.fsts() & (1u << 4), 0u) << "IQE acknowledged";
+    // The queue works again: the next invalidation goes through and DMA then faults.
+    ASSERT_TRUE(d.map(0x2000000, buf, kPageSize, iopt::Prot{}).ok());
+    ASSERT_TRUE(d.unmap(0x2000000, kPageSize).ok());
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+TEST(Vtd, UnconfirmedDetachQuarantines) {
+    // The quarantine is for the life of the system, keyed by the instance: a requester id no
+    // other test uses, so later rigs (which may reuse the address) start clean.
+    constexpr uint16_t kLost = 0x0f08;
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t buf = r.buffer();
+    const IoDomain::Quarantine q0 = IoDomain::quarantine();
+    {
+        IoDomain d(r.pool(), r.format());
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok());
+        ASSERT_EQ(d.attach(r.vtd, kLost), Status::ok);
+        r.model.stall_queue(true);
+        EXPECT_EQ(d.destroy(), Status::timeout) << "the wait descriptor never completed: bounded, reported";
+    }
+    const IoDomain::Quarantine q1 = IoDomain::quarantine();
+    EXPECT_EQ(q1.domains - q0.domains, 1u);
+    EXPECT_GE(q1.pages - q0.pages, 1u) << "its tables are kept out of the pool";
+    EXPECT_TRUE(IoDomain::stream_quarantined(r.vtd, kLost));
+    r.model.stall_queue(false);
+    IoDomain again(r.pool(), r.format());
+    ASSERT_EQ(again.init(), Status::ok);
+    EXPECT_NE(again.attach(r.vtd, kLost), Status::ok) << "the stream stays blocked for good";
+    EXPECT_EQ(again.destroy(), Status::ok);
+}
+
+TEST(Vtd, QueueWrapsAroundManyTimes) {
+    Rig r;
+    ASSERT_EQ(r.probe(), Status::ok);
+    const uint64_t buf = r.buffer();
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    for (unsigned i = 0; i < 300; i++) {
+        ASSERT_TRUE(d.map(0x1000000, buf, kPageSize, iopt::Prot{}).ok()) << i;
+        ASSERT_TRUE(r.poke(kEdu, 0x1000000, static_cast<uint8_t>(i)).ok) << i;
+        ASSERT_TRUE(d.unmap(0x1000000, kPageSize).ok()) << i;
+        ASSERT_FALSE(r.poke(kEdu, 0x1000000).ok) << i;
+        r.faults();
+    }
+    EXPECT_GE(r.model.counts().queued, 600u) << "more descriptors than the 256-entry queue holds";
+    EXPECT_EQ(d.destroy(), Status::ok);
+    (void)r.pool().free(buf, 1);
+}
+
+TEST(Vtd, BeyondTheAddressWidthAndWriteBufferFlush) {
+    VtdModel::Features f;
+    f.rwbf = true;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok);
+    IoDomain d(r.pool(), r.format());
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+    EXPECT_GT(r.model.counts().wbf, 0u) << "CAP.RWBF: write buffers flushed after the context entry";
+    EXPECT_EQ(r.poke(kEdu, uint64_t{1} << 39).reason, fr::kBeyondMgaw);
+    std::vector<FaultRecord> v = r.faults();
+    ASSERT_EQ(v.size(), 1u);
+    expect_fault(v[0], FaultKind::address_size, kEdu, uint64_t{1} << 39, true, fr::kBeyondMgaw);
+    EXPECT_EQ(r.vtd.domain_format(DomainUse::guest_p2m, 39).status, Status::unsupported) << "no EPT sharing here";
+    uint32_t cell = 0x10000;
+    StreamId sid;
+    Why why;
+    EXPECT_EQ(r.vtd.xlate(&cell, 1, sid, why), Status::out_of_range);
+    EXPECT_EQ(d.destroy(), Status::ok);
 }
 
 }  // namespace
