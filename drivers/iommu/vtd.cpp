@@ -5,6 +5,7 @@
 #include "arch/barrier.hpp"
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
+#include "common/discovery.hpp"
 #include "common/instances.hpp"
 #include "common/iopt/vtd_sl.hpp"
 #include "common/wait.hpp"
@@ -613,6 +614,29 @@ Status Vtd::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why)
 namespace {
 constexpr unsigned kMaxVtd = 4;
 Instances<Vtd, kMaxVtd> g_vtd;
+
+Iommu* probe_from_tree(ProbeEnv& env, unsigned index, Why& why) {
+    const IommuInfo& io = env.topo.iommus[index];
+    if (!env.pool) return why.set(Status::no_memory, "no page pool for its root table and queue"), nullptr;
+    if (io.nregs < 1) return why.set(Status::bad_dt, "no reg"), nullptr;
+    if (io.regs[0].size < kPageSize)
+        return why.set(Status::bad_dt, "reg size 0x%lx does not cover the 4 KiB register page", io.regs[0].size), nullptr;
+    Vtd::Config cfg;
+    cfg.base = static_cast<uintptr_t>(io.regs[0].addr);
+    cfg.name = env.tree.name(io.node);
+    cfg.cpu_pa_bits = env.cpu_pa_bits;
+    cfg.haw = env.cpu_pa_bits;
+    uint32_t haw = 0;
+    if (env.tree.has(io.node, kVtdHawProperty)) {
+        if (env.tree.u32(io.node, kVtdHawProperty, haw) != Status::ok || haw < 32 || haw > 64)
+            return why.set(Status::bad_dt, "%s is not a width of 32..64 bits", kVtdHawProperty), nullptr;
+        cfg.haw = haw;
+    }
+    return vtd_probe(*env.pool, cfg, why);
+}
+
+void release_from_tree(Iommu* i) { vtd_release(static_cast<Vtd*>(i)); }
+
 }  // namespace
 
 Vtd* vtd_probe(PagePool& pool, const Vtd::Config& cfg, Why& why) { return g_vtd.probe(cfg, "VT-d (kMaxVtd)", why, pool); }
@@ -622,5 +646,7 @@ void vtd_release(Vtd* v) {
     v->shutdown();
     g_vtd.release(v);
 }
+
+const DriverOps kVtdOps = {"vtd", &probe_from_tree, &release_from_tree, kMaxVtd};
 
 }  // namespace moat

@@ -12,6 +12,7 @@
 #include "common/io_domain.hpp"
 #include "common/iommu.hpp"
 #include "common/page_pool.hpp"
+#include "common/registry.hpp"
 #include "drivers/iommu/vtd_regs.hpp"
 
 namespace moat {
@@ -131,9 +132,17 @@ private:
     uint64_t commands_ = 0, syncs_ = 0, ctx_invs_ = 0, iotlb_invs_ = 0, page_invs_ = 0, overflows_ = 0, queue_errors_ = 0;
 };
 
-// One instance per DRHD, from fixed storage: the x86 boot flow calls it for each unit the DMAR
-// table names. nullptr with `why` set on refusal (the unit is then left as firmware left it).
+// One instance per DRHD, from fixed storage. nullptr with `why` set on refusal (the unit is
+// then left as firmware left it).
 Vtd* vtd_probe(PagePool& pool, const Vtd::Config& cfg, Why& why);
 void vtd_release(Vtd* v);
+
+// Through the registry: the boot tree an ACPI platform's entry writes (one node per DRHD, its
+// scope as the host bridge's iommu-map) names a unit with this compatible, `reg` = the DRHD
+// register base (at least one 4 KiB page), `#iommu-cells = <1>` (the requester id), and
+// optionally `moat,host-address-width` = the DMAR table's host address width in bits.
+constexpr const char* kVtdCompatible = "intel,vtd";
+constexpr const char* kVtdHawProperty = "moat,host-address-width";
+extern const DriverOps kVtdOps;
 
 }  // namespace moat

@@ -12,6 +12,8 @@
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
 #include "common/io_domain.hpp"
+#include "common/iommu_set.hpp"
+#include "dt_support.hpp"
 #include "common/iopt/vtd_sl.hpp"
 #include "drivers/iommu/vtd.hpp"
 #include "drivers/iommu/vtd_rmrr.hpp"
@@ -600,6 +602,53 @@ TEST(Vtd, BeyondTheAddressWidthAndWriteBufferFlush) {
     Why why;
     EXPECT_EQ(r.vtd.xlate(&cell, 1, sid, why), Status::out_of_range);
     EXPECT_EQ(d.destroy(), Status::ok);
+}
+
+// ---------------------------------------------------------------- through the registry
+
+TEST(Vtd, ProbedFromTheBootTreeThroughTheRegistry) {
+    model::HostPool mem(1024);
+    model::PoolPhysMem phys(*mem.pool);
+    VtdModel m0(phys, {}), m1(phys, {});
+    ASSERT_TRUE(mmio::attach(kBase, VtdModel::kRegSize, &m0));
+    ASSERT_TRUE(mmio::attach(kBase + 0x1000, VtdModel::kRegSize, &m1));
+    {
+        dt_test::Loaded dt("q35_vtd");
+        FaultLog log;
+        dt_test::StrSink report;
+        IommuSet set;
+        ProbeEnv e{dt.tree, *dt.topo, mem.pool.get(), 46, nullptr, &log, report, nullptr};
+        EXPECT_EQ(set.probe_all(e), 1u) << "the unit with a malformed width is refused";
+        auto* v = static_cast<Vtd*>(set.at_node(dt.node("/iommu@fed90000")));
+        ASSERT_NE(v, nullptr) << report.text;
+        EXPECT_EQ(set.at_node(dt.node("/iommu@fed91000")), nullptr);
+        EXPECT_NE(report.text.find("moat,host-address-width is not a width"), std::string::npos) << report.text;
+        EXPECT_EQ(v->caps().oas, 36u) << "39-bit host address width, rounded down to a size the engine names";
+        // edu at 00:02.0 through the host bridge's iommu-map: requester id 0x10 is stream 0x10.
+        int bridge = dt.topo->master_index(dt.node("/pcie@b0000000"));
+        ASSERT_GE(bridge, 0);
+        Iommu* out = nullptr;
+        StreamId sid = 0;
+        Why why;
+        ASSERT_EQ(set.stream_of_rid(dt.tree, dt.topo->masters[bridge], kEdu, out, sid, why), Status::ok) << why.text();
+        EXPECT_EQ(out, v);
+        EXPECT_EQ(sid, kEdu);
+        const uint64_t buf = mem.pool->alloc().value;
+        Result<iopt::Format> f = v->domain_format(DomainUse::dma, 39);
+        ASSERT_TRUE(f.ok());
+        IoDomain d(*mem.pool, f.value);
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_TRUE(d.map(0x4000, buf, kPageSize, iopt::Prot{}).ok());
+        ASSERT_EQ(d.attach(*v, sid), Status::ok);
+        uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        EXPECT_TRUE(m0.dma_write(kEdu, 0x4000, b, sizeof b).ok);
+        EXPECT_EQ(memcmp(mem.pool->virt(buf), b, sizeof b), 0);
+        EXPECT_EQ(d.destroy(), Status::ok);
+        set.release_all();
+    }
+    mmio::detach(&m0);
+    mmio::detach(&m1);
+    for (const std::string& s : m0.violations()) ADD_FAILURE() << "model: " << s;
 }
 
 }  // namespace
