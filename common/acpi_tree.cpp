@@ -83,6 +83,7 @@ Status build_tree(const FirmwareDesc& d, void* buf, size_t cap, Why& why) {
         uint64_t r[2] = {iu.base, iu.size};
         w.reg(r, 1);
         w.u32("#iommu-cells", 1);
+        if (iu.address_width) w.u32("moat,host-address-width", iu.address_width);
         w.u32("phandle", kFirstIommuPhandle + u);
         w.end();
     }

@@ -27,6 +27,7 @@ struct IommuUnit {
     const char* compatible;
     uint16_t segment;
     bool all_devices;               // every device of its segment no other unit lists (INCLUDE_PCI_ALL)
+    uint32_t address_width;         // DMAR host address width, written as moat,host-address-width (0: none)
     unsigned nids;
     uint16_t ids[kMaxScopeIds];     // endpoints its scopes name (bus << 8 | dev << 3 | fn)
 };

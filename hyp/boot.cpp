@@ -197,13 +197,16 @@ Outcome pci_and_selftest(const dt::Tree& t) {
     }
 
     // 7. The guest runs last and never returns: only when nothing before it failed.
-    if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0) {
+    if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0 && info.firmware_problems == 0) {
         if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid, g_faults);
         print("guest:    this arch runs no guests yet\n");
     }
 
     // 8. The verdict.
-    if (g_topo.problems || hw_problems) {
+    if (info.firmware_problems)
+        print("moat: %u problem(s) in the firmware's tables (named above); what they describe is left as it is\n",
+              info.firmware_problems);
+    if (g_topo.problems || hw_problems || info.firmware_problems) {
         print("moat: %u device-tree and %u IOMMU problem(s); affected devices left blocked; exit 2\n", g_topo.problems,
               hw_problems);
         arch::halt(kExitTreeProblems);

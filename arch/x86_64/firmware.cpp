@@ -50,7 +50,7 @@ void reserve(acpi::FirmwareDesc& d, uint64_t pa, uint64_t len) {
 
 }  // namespace
 
-uint64_t firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end) {
+FirmwareTree firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end) {
     if (start_info_pa == 0 || start_info_pa + sizeof(HvmStartInfo) > k4G)
         unusable("no PVH start info (boot with QEMU -kernel: moat is entered through its PVH note)");
     const auto& si = *reinterpret_cast<const HvmStartInfo*>(start_info_pa);
@@ -105,6 +105,7 @@ uint64_t firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end) {
     acpi::PhysWindow win{0, acpi_top, 0};
     Why why;
     if (g_acpi.open(win, si.rsdp_paddr, console(), why) != Status::ok) unusable(why.text());
+    unsigned problems = g_acpi.skipped();
     print("acpi:     RSDP 0x%lx revision %u (%s), %s at 0x%lx:", si.rsdp_paddr, g_acpi.rsdp_revision(), g_acpi.oem,
           g_acpi.root_name(), g_acpi.root_pa());
     for (unsigned i = 0; i < g_acpi.count(); i++) print(" %s", g_acpi.at(i).sig);
@@ -116,6 +117,7 @@ uint64_t firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end) {
         if (acpi::parse_mcfg(*mcfg, d.ecam, acpi::kMaxMcfg, d.necam, why) != Status::ok) {
             print("acpi: %s; PCI is not enumerated, its devices stay as the firmware left them\n", why.text());
             d.necam = 0;
+            problems++;
         }
         for (unsigned i = 0; i < d.necam; i++)
             print("acpi:     MCFG segment %u buses %u-%u, ECAM 0x%lx (%lu MiB)\n", d.ecam[i].segment, d.ecam[i].bus_start,
@@ -127,10 +129,10 @@ uint64_t firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end) {
     d.pci_window_size = kPciWindowEnd - kPciWindowBase;
     (void)ram_window_end;
 
-    iommu_units(g_acpi, d);
+    problems += iommu_units(g_acpi, d);
 
     if (acpi::build_tree(d, g_tree, sizeof g_tree, why) != Status::ok) unusable(why.text());
-    return reinterpret_cast<uintptr_t>(g_tree);
+    return {reinterpret_cast<uintptr_t>(g_tree), problems};
 }
 
 }  // namespace moat::arch

@@ -30,8 +30,13 @@ static_assert(sizeof(HvmMemmapEntry) == 24);
 
 constexpr uint32_t kHvmStartMagic = 0x336ec578;
 
-// Reads the start info and the ACPI tables and writes the boot tree into the image; returns its
-// address. Prints what it found; a start info or RSDP moat cannot use ends the run (exit 3).
-uint64_t firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end);
+struct FirmwareTree {
+    uint64_t pa;        // the boot tree, inside the image
+    unsigned problems;  // bad tables, each reported: the verdict counts them
+};
+
+// Reads the start info and the ACPI tables and writes the boot tree into the image. Prints what
+// it found; a start info or RSDP moat cannot use ends the run (exit 3).
+FirmwareTree firmware_tree(uint64_t start_info_pa, uint64_t ram_window_end);
 
 }  // namespace moat::arch

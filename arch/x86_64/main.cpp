@@ -65,8 +65,9 @@ void cpu_banner() {
     uint64_t image_size = reinterpret_cast<uintptr_t>(_end) - reinterpret_cast<uintptr_t>(_start);
     uint64_t load_pa = reinterpret_cast<uintptr_t>(_start);
     print("image:    0x%010lx-0x%010lx (%lu KiB)\n", load_pa, load_pa + image_size - 1, image_size / KiB);
-    uint64_t tree_pa = arch::firmware_tree(start_info_pa, kRamWindowEnd);
-    hyp::BootInfo info{kBoard, tree_pa, load_pa, image_size, 0, kRamWindowEnd};
+    arch::FirmwareTree fw = arch::firmware_tree(start_info_pa, kRamWindowEnd);
+    hyp::BootInfo info{kBoard, fw.pa, load_pa, image_size, 0, kRamWindowEnd};
+    info.firmware_problems = fw.problems;
     hyp::boot(info, kHooks);
 }
 
