@@ -205,6 +205,22 @@ TEST(Vtd, RefusesWhatItCannotDrive) {
     }
 }
 
+TEST(Vtd, FourAndFiveLevelUnitGetsFourLevelDomains) {
+    VtdModel::Features f;
+    f.sagaw = 0xc;  // 48-bit 4-level and 57-bit 5-level
+    f.mgaw = 57;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_EQ(r.vtd.caps().ias, 48u) << "the engine's four levels: 48 bits at most";
+    Result<iopt::Format> fm = r.vtd.domain_format(DomainUse::dma, 32);
+    ASSERT_TRUE(fm.ok());
+    EXPECT_EQ(fm.value.ias, 40u) << "no 3-level walk on this unit: at least 40 bits, so 4 levels";
+    EXPECT_EQ(iopt::vtd_levels(fm.value), 4u);
+    IoDomain three(r.pool(), iopt::vtd_sl(39, 36, true, 0));
+    ASSERT_EQ(three.init(), Status::ok);
+    EXPECT_EQ(three.attach(r.vtd, kEdu), Status::out_of_range) << "a 3-level table this unit cannot walk";
+}
+
 // ---------------------------------------------------------------- translation and faults
 
 void translate_story(Rig& r) {
