@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include <map>
+#include <random>
 #include <vector>
 
 #include "arch/cache.hpp"
@@ -201,6 +203,22 @@ TEST(Vtd, RefusesWhatItCannotDrive) {
         EXPECT_NE(strstr(r.vtd.why(), "GSTS.RTPS"), nullptr) << r.vtd.why();
         EXPECT_EQ(r.pool().used_pages(), r.pool_before) << "a failed probe gives every page back";
     }
+}
+
+TEST(Vtd, FourAndFiveLevelUnitGetsFourLevelDomains) {
+    VtdModel::Features f;
+    f.sagaw = 0xc;  // 48-bit 4-level and 57-bit 5-level
+    f.mgaw = 57;
+    Rig r(f);
+    ASSERT_EQ(r.probe(), Status::ok) << r.vtd.why();
+    EXPECT_EQ(r.vtd.caps().ias, 48u) << "the engine's four levels: 48 bits at most";
+    Result<iopt::Format> fm = r.vtd.domain_format(DomainUse::dma, 32);
+    ASSERT_TRUE(fm.ok());
+    EXPECT_EQ(fm.value.ias, 40u) << "no 3-level walk on this unit: at least 40 bits, so 4 levels";
+    EXPECT_EQ(iopt::vtd_levels(fm.value), 4u);
+    IoDomain three(r.pool(), iopt::vtd_sl(39, 36, true, 0));
+    ASSERT_EQ(three.init(), Status::ok);
+    EXPECT_EQ(three.attach(r.vtd, kEdu), Status::out_of_range) << "a 3-level table this unit cannot walk";
 }
 
 // ---------------------------------------------------------------- translation and faults
@@ -649,6 +667,86 @@ TEST(Vtd, ProbedFromTheBootTreeThroughTheRegistry) {
     mmio::detach(&m0);
     mmio::detach(&m1);
     for (const std::string& s : m0.violations()) ADD_FAILURE() << "model: " << s;
+}
+
+// ---------------------------------------------------------------- random sequences
+
+// Random maps (with superpages where alignment allows) and unmaps (often cutting superpages),
+// through IoDomain with the driver attached, against a reference of which page maps where; after
+// every operation the model's own walk (through its caches) must agree with the reference at
+// sampled addresses: a stale IOTLB entry, a wrong split or a lost leaf shows as a disagreement.
+TEST(Vtd, RandomSequencesAgreeWithTheModelsWalk) {
+    VtdModel::Features f;
+    f.tlb_entries = 256;
+    Rig r(f, 4096);
+    ASSERT_EQ(r.probe(), Status::ok);
+    std::mt19937_64 rng(0x7d7d);
+    constexpr uint64_t kWindow = 64 * MiB, kPhys = model::HostPool::kPhysBase, kPhysSpan = 16 * MiB;
+    unsigned superpages = 0, cuts = 0;
+    for (unsigned seq = 0; seq < 12; seq++) {
+        IoDomain d(r.pool(), r.format());
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
+        std::map<uint64_t, uint64_t> ref;  // IOVA page -> PA page
+        struct Extent { uint64_t iova, size; };
+        std::vector<Extent> extents;
+        for (unsigned op = 0; op < 40; op++) {
+            if (extents.empty() || rng() % 100 < 55) {
+                const uint64_t align = rng() % 3 == 0 ? 2 * MiB : kPageSize;
+                const uint64_t size = align * (1 + rng() % (align == kPageSize ? 64 : 2));
+                const uint64_t iova = align_down(rng() % (kWindow - size), align);
+                const uint64_t pa = kPhys + align_down(rng() % (kPhysSpan - size), align);
+                bool free = true;
+                for (uint64_t a = iova; a < iova + size && free; a += kPageSize) free = !ref.count(a);
+                if (!free) continue;
+                Progress p = d.map(iova, pa, size, iopt::Prot{});
+                ASSERT_TRUE(p.ok()) << "map " << iova << " " << size << ": " << to_string(p.status);
+                for (uint64_t a = 0; a < size; a += kPageSize) ref[iova + a] = pa + a;
+                extents.push_back({iova, size});
+                Result<iopt::Translation> t = d.lookup(iova);
+                superpages += t.ok() && t.value.size == 2 * MiB;
+            } else {
+                const size_t k = rng() % extents.size();
+                Extent e = extents[k];
+                const uint64_t pages = e.size / kPageSize;
+                const uint64_t first = rng() % pages, count = 1 + rng() % (pages - first);
+                const uint64_t iova = e.iova + first * kPageSize, size = count * kPageSize;
+ Result<iopt::Translation> t = d.lookup(iova);
+                cuts += t.ok() && t.value.size > size;
+                Progress p = d.unmap(iova, size);
+                ASSERT_TRUE(p.ok()) << "unmap " << iova << " " << size << ": " << to_string(p.status);
+                for (uint64_t a = 0; a < size; a += kPageSize) ref.erase(iova + a);
+                extents.erase(extents.begin() + static_cast<long>(k));
+                if (first) extents.push_back({e.iova, first * kPageSize});
+                if (first + count < pages) extents.push_back({iova + size, (pages - first - count) * kPageSize});
+            }
+            for (unsigned probe = 0; probe < 48; probe++) {
+                uint64_t at;
+                if (!ref.empty() && probe % 2) {
+                    auto it = ref.begin();
+                    std::advance(it, static_cast<long>(rng() % ref.size()));
+                    at = it->first;
+                } else {
+                    at = align_down(rng() % kWindow, kPageSize);
+                }
+                const uint64_t off = (rng() % 512) * 8;
+                uint8_t b[8];
+                VtdModel::Dma x = r.model.dma_read(kEdu, at + off, b, sizeof b);
+                auto it = ref.find(at);
+                if (it == ref.end()) {
+                    ASSERT_FALSE(x.ok) << "seq " << seq << " op " << op << ": 0x" << std::hex << at << " reachable after unmap";
+                } else {
+                    ASSERT_TRUE(x.ok) << "seq " << seq << " op " << op << ": 0x" << std::hex << at << " faulted, reason " << unsigned{x.reason};
+                    ASSERT_EQ(x.pa, it->second + off) << "seq " << seq << " op " << op << ": 0x" << std::hex << at;
+                }
+            }
+            r.faults();
+        }
+        EXPECT_EQ(d.destroy(), Status::ok);
+    }
+    EXPECT_GT(r.model.tlb_hits(), 0u) << "the IOTLB was exercised";
+    EXPECT_GT(superpages, 10u) << "2 MiB superpages were written";
+    EXPECT_GT(cuts, 5u) << "and cut by partial unmaps";
 }
 
 }  // namespace
