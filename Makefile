@@ -2,7 +2,11 @@
 BOARD ?= qemu-virt
 BUILD := build
 HOST_OUT := $(BUILD)/host
-IMG_OUT := $(BUILD)/$(BOARD)
+# BOARD=q35 is the x86_64 image (arch/x86_64/x86.mk, under X86_OUT); the arm64 rules then stay
+# on qemu-virt, which `make test` boots whatever the board.
+ARM_BOARD := $(if $(filter q35,$(BOARD)),qemu-virt,$(BOARD))
+IMG_OUT := $(BUILD)/$(ARM_BOARD)
+X86_OUT := $(BUILD)/q35
 ARM64_SYSROOT ?= $(CURDIR)/.deps/arm64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -99,7 +103,7 @@ endif
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
 PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu
-BOARD_SRC := arch/arm64/board_$(subst -,_,$(BOARD)).cpp
+BOARD_SRC := arch/arm64/board_$(subst -,_,$(ARM_BOARD)).cpp
 ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) $(BOARD_SRC) $(PORTABLE_SRCS)
 ARM64_ASM := $(wildcard arch/arm64/*.S)
 ARM64_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit \
@@ -153,13 +157,13 @@ $(IMG_OUT)/Image: $(IMG_OUT)/moat.elf
 # uses), our sources in dts/ for real boards.
 QEMU_MACHINE := virt,virtualization=on,gic-version=3,iommu=smmuv3
 QEMU_RUN := qemu-system-aarch64 -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
-ifeq ($(BOARD),qemu-virt)
+ifeq ($(ARM_BOARD),qemu-virt)
 $(IMG_OUT)/board.dtb:
 	@mkdir -p $(dir $@)
 	qemu-system-aarch64 -machine $(QEMU_MACHINE),dumpdtb=$@ -cpu cortex-a57 -m 1G -nographic -nic none -device edu >/dev/null
 FIT_LOAD := 0x40400000
 else
-$(IMG_OUT)/board.dtb: dts/$(BOARD).dts
+$(IMG_OUT)/board.dtb: dts/$(ARM_BOARD).dts
 	@mkdir -p $(dir $@)
 	dtc -q -I dts -O dtb -o $@ $<
 FIT_LOAD ?= 0x48080000

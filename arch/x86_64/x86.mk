@@ -3,7 +3,6 @@
 # push on the same stack), general registers only (no SSE/x87 state is saved), linked at a low
 # identity-mapped address, so the default small code model serves. Debian's x86_64 libfdt.a is
 # linked as it is; the arch supplies the string functions it calls (no picolibc for x86_64).
-X86_OUT := $(BUILD)/q35
 X86_SRCS := $(wildcard arch/x86_64/*.cpp) $(PORTABLE_SRCS)
 X86_ASM := $(wildcard arch/x86_64/*.S)
 X86_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit -nostdlib \
@@ -37,7 +36,11 @@ $(X86_OUT)/moat.elf: $(X86_OBJS) arch/x86_64/image.ld
 
 # What `make run BOARD=q35` and the q35 tests boot: q35 with VT-d (added first, before the PCI
 # devices it translates), edu, the exit device, and nothing else that does DMA.
+ifeq ($(QEMU),10)
+QEMU_X86 ?= .deps/qemu10/bin/qemu-system-x86_64
+else
 QEMU_X86 ?= qemu-system-x86_64
+endif
 QEMU_X86_ARGS := -machine q35 -m 512M -nographic -no-reboot -vga none -nic none \
                  -device isa-debug-exit,iobase=0xf4,iosize=0x04
 QEMU_X86_RUN := $(QEMU_X86) $(QEMU_X86_ARGS) -device intel-iommu -device edu
