@@ -3,8 +3,8 @@
 # the boot tree, the unit probed through the registry, edu's DMA translated through an IOVA that
 # is not its address, the unmapped and read-only accesses faulting with VT-d's reason, DMA
 # blocked after unmap, detach and destroy, every table page back. On QEMU 7.2 the unit has a
-# 39-bit address width and legacy mode only; on 10 it is 48 bits, and scalable mode and caching
-# mode are each booted too.
+# 39-bit address width, on 10 48 bits; each is booted in legacy and scalable mode, 10 also in
+# caching mode.
 . tests/qemu/lib.sh
 
 # dma_story NAME DEVICE-OPTIONS MODE WIDTH: one boot and the story it must tell.
@@ -45,8 +45,9 @@ if [ "${Q35_QEMU_MAJOR:-0}" -ge 10 ]; then
     expect_line "caching mode on"
     expect_line "ok     512-page map needs the same invalidation as the unmap (caching mode)"
 else
-    dma_story q35_dma ",aw-bits=39" legacy 39
+    dma_story q35_dma_legacy ",aw-bits=39" legacy 39
     expect_line "3-level tables (SAGAW 39, MGAW 39)"
     expect_line "ok     512-page map needs no invalidation"
+    dma_story q35_dma_scalable ",x-scalable-mode=on" scalable 39
 fi
 finish
