@@ -36,7 +36,7 @@ $(X86_OUT)/moat.elf: $(X86_OBJS) arch/x86_64/image.ld
 
 # What `make run BOARD=q35` and the q35 tests boot: q35 with VT-d (added first, before the PCI
 # devices it translates), edu, the exit device, and nothing else that does DMA.
-ifeq ($(QEMU),10)
+ifneq ($(filter 10 10.0,$(QEMU)),)
 QEMU_X86 ?= .deps/qemu10/bin/qemu-system-x86_64
 else
 QEMU_X86 ?= qemu-system-x86_64
