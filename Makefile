@@ -2,7 +2,11 @@
 BOARD ?= qemu-virt
 BUILD := build
 HOST_OUT := $(BUILD)/host
-IMG_OUT := $(BUILD)/$(BOARD)
+# BOARD=q35 is the x86_64 image (arch/x86_64/x86.mk, under X86_OUT); the arm64 rules then stay
+# on qemu-virt, which `make test` boots whatever the board.
+ARM_BOARD := $(if $(filter q35,$(BOARD)),qemu-virt,$(BOARD))
+IMG_OUT := $(BUILD)/$(ARM_BOARD)
+X86_OUT := $(BUILD)/q35
 ARM64_SYSROOT ?= $(CURDIR)/.deps/arm64
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -17,7 +21,8 @@ help:
 	@echo "make test       unit (ASan/UBSan), QEMU boots (on QEMU 7.2 and 10), dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
-	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, spider, zcu102) under $(IMG_OUT)"
+	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, spider, zcu102) under $(IMG_OUT); BOARD=q35: moat.elf (x86_64, PVH)"
+	@echo "make run BOARD=q35  boot the x86_64 image on QEMU q35 with VT-d and edu"
 	@echo "make unit       only the host unit tests"
 	@echo "make tsan-unit  the lock, interrupt and per-CPU tests under ThreadSanitizer"
 	@echo "make dt-test    only the moat-dt suite; make dts: board trees, failing on any dtc warning"
@@ -87,11 +92,22 @@ test: deps
 	@$(MAKE) -j$$(nproc) --no-print-directory $(HOST_OUT)/unit_tests $(TESTDATA) $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(TEST_DEPS)
 	@IMG_OUT=$(IMG_OUT) tests/run.sh $(HOST_OUT)/unit_tests
 
+ifeq ($(BOARD),q35)
+# isa-debug-exit makes QEMU exit with (status << 1) | 1; a triple fault (-no-reboot) exits with 0.
+run: deps
+	@$(MAKE) --no-print-directory $(X86_OUT)/moat.elf
+	@echo "== booting $(X86_OUT)/moat.elf: QEMU q35 with VT-d (intel-iommu) and an edu PCI device (exit: Ctrl-A x)"
+	$(QEMU_X86_RUN) -kernel $(X86_OUT)/moat.elf; rc=$$?; \
+	  if [ $$((rc & 1)) -eq 1 ]; then echo "== moat exited with status $$((rc >> 1))"; exit $$((rc >> 1)); \
+	  else echo "== QEMU exited with $$rc without moat's exit status"; exit 1; fi
+else
 run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: $$($(QEMU_SYSTEM_AARCH64) --version | head -n 1), virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
 	@$(MAKE) --no-print-directory run-linux
+
+endif
 
 # Debian's arm64 kernel as moat's dom0less guest domU1, configured by moat-imagebuilder from
 # LINUX_CFG (tools/imagebuilder/imagebuilder.mk; default tools/imagebuilder/examples/qemu-virt-linux.cfg).
@@ -103,7 +119,7 @@ run-linux: deps
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
 PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu
-BOARD_SRC := arch/arm64/board_$(subst -,_,$(BOARD)).cpp
+BOARD_SRC := arch/arm64/board_$(subst -,_,$(ARM_BOARD)).cpp
 ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) $(BOARD_SRC) $(PORTABLE_SRCS)
 ARM64_ASM := $(wildcard arch/arm64/*.S)
 ARM64_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit \
@@ -166,13 +182,13 @@ else
 QEMU_SYSTEM_AARCH64 ?= qemu-system-aarch64
 endif
 QEMU_RUN := $(QEMU_SYSTEM_AARCH64) -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
-ifeq ($(BOARD),qemu-virt)
+ifeq ($(ARM_BOARD),qemu-virt)
 $(IMG_OUT)/board.dtb:
 	@mkdir -p $(dir $@)
 	qemu-system-aarch64 -machine $(QEMU_MACHINE),dumpdtb=$@ -cpu cortex-a57 -m 1G -nographic -nic none -device edu >/dev/null
 FIT_LOAD := 0x40400000
 else
-$(IMG_OUT)/board.dtb: dts/$(BOARD).dts
+$(IMG_OUT)/board.dtb: dts/$(ARM_BOARD).dts
 	@mkdir -p $(dir $@)
 	dtc -q -I dts -O dtb -o $@ $<
 FIT_LOAD ?= 0x48080000
@@ -180,14 +196,22 @@ endif
 $(IMG_OUT)/moat.itb: $(IMG_OUT)/Image $(IMG_OUT)/board.dtb tools/mkfit.sh
 	tools/mkfit.sh $(IMG_OUT)/Image $(IMG_OUT)/board.dtb $(FIT_LOAD) $@
 
+ifeq ($(BOARD),q35)
+image: $(X86_OUT)/moat.elf
+else
 image: $(IMG_OUT)/Image $(IMG_OUT)/moat.itb $(IMG_OUT)/board.dtb
+endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 clean:
 	rm -rf $(BUILD)
 
+ifeq ($(BOARD),q35)
+all: $(HOST_OUT)/unit_tests $(X86_OUT)/moat.elf
+else
 all: $(HOST_OUT)/unit_tests $(IMG_OUT)/Image
+endif
 
 # ---------------------------------------------------------------- host tools
 # moat-pv-replay: PV-IOMMU traces against the dispatcher, the SMMUv3 driver and its model.
@@ -219,5 +243,6 @@ fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 # `make test` must build first to TEST_DEPS.
 TEST_DEPS := $(HOST_OUT)/moat-pv-replay $(FUZZ_TARGETS) $(TSAN_OUT)/seam_tests
 -include tests/bench/bench.mk
+include arch/x86_64/x86.mk
 -include tools/dt/dt.mk
 -include tools/imagebuilder/imagebuilder.mk

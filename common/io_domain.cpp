@@ -161,8 +161,11 @@ Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Pr
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->map(iova, pa, size, prot, g, pgsize);
     // A map only writes entries that were invalid; walkers of the Arm IOMMUs do not cache invalid
-    // entries, so nothing needs invalidating unless the engine says something was removed.
-    if (!g.removed() && !g.tables_freed()) g.clear_ranges();
+    // entries, so nothing needs invalidating unless the engine says something was removed, or
+    // an IOMMU it is attached through caches not-present entries (VT-d caching mode).
+    bool caches_invalid = false;
+    for (unsigned i = 0; i < nattached_; i++) caches_invalid = caches_invalid || attached_[i].iommu->caps().caches_invalid;
+    if (!g.removed() && !g.tables_freed() && !caches_invalid) g.clear_ranges();
     Status st = finish(g);
     if (p.status == Status::ok && st != Status::ok) p.status = st;
     return p;

@@ -20,6 +20,9 @@ struct IommuCaps {
     bool coherent_walk = false;   // the walker snoops CPU caches; otherwise tables are cleaned
     bool range_invalidation = false;
     uint32_t max_stream = 0;      // largest stream id the instance accepts
+    // The walker may cache not-present entries (VT-d CAP.CM, caching mode): a map, which only
+    // turns invalid entries valid, must be flushed too. The Arm IOMMUs never do.
+    bool caches_invalid = false;
 };
 
 // What a domain's table is for; the driver picks the format its hardware walks for it.

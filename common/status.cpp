@@ -18,6 +18,7 @@ const char* to_string(Status s) {
     case Status::denied: return "denied";
     case Status::busy: return "busy";
     case Status::hw_error: return "hardware error";
+    case Status::bad_acpi: return "bad ACPI table";
     }
     return "unknown status";
 }

@@ -19,6 +19,7 @@ enum class Status : uint8_t {
     denied,           // the caller has no right to do this
     busy,             // the object still has users
     hw_error,         // the hardware reported an error
+    bad_acpi,         // an ACPI table is malformed (checksum, length, a structure past its end)
 };
 
 const char* to_string(Status s);

@@ -254,14 +254,17 @@ unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
     }
 
     // 7. The guests run last and never return: only when nothing before them failed.
-    if (g_guests.nguests && g_topo.problems == 0 && hw_problems == 0) hooks.run_guests(tree, g_pool, g_guests);
-    if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0) {
+    if (g_guests.nguests && g_topo.problems == 0 && hw_problems == 0 && info.firmware_problems == 0) hooks.run_guests(tree, g_pool, g_guests);
+    if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0 && info.firmware_problems == 0) {
         if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid, g_faults);
         print("guest:    this arch runs no guests yet\n");
     }
 
     // 8. The verdict.
-    if (g_topo.problems || hw_problems) {
+    if (info.firmware_problems)
+        print("moat: %u problem(s) in the firmware's tables (named above); what they describe is left as it is\n",
+              info.firmware_problems);
+    if (g_topo.problems || hw_problems || info.firmware_problems) {
         print("moat: %u device-tree and %u IOMMU problem(s); affected devices left blocked; exit 2\n", g_topo.problems,
               hw_problems);
         arch::halt(kExitTreeProblems);

@@ -43,6 +43,9 @@ struct BootInfo {
     uint64_t load_pa, image_size;     // where the image runs
     uint64_t ram_base, ram_end;       // the window that may hold RAM (mapped as memory by the arch)
     uint64_t max_dtb = 2 * MiB;       // what Linux accepts too
+    // Problems the arch found in what firmware handed over before there was a tree (a bad ACPI
+    // table on x86, each already reported): counted in the verdict like the tree's own.
+    unsigned firmware_problems = 0;
 };
 
 // What the flow asks of the arch beyond its headers. A hook left nullptr is something the arch

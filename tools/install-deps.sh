@@ -9,6 +9,7 @@ PKGS=(
   libfdt-dev                    # libfdt for host builds and tools
   picolibc-aarch64-linux-gnu    # the image's C library
   qemu-system-arm               # qemu-system-aarch64: virt + SMMUv3 + edu
+  qemu-system-x86               # qemu-system-x86_64: q35 + intel-iommu (VT-d) + edu
   u-boot-qemu                   # Debian's U-Boot for the boot-path tests
   u-boot-tools                  # mkimage for FIT images
   device-tree-compiler          # dtc

@@ -38,6 +38,7 @@ constexpr Errno errno_for(Status s) {
     case Status::invalid_argument: return Errno::einval;
     case Status::out_of_range: return Errno::erange;
     case Status::bad_dt: return Errno::einval;
+    case Status::bad_acpi: return Errno::einval;
     case Status::unsupported: return Errno::eopnotsupp;
     case Status::timeout: return Errno::etimedout;
     case Status::not_ready: return Errno::eagain;

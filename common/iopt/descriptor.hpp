@@ -28,9 +28,24 @@ constexpr uint64_t attrs_of(uint64_t e) { return e & ~(kOa | kTypeMask); }
 constexpr bool can_block(unsigned level) { return level == 1 || level == 2; }
 }  // namespace desc
 
+// The descriptor rules as the engine reads them: PageTable takes them from Format::Desc, so a
+// format whose entries are not VMSA (VT-d second level, vtd_sl.hpp) brings its own.
+struct VmsaDesc {
+    static constexpr uint64_t kValid = desc::kValid;
+    static constexpr uint64_t kOa = desc::kOa;
+    static constexpr bool valid(uint64_t e) { return desc::valid(e); }
+    static constexpr bool is_table(uint64_t e, unsigned level) { return desc::is_table(e, level); }
+    static constexpr bool is_leaf(uint64_t e, unsigned level) { return desc::is_leaf(e, level); }
+    static constexpr uint64_t table(uint64_t pa) { return desc::table(pa); }
+    static constexpr uint64_t leaf(unsigned level, uint64_t pa, uint64_t attrs) { return desc::leaf(level, pa, attrs); }
+    static constexpr uint64_t attrs_of(uint64_t e) { return desc::attrs_of(e); }
+    static constexpr bool can_block(unsigned level) { return desc::can_block(level); }
+};
+
 // Stage 1 (SMMU context descriptors, IPMMU, the CPU at EL1&0): memory type via AttrIndx into MAIR.
 struct Stage1 {
     static constexpr Stage kStage = Stage::s1;
+    using Desc = VmsaDesc;
     static constexpr unsigned kIdxWb = 0, kIdxNc = 1, kIdxDevice = 2;
     // The MAIR every driver programs with this format (MAIR_ELx, SMMU CD.MAIR, SMMUv2 CB MAIR0,
     // IPMMU IMMAIR0): attr0 Normal WB RW-allocate, attr1 Normal NC, attr2 Device-nGnRE.
@@ -70,6 +85,7 @@ struct Stage1 {
 // in MemAttr, permissions in S2AP; there are no ASIDs and no privilege levels.
 struct Stage2 {
     static constexpr Stage kStage = Stage::s2;
+    using Desc = VmsaDesc;
     static constexpr Field kMemAttr{5, 2};
     static constexpr uint64_t kMemAttrWb = 0xf;      // Normal, outer WB, inner WB
     static constexpr uint64_t kMemAttrNc = 0x5;      // Normal, outer NC, inner NC

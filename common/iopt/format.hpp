@@ -6,18 +6,27 @@
 
 namespace moat::iopt {
 
-// One value per table layout an engine builds. VMSAv8-64 is the only engine today; a VT-d second
-// level (vtd_sl) or EPT table gets its own id, engine and factory entry (formats.cpp) beside it.
+// One value per table layout the engine builds: the VMSAv8-64 stages and the VT-d second level
+// (common/iopt/vtd_sl.hpp), each with its factory entry in formats.cpp. EPT would be one more.
 enum class FormatId : uint8_t {
     vmsa_s1,  // VMSAv8-64 stage 1, 4 KiB granule: SMMU CDs, SMMUv2 stage-1 banks, IPMMU
     vmsa_s2,  // VMSAv8-64 stage 2, 4 KiB granule: the CPU's P2M, SMMU stage-2 contexts, IPMMU (S2PTE)
+    vtd_sl,   // Intel VT-d second-level (second-stage) table: legacy context entries, scalable PASID entries
 };
+
+// Format::options for vtd_sl: what the remapping unit's CAP/ECAP allow in its leaves.
+namespace vtd_opt {
+constexpr uint8_t k2M = 1;     // CAP.SLLPS bit 0: 2 MiB superpages
+constexpr uint8_t k1G = 2;     // CAP.SLLPS bit 1: 1 GiB superpages (only with k2M: a split 1 GiB page needs 2 MiB ones)
+constexpr uint8_t kSnoop = 4;  // ECAP.SC: the SNP bit may be set (otherwise it is reserved)
+}  // namespace vtd_opt
 
 struct Format {
     FormatId id = FormatId::vmsa_s1;
     unsigned ias = 0;            // input (IOVA or IPA) bits
     unsigned oas = 0;            // output (PA) bits
     bool coherent_walk = false;  // the walker snoops the CPU's caches; otherwise tables are cleaned
+    uint8_t options = 0;         // format-specific (vtd_opt for vtd_sl); 0 for the VMSA formats
     constexpr bool operator==(const Format&) const = default;
 };
 
@@ -26,6 +35,7 @@ constexpr const char* format_name(FormatId id) {
     switch (id) {
     case FormatId::vmsa_s1: return "stage-1";
     case FormatId::vmsa_s2: return "stage-2";
+    case FormatId::vtd_sl: return "VT-d second-level";
     }
     return "unknown-format";
 }
@@ -35,6 +45,9 @@ constexpr Format vmsa_s1(unsigned ias, unsigned oas, bool coherent_walk) {
 }
 constexpr Format vmsa_s2(unsigned ias, unsigned oas, bool coherent_walk) {
     return Format{FormatId::vmsa_s2, ias, oas, coherent_walk};
+}
+constexpr Format vtd_sl(unsigned ias, unsigned oas, bool coherent_walk, uint8_t options) {
+    return Format{FormatId::vtd_sl, ias, oas, coherent_walk, options};
 }
 
 // The memory attributes of the walker's own table reads (not of what the tables map).

@@ -6,6 +6,7 @@
 #include "common/iopt/memory.hpp"
 #include "common/iopt/page_table.hpp"
 #include "common/iopt/table.hpp"
+#include "common/iopt/vtd_sl.hpp"
 
 namespace moat::iopt {
 
@@ -61,6 +62,7 @@ struct Engine {
 constexpr Engine kEngines[] = {
     {FormatId::vmsa_s1, construct<VmsaTable<Stage1>>, destruct<VmsaTable<Stage1>>},
     {FormatId::vmsa_s2, construct<VmsaTable<Stage2>>, destruct<VmsaTable<Stage2>>},
+    {FormatId::vtd_sl, construct_vtd_sl, destruct_vtd_sl},
 };
 
 }  // namespace

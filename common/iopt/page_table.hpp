@@ -50,6 +50,7 @@ namespace moat::iopt {
 
 template <class Format, class Memory>
 class PageTable {
+    using desc = typename Format::Desc;  // the format's descriptor rules (VMSA, VT-d): every desc:: below
 public:
     // map() page-size policy: the largest page or block that alignment and range allow...
     static constexpr uint64_t kLargest = 0;

@@ -9,6 +9,7 @@
 #include "drivers/iommu/ipmmu_vmsa_dt.hpp"
 #include "drivers/iommu/smmu_v2.hpp"
 #include "drivers/iommu/smmu_v3.hpp"
+#include "drivers/iommu/vtd.hpp"
 
 namespace moat {
 
@@ -21,6 +22,8 @@ constexpr BindingRules kIpmmuGen4{1, 1, 63, 0, "uTLB", false, true};
 constexpr BindingRules kSmmuV3{1, 1, 0xffffffffu, 0, "stream id"};
 constexpr BindingRules kSmmuV2{1, 2, 0xffff, 0xffff, "stream id"};
 // Xen's grant DMA: the cell is the backend's domid, below DOMID_FIRST_RESERVED (0x7ff0).
+// VT-d: moat's own node for a DMAR DRHD (no DT binding exists); the cell is the PCI requester id.
+constexpr BindingRules kVtd{1, 1, 0xffff, 0, "requester id"};
 constexpr BindingRules kGrantDma{1, 1, 0x7fef, 0, "backend domid", true};
 
 constexpr DriverEntry kDrivers[] = {
@@ -38,6 +41,7 @@ constexpr DriverEntry kDrivers[] = {
     {"renesas,ipmmu-r8a779f0", false, "Renesas IPMMU-VMSA (R-Car S4)", &kIpmmuOps, kIpmmuGen4, &ipmmu_main, &ipmmu::kSocS4},
     {"renesas,ipmmu-r8a779a0", false, "Renesas IPMMU-VMSA (R-Car V3U)", &kIpmmuOps, kIpmmuGen4, &ipmmu_main, &ipmmu::kSocV3U},
     {"renesas,ipmmu-", true, "Renesas IPMMU-VMSA", nullptr, kIpmmuGen4, &ipmmu_main, nullptr},
+    {kVtdCompatible, false, "Intel VT-d (DMAR DRHD)", &kVtdOps, kVtd, nullptr, nullptr},
     {"xen,grant-dma", false, "Xen grant DMA (paravirtual)", nullptr, kGrantDma, nullptr, nullptr},
 };
 

@@ -107,3 +107,27 @@ linux_ready() {
         echo "FAIL: no Debian kernel and busybox in $LINUX (tools/install-deps.sh fetches them)"; exit 1
     fi
 }
+
+# ---- q35 (x86_64): the image is build/q35/moat.elf, entered through its PVH note.
+Q35_ELF=${Q35_ELF:-build/q35/moat.elf}
+# The same QEMU=7.2|10 choice as the arm64 tests (QEMU_SYSTEM_X86_64 names any other binary);
+# Q35_QEMU_MAJOR is what that binary says it is: VT-d's defaults differ (aw-bits 39 on 7.2, 48 on 10).
+case "${QEMU:-7.2}" in
+    10|10.0) QEMU_SYSTEM_X86_64=${QEMU_SYSTEM_X86_64:-.deps/qemu10/bin/qemu-system-x86_64} ;;
+    *) QEMU_SYSTEM_X86_64=${QEMU_SYSTEM_X86_64:-qemu-system-x86_64} ;;
+esac
+Q35_QEMU_MAJOR=$("$QEMU_SYSTEM_X86_64" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9]*\)\..*/\1/p')
+QEMU_Q35=("$QEMU_SYSTEM_X86_64" -machine q35 -m 512M -nographic -no-reboot -vga none -nic none
+          -device isa-debug-exit,iobase=0xf4,iosize=0x04)
+
+# run_q35 NAME TIMEOUT EXTRA-QEMU-ARGS...: log in $TEST_OUT/NAME.log; $rc is moat's exit status,
+# decoded from isa-debug-exit's (status << 1) | 1. An even QEMU exit (a triple fault with
+# -no-reboot, a QEMU error, a timeout) is 100 + QEMU's status, which no expect_rc accepts.
+run_q35() {
+    local name=$1 timeout=$2; shift 2
+    LOG=$TEST_OUT/$name.log
+    if [ -z "$Q35_QEMU_MAJOR" ]; then echo "FAIL: $QEMU_SYSTEM_X86_64 does not run (tools/install-deps.sh)"; rc=127; return; fi
+    tools/qemu-run.py --timeout "$timeout" --log "$LOG" -- "${QEMU_Q35[@]}" "$@" -kernel "$Q35_ELF" >/dev/null 2>&1
+    rc=$?
+    if [ $((rc & 1)) -eq 1 ]; then rc=$((rc >> 1)); else rc=$((100 + rc)); fi
+}

@@ -14,8 +14,11 @@
 #include "arch/irq.hpp"
 #include "arch/mmio.hpp"
 #include "dt_fixture.hpp"
+#include "common/acpi_tree.hpp"
+#include "drivers/iommu/vtd.hpp"
 #include "hyp/boot.hpp"
 #include "tests/models/smmu_v3_model.hpp"
+#include "tests/models/vtd_model.hpp"
 
 using namespace moat;
 
@@ -148,6 +151,50 @@ TEST_F(BootFlow, AnUnusableTreeExits3) {
     std::vector<uint64_t> junk(64, 0x1122334455667788ull);
     EXPECT_EXIT(run(junk, junk.size() * 8, false), ::testing::ExitedWithCode(hyp::kExitTreeUnusable),
                 "device tree header invalid.*cannot continue");
+}
+
+// An ACPI platform's flow: the tree x86 writes from its firmware (common/acpi_tree.hpp), with a
+// VT-d unit (a register model) where a DMAR's DRHD would put it, through the same flow.
+constexpr uintptr_t kDrhd = 0xfed90000;
+
+[[noreturn]] void run_acpi(unsigned firmware_problems) {
+    dup2(2, 1);
+    arch::console_echo(true);
+    static PagePool view(0);
+    (void)view.add_region(kRam, kRamSize);
+    static model::PoolPhysMem mem(view);
+    static model::VtdModel vtd(mem, {});
+    mmio::attach(kDrhd, model::VtdModel::kRegSize, &vtd);
+    acpi::FirmwareDesc d;
+    d.model = "host ACPI platform";
+    d.nram = 1;
+    d.ram[0] = {kRam, kRamSize};
+    d.nunits = 1;
+    d.units[0] = acpi::IommuUnit{};
+    d.units[0].base = kDrhd;
+    d.units[0].size = kPageSize;
+    d.units[0].compatible = kVtdCompatible;
+    d.units[0].all_devices = true;
+    d.units[0].address_width = 39;
+    Why why;
+    if (acpi::build_tree(d, reinterpret_cast<void*>(kDtb), 64 * KiB, why) != Status::ok) _exit(99);
+    hyp::BootInfo info{"host-acpi", kDtb, kRam, 1 * MiB, kRam, kRam + kRamSize};
+    info.firmware_problems = firmware_problems;
+    hyp::boot(info, hyp::ArchHooks{nullptr, nullptr, nullptr});
+}
+
+TEST_F(BootFlow, RunsOnTheTreeAnAcpiPlatformWritesAndProbesVtd) {
+    EXPECT_EXIT(run_acpi(0), ::testing::ExitedWithCode(hyp::kExitOk),
+                "iommu0 /iommu@fed90000.*"
+                "compatible intel,vtd, #iommu-cells 1, driver vtd.*"
+                "vtd: +iommu@fed90000 enabled: VT-d.*every device blocked until attached.*"
+                "moat: all checks passed; exit 0");
+}
+
+TEST_F(BootFlow, ProblemsInTheFirmwareTablesEndTheRunWithStatus2) {
+    EXPECT_EXIT(run_acpi(2), ::testing::ExitedWithCode(hyp::kExitTreeProblems),
+                "moat: 2 problem.s. in the firmware's tables .named above.; what they describe is left as it is.*"
+                "moat: 0 device-tree and 0 IOMMU problem.s.; affected devices left blocked; exit 2");
 }
 
 }  // namespace
