@@ -16,7 +16,7 @@ help:
 	@echo "make test       unit (ASan/UBSan), QEMU boots, dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
-	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, zcu102) under $(IMG_OUT)"
+	@echo "make image      Image, FIT and DTB for BOARD=$(BOARD) (qemu-virt, salvator-x, spider, zcu102) under $(IMG_OUT)"
 	@echo "make unit       only the host unit tests"
 	@echo "make tsan-unit  the lock, interrupt and per-CPU tests under ThreadSanitizer"
 	@echo "make dt-test    only the moat-dt suite; make dts: board trees, failing on any dtc warning"

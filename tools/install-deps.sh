@@ -43,16 +43,17 @@ arm64_libfdt() {
 
 # The device trees Linux ships for the boards moat supports, for the real-trees test tier
 # (tests/trees): ZCU102 DTBs from Debian's arm64 kernel package, the R-Car Gen3 Salvator-X/XS
-# trees compiled from linux-source-6.1 with the kernel's own include paths (Debian's kernel
-# ships no Salvator DTB). Fetched once into $TREES; never committed.
+# and R-Car Gen4 Spider (S4) and Falcon (V3U) trees compiled from linux-source-6.1 with the
+# kernel's own include paths (Debian's kernel ships no Salvator, Spider or Falcon DTB). Fetched
+# once into $TREES; never committed.
 TREES=${TREES:-$(cd "$(dirname "$0")/.." && pwd)/.deps/trees}
-SALVATOR_TREES="r8a77950-salvator-x r8a77951-salvator-x r8a77951-salvator-xs r8a77960-salvator-x r8a77960-salvator-xs
-                r8a77961-salvator-xs r8a77965-salvator-x r8a77965-salvator-xs"
+RCAR_TREES="r8a77950-salvator-x r8a77951-salvator-x r8a77951-salvator-xs r8a77960-salvator-x r8a77960-salvator-xs
+            r8a77961-salvator-xs r8a77965-salvator-x r8a77965-salvator-xs r8a779f0-spider r8a779a0-falcon"
 ZCU102_TREES="zynqmp-zcu102-rev1.0 zynqmp-zcu102-rev1.1"
 
 real_trees() {
   local b missing_trees=""
-  for b in $SALVATOR_TREES $ZCU102_TREES; do [ -f "$TREES/$b.dtb" ] || missing_trees="$missing_trees $b"; done
+  for b in $RCAR_TREES $ZCU102_TREES; do [ -f "$TREES/$b.dtb" ] || missing_trees="$missing_trees $b"; done
   [ -z "$missing_trees" ] && return 0
   [ "${1:-}" = "--check" ] && { echo "install-deps: missing real trees:$missing_trees (into $TREES)"; return 1; }
   local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
@@ -71,7 +72,7 @@ real_trees() {
     tar -xJ -C "$tmp/src" --wildcards 'linux-source-6.1/arch/arm64/boot/dts/renesas/*' 'linux-source-6.1/include/dt-bindings/*' \
         linux-source-6.1/include/uapi/linux/input-event-codes.h
   local k="$tmp/src/linux-source-6.1"
-  for b in $SALVATOR_TREES; do
+  for b in $RCAR_TREES; do
     cpp -nostdinc -I "$k/include" -I "$k/arch/arm64/boot/dts/renesas" -undef -D__DTS__ -x assembler-with-cpp \
         "$k/arch/arm64/boot/dts/renesas/$b.dts" -o "$tmp/$b.dts"
     dtc -q -I dts -O dtb -o "$TREES/$b.dtb" "$tmp/$b.dts"

@@ -21,7 +21,7 @@ constexpr unsigned kS1Ias = 32, kS1StartLevel = 1;
 // The blocking context: the last one, so that domains keep getting contexts from 1 up. Its table
 // spans everything a context of the format can walk (stage 2: two concatenated level-1 tables),
 // walked like any other (never coherently).
-constexpr uint8_t kBlockContext = kContexts - 1;
+constexpr uint8_t block_context(const Generation& g) { return static_cast<uint8_t>(g.contexts - 1); }
 constexpr iopt::Format block_format(IpmmuVmsa::Format f) {
     return f == IpmmuVmsa::Format::stage2 ? iopt::vmsa_s2(kS2MaxIas, imttlbr::kPaBits, false)
                                           : iopt::vmsa_s1(kS1Ias, imttlbr::kPaBits, false);
@@ -38,6 +38,8 @@ const char* product_name(uint32_t product) {
     case prr::kH3: return "R-Car H3";
     case prr::kM3W: return "R-Car M3-W";
     case prr::kM3N: return "R-Car M3-N";
+    case prr::kV3U: return "R-Car V3U";
+    case prr::kS4: return "R-Car S4";
     default: return nullptr;
     }
 }
@@ -46,12 +48,12 @@ const char* product_name(uint32_t product) {
 
 // ---------------------------------------------------------------- register access
 
-uint32_t IpmmuVmsa::rd(Ctx r, unsigned ctx) const { return mmio::read32(cfg_.base + offset(r, ctx)); }
-void IpmmuVmsa::wr(Ctx r, unsigned ctx, uint32_t v) { mmio::write32(cfg_.base + offset(r, ctx), v); }
-uint32_t IpmmuVmsa::rd(Utlb r, unsigned utlb) const { return mmio::read32(cfg_.base + offset(r, utlb)); }
-void IpmmuVmsa::wr(Utlb r, unsigned utlb, uint32_t v) { mmio::write32(cfg_.base + offset(r, utlb), v); }
-uint32_t IpmmuVmsa::rd(Global r) const { return mmio::read32(cfg_.base + offset(r)); }
-void IpmmuVmsa::wr(Global r, uint32_t v) { mmio::write32(cfg_.base + offset(r), v); }
+uint32_t IpmmuVmsa::rd(Ctx r, unsigned ctx) const { return mmio::read32(cfg_.base + offset(*cfg_.gen, r, ctx)); }
+void IpmmuVmsa::wr(Ctx r, unsigned ctx, uint32_t v) { mmio::write32(cfg_.base + offset(*cfg_.gen, r, ctx), v); }
+uint32_t IpmmuVmsa::rd(Utlb r, unsigned utlb) const { return mmio::read32(cfg_.base + offset(*cfg_.gen, r, utlb)); }
+void IpmmuVmsa::wr(Utlb r, unsigned utlb, uint32_t v) { mmio::write32(cfg_.base + offset(*cfg_.gen, r, utlb), v); }
+uint32_t IpmmuVmsa::rd(Global r) const { return mmio::read32(cfg_.base + offset(*cfg_.gen, r)); }
+void IpmmuVmsa::wr(Global r, uint32_t v) { mmio::write32(cfg_.base + offset(*cfg_.gen, r), v); }
 
 Status IpmmuVmsa::refuse(Status st, const char* what) { return why_.set(st, "%s", what); }
 
@@ -62,20 +64,25 @@ const char* IpmmuVmsa::soc_name(uint32_t prr_value) {
     return n ? n : "unknown SoC";
 }
 
-Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* why, size_t cap) {
+const ipmmu::Soc* IpmmuVmsa::soc_of(const char* compatible) {
     // The SoC facts hang off the compatible's registry entry: the one table that names it.
     const DriverEntry* entry = find_driver(compatible);
-    const auto* soc = entry && entry->ops == &kIpmmuOps ? static_cast<const ipmmu::Soc*>(entry->data) : nullptr;
+    return entry && entry->ops == &kIpmmuOps ? static_cast<const ipmmu::Soc*>(entry->data) : nullptr;
+}
+
+Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* why, size_t cap) {
+    const ipmmu::Soc* soc = soc_of(compatible);
     if (!soc) {
-        format_to(why, cap, "%s is not an R-Car Gen3 IPMMU this driver supports (H3, M3-W, M3-W+, M3-N)",
+        format_to(why, cap, "%s is not an R-Car IPMMU this driver supports (Gen3: H3, M3-W, M3-W+, M3-N; Gen4: S4, V3U)",
                   compatible ? compatible : "(no compatible)");
         return Status::unsupported;
     }
+    const DriverEntry* entry = find_driver(compatible);
     uint32_t product = static_cast<uint32_t>(prr::kProduct.get(prr_value));
     uint32_t cut = static_cast<uint32_t>(prr::kCut.get(prr_value));
     unsigned major = (cut >> 4) + 1, minor = cut & 0xf;
     if (!product_name(product)) {
-        format_to(why, cap, "product register 0x%08x names product 0x%02x, not an R-Car Gen3 this driver supports",
+        format_to(why, cap, "product register 0x%08x names product 0x%02x, not an R-Car this driver supports",
                   prr_value, product);
         return Status::unsupported;
     }
@@ -96,15 +103,25 @@ Status IpmmuVmsa::check_soc(const char* compatible, uint32_t prr_value, char* wh
 
 Status IpmmuVmsa::probe(const Config& cfg) {
     if (ready_) return refuse(Status::in_use, "already probed");
+    if (!cfg.gen) return refuse(Status::invalid_argument, "no generation given");
     cfg_ = cfg;
     why_.clear();
     soc_[0] = 0;
-    if (cfg.size < kRegSize) return refuse(Status::invalid_argument, "register window smaller than 0x1000");
+    const Generation& gen = *cfg.gen;
+    if (cfg.size < gen.reg_size)
+        return why_.set(Status::invalid_argument, "register window smaller than 0x%lx (%s)", gen.reg_size, gen.name);
 
     if (!cfg.root) {
         // The root: faults can only be reported through its interrupt.
         if (cfg.nirqs == 0) return refuse(Status::invalid_argument, "root IPMMU without interrupts");
         if (check_soc(cfg.compatible, cfg.prr, soc_, sizeof soc_) != Status::ok) return refuse(Status::unsupported, soc_);
+        const ipmmu::Soc* soc = soc_of(cfg.compatible);  // check_soc found it
+        if (!soc) return refuse(Status::unsupported, "no SoC facts for the compatible");
+        if (soc->gen != cfg.gen)
+            return why_.set(Status::invalid_argument, "%s is an %s IPMMU, configured as %s", cfg.compatible, soc->gen->name, gen.name);
+        if (cfg.format == Format::stage2 && !soc->stage2)
+            return why_.set(Status::unsupported, "%s: stage-2 tables are not known to work on its IPMMU (32-bit stage-1 tables are)",
+                            soc->name);
         // The blocking table before any register is written: without it, the root is refused.
         iopt::Geometry bg = block_geometry(cfg.format);
         Result<uint64_t> table{Status::no_memory};
@@ -117,7 +134,7 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         block_ctx_ = kNoContext;
         for (Context& c : ctx_) c = Context{};
         ctx_[0].state = Context::reserved;  // Linux and Xen keep context 0 off limits
-        for (unsigned n = 0; n < kContexts; n++) {
+        for (unsigned n = 0; n < gen.contexts; n++) {
             wr(Ctx::IMCTR, n, 0);
             wr(Ctx::IMSTR, n, 0);
         }
@@ -132,7 +149,7 @@ Status IpmmuVmsa::probe(const Config& cfg) {
         caps_.oas = min(imttlbr::kPaBits, cfg.cpu_pa_bits);
         caps_.coherent_walk = false;
         caps_.range_invalidation = false;
-        caps_.max_stream = kUtlbs - 1;
+        caps_.max_stream = gen.utlbs - 1;
         walker_ = cfg.format == Format::stage2 ? VmsaWalker{false, true, 0, 0, kS2MinIas, kS2MaxIas, caps_.oas, false}
                                                : VmsaWalker{true, false, kS1Ias, kS1Ias, 0, 0, caps_.oas, false};
         if (cfg.block_unattached) {
@@ -161,8 +178,11 @@ Status IpmmuVmsa::probe(const Config& cfg) {
     if (&root == this) return refuse(Status::invalid_argument, "a cache cannot be its own root");
     if (!root.ready_) return refuse(Status::not_ready, "its root IPMMU has not probed yet");
     if (!root.is_root()) return refuse(Status::invalid_argument, "renesas,ipmmu-main names a cache IPMMU, not the root");
+    if (root.cfg_.gen != cfg.gen)
+        return why_.set(Status::invalid_argument, "an %s cache in front of an %s root", gen.name, root.cfg_.gen->name);
     if (cfg.main_bit >= 32) return refuse(Status::invalid_argument, "IMSSTR bit beyond 31");
-    if (cfg.masters >> kUtlbs) return refuse(Status::invalid_argument, "a master on a uTLB beyond 47");
+    if (gen.utlbs < 64 && (cfg.masters >> gen.utlbs))
+        return why_.set(Status::invalid_argument, "a master on a uTLB beyond %u", gen.utlbs - 1);
     IpmmuVmsa** slot = nullptr;
     for (IpmmuVmsa*& c : root.caches_) {
         if (c && c->cfg_.main_bit == cfg.main_bit) return refuse(Status::in_use, "another cache uses the same IMSSTR bit");
@@ -174,10 +194,10 @@ Status IpmmuVmsa::probe(const Config& cfg) {
     // Our copy of the blocking context stays on for good (written on, never off and on again:
     // after a shutdown our uTLBs may still point at it); every other context starts off.
     uint8_t block = root.block_ctx_;
-    for (unsigned n = 0; n < kContexts; n++)
+    for (unsigned n = 0; n < gen.contexts; n++)
         wr(Ctx::IMCTR, n, n == block ? (root.ctx_[n].imctr | imctr::kFlush) & imctr::kCacheMask : 0);
     // Masters the DT names are blocked from here on; the other uTLBs are disabled.
-    for (unsigned u = 0; u < kUtlbs; u++) {
+    for (unsigned u = 0; u < gen.utlbs; u++) {
         utlb_[u] = UtlbState{};
         utlb_[u].known = (cfg.masters >> u) & 1;
         park(u);
@@ -199,10 +219,10 @@ void IpmmuVmsa::shutdown() {
     if (is_root()) {
         for (IpmmuVmsa* c : caches_)
             if (c) c->shutdown();
-        for (unsigned n = 0; n < kContexts; n++)
+        for (unsigned n = 0; n < cfg_.gen->contexts; n++)
             if (ctx_[n].state == Context::used) wr(Ctx::IMCTR, n, imctr::kFlush);
     } else {
-        for (unsigned u = 0; u < kUtlbs; u++)
+        for (unsigned u = 0; u < cfg_.gen->utlbs; u++)
             if (utlb_[u].refs) {
                 uint8_t id = utlb_[u].ctx;
                 utlb_[u] = UtlbState{};
@@ -210,7 +230,7 @@ void IpmmuVmsa::shutdown() {
                 park(u);
                 root_->put_context(id);
             }
-        for (unsigned n = 0; n < kContexts; n++)
+        for (unsigned n = 0; n < cfg_.gen->contexts; n++)
             if (ctx_utlbs_[n]) wr(Ctx::IMCTR, n, imctr::kFlush);
         for (IpmmuVmsa*& c : root_->caches_)
             if (c == this) c = nullptr;
@@ -228,7 +248,7 @@ uint8_t IpmmuVmsa::utlb_context(unsigned utlb) const {
 }
 
 bool IpmmuVmsa::utlb_blocked(unsigned utlb) const {
-    return ready_ && utlb < kUtlbs && !utlb_[utlb].refs && utlb_[utlb].known && blocking_context() != kNoContext;
+    return ready_ && utlb < cfg_.gen->utlbs && !utlb_[utlb].refs && utlb_[utlb].known && blocking_context() != kNoContext;
 }
 
 // Never MMUEN = 0 for a master we know of while the root blocks: that would let it bypass.
@@ -236,7 +256,7 @@ void IpmmuVmsa::park(unsigned utlb) {
     uint8_t block = root_->block_ctx_;
     if (utlb_[utlb].known && block != kNoContext) {
         wr(Utlb::IMUASID, utlb, 0);
-        wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(block)) | imuctr::kFlush | imuctr::kMmuEn);
+        wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(cfg_.gen->ttsel.make(block)) | imuctr::kFlush | imuctr::kMmuEn);
     } else {
         wr(Utlb::IMUCTR, utlb, imuctr::kFlush);
     }
@@ -262,7 +282,7 @@ Status IpmmuVmsa::check_domain(const IoDomain& d) const {
 }
 
 uint8_t IpmmuVmsa::find_context(const IoDomain& d) const {
-    for (unsigned n = 0; n < kContexts; n++)
+    for (unsigned n = 0; n < cfg_.gen->contexts; n++)
         if (ctx_[n].state == Context::used && ctx_[n].domain_id == d.id()) return static_cast<uint8_t>(n);
     return kNoContext;
 }
@@ -272,7 +292,7 @@ uint8_t IpmmuVmsa::context_of(const IoDomain& d) const { return root_ ? root_->f
 unsigned IpmmuVmsa::contexts_free() const {
     if (!root_) return 0;
     unsigned n = 0;
-    for (const Context& c : root_->ctx_) n += c.state == Context::free;
+    for (unsigned i = 0; i < root_->cfg_.gen->contexts; i++) n += root_->ctx_[i].state == Context::free;
     return n;
 }
 
@@ -284,7 +304,7 @@ Status IpmmuVmsa::get_context(IoDomain& d, uint8_t& id) {
         ctx_[id].users++;
         return Status::ok;
     }
-    for (unsigned n = 0; n < kContexts && id == kNoContext; n++)
+    for (unsigned n = 0; n < cfg_.gen->contexts && id == kNoContext; n++)
         if (ctx_[n].state == Context::free) id = static_cast<uint8_t>(n);
     if (id == kNoContext) return Status::no_space;
 
@@ -337,17 +357,18 @@ uint32_t IpmmuVmsa::program_context(uint8_t id, uint64_t ttb, const iopt::Format
 // bounded like every other wait. It maps nothing, so it never needs a flush again.
 Status IpmmuVmsa::enable_blocking() {
     cache::sync_for_device(block_pool_->virt(block_pa_), block_pages_ * kPageSize);
-    uint32_t v = program_context(kBlockContext, block_pa_, block_format(cfg_.format));
-    ctx_[kBlockContext] = Context{Context::blocking, nullptr, 0, v};
-    wr(Ctx::IMCTR, kBlockContext, v | imctr::kFlush);
+    const uint8_t id = block_context(*cfg_.gen);
+    uint32_t v = program_context(id, block_pa_, block_format(cfg_.format));
+    ctx_[id] = Context{Context::blocking, nullptr, 0, v};
+    wr(Ctx::IMCTR, id, v | imctr::kFlush);
     commands_++;
-    Status st = wait_flush(kBlockContext);
+    Status st = wait_flush(id);
     if (st != Status::ok) {
-        wr(Ctx::IMCTR, kBlockContext, 0);
-        ctx_[kBlockContext] = Context{};
+        wr(Ctx::IMCTR, id, 0);
+        ctx_[id] = Context{};
         return st;
     }
-    block_ctx_ = kBlockContext;
+    block_ctx_ = id;
     return Status::ok;
 }
 
@@ -397,8 +418,8 @@ Status IpmmuVmsa::flush_context(uint8_t id) {
 
 Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     if (!ready_) return Status::invalid_argument;
-    if (is_root()) return Status::unsupported;  // Gen3 masters sit behind cache IPMMUs
-    if (utlb >= kUtlbs) return Status::out_of_range;
+    if (is_root()) return Status::unsupported;  // masters sit behind cache IPMMUs
+    if (utlb >= cfg_.gen->utlbs) return Status::out_of_range;
     UtlbState& u = utlb_[utlb];
     if (u.refs) {
         // Several masters may share a uTLB, but only inside one domain: the uTLB names one context.
@@ -426,7 +447,7 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
     }
     // Straight from the blocking context (if it was there) to the domain's: never through bypass.
     wr(Utlb::IMUASID, utlb, 0);
-    wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(imuctr::kTtSel.make(id)) | imuctr::kFlush | imuctr::kMmuEn);
+    wr(Utlb::IMUCTR, utlb, static_cast<uint32_t>(cfg_.gen->ttsel.make(id)) | imuctr::kFlush | imuctr::kMmuEn);
     root_->commands_++;
     u = UtlbState{&d, id, 1, true, d.id()};
     return Status::ok;
@@ -435,7 +456,7 @@ Status IpmmuVmsa::attach(IoDomain& d, StreamId utlb) {
 Status IpmmuVmsa::detach(IoDomain& d, StreamId utlb) {
     if (!ready_) return Status::invalid_argument;
     if (is_root()) return Status::unsupported;
-    if (utlb >= kUtlbs) return Status::out_of_range;
+    if (utlb >= cfg_.gen->utlbs) return Status::out_of_range;
     UtlbState& u = utlb_[utlb];
     if (!u.refs || u.domain_id != d.id()) return Status::not_found;
     if (--u.refs) return Status::ok;
@@ -497,7 +518,7 @@ void IpmmuVmsa::report(FaultLog& log, uint8_t id, uint32_t imstr, uint64_t addr)
     unsigned users = 0;
     for (IpmmuVmsa* c : caches_)
         if (c)
-            for (unsigned u = 0; u < kUtlbs; u++)
+            for (unsigned u = 0; u < c->cfg_.gen->utlbs; u++)
                 if (c->utlb_context(u) == id) {
                     users++;
                     r.iommu = c->cfg_.name;
@@ -524,7 +545,7 @@ unsigned IpmmuVmsa::poll_faults(FaultLog& log) {
     if (!ready_) return 0;
     if (!is_root()) return root_->poll_faults(log);
     unsigned n = 0;
-    for (unsigned id = 0; id < kContexts; id++) {
+    for (unsigned id = 0; id < cfg_.gen->contexts; id++) {
         Context::State st = ctx_[id].state;
         if (st != Context::used && st != Context::broken && st != Context::blocking) continue;
         uint32_t s = rd(Ctx::IMSTR, id);

@@ -1,7 +1,7 @@
-// Renesas IPMMU-VMSA, R-Car Gen3 (H3, M3-W, M3-W+, M3-N).
+// Renesas IPMMU-VMSA, R-Car Gen3 (H3, M3-W, M3-W+, M3-N) and Gen4 (S4, V3U).
 //
 // One instance per DT node. The root (IPMMU-MM, the node without `renesas,ipmmu-main`) owns the
-// 8 contexts (table base, format, MAIR, fault status) and the fault interrupt; masters hang off
+// contexts (table base, format, MAIR, fault status) and the fault interrupt; masters hang off
 // cache IPMMUs through micro-TLBs (uTLBs), and a cache forwards what its TLB misses to the root.
 // So the `Iommu` a master attaches through is its cache, the StreamId is the uTLB number, and
 //  - a domain gets ONE root context, shared by every cache that serves one of its masters; the
@@ -18,10 +18,15 @@
 // the DT names is pointed at it at probe, and detach, a failed attach and shutdown point a uTLB
 // back at it: the driver never disables a uTLB it knows a master sits on, and such a master's
 // DMA is a translation fault that poll_faults() reports (FaultKind::stream_disabled). The cost
-// is one context: 6 domains fit, the 7th gets no_space. block_unattached = false gives the
-// context back (7 domains) and leaves unattached masters bypassing, as Linux and Xen do: only
+// is one context: 6 domains fit on Gen3 (14 on Gen4), the next gets no_space. block_unattached =
+// false gives the context back (7, or 15) and leaves unattached masters bypassing, as Linux and Xen do: only
 // for masters known to be quiesced. Walks are not cache coherent: tables must be cleaned
 // (IoDomain with coherent_walk = false).
+//
+// Generations. Gen3 and Gen4 differ in their register map (where contexts, uTLBs and controls
+// start, the context stride) and capacities (8 or 16 contexts, 48 or 64 uTLBs, a 4- or 5-bit
+// TTSEL); ipmmu::Generation describes each, the SoC's registry entry names its generation, and
+// every register access and bound goes through it. A cache and its root are of one generation.
 //
 // Table formats, chosen per root at probe (IMSAUXCTLR.S2PTE is one bit for all contexts):
 //   stage2: VMSAv8-64 stage-2 tables (IMCTR.VA64 + S2PTE), as Xen shares the P2M: IPA 33..40 bits
@@ -47,8 +52,9 @@ public:
     enum class Format : uint8_t { stage2, stage1 };
 
     struct Config {
+        const ipmmu::Generation* gen = &ipmmu::kGen3;  // register map and capacities
         uintptr_t base = 0;
-        uint64_t size = ipmmu::kRegSize;
+        uint64_t size = 0x1000;
         const char* name = "ipmmu";
         IpmmuVmsa* root = nullptr;  // the root this cache forwards to; nullptr: this IS the root
         unsigned main_bit = 0;      // cache: its bit in the root's IMSSTR (`renesas,ipmmu-main`)
@@ -60,9 +66,9 @@ public:
         IrqController* irq = nullptr;
         const dt::Irq* irqs = nullptr;  // nirqs of them, read during probe only
         FaultLog* faults = nullptr;
-        const char* compatible = nullptr;  // "renesas,ipmmu-r8a7795", ...
+        const char* compatible = nullptr;  // "renesas,ipmmu-r8a7795", ...: must be of generation `gen`
         uint32_t prr = 0;           // the product register, for the supported-SoC check
-        Format format = Format::stage2;
+        Format format = Format::stage2;  // stage2 only where the SoC has it (ipmmu::Soc::stage2)
         unsigned cpu_pa_bits = 40;  // caps the output size
         bool block_unattached = true;  // keep a blocking context (see above); false: they bypass
         PagePool* pool = nullptr;      // where the blocking context's table comes from
@@ -88,7 +94,7 @@ public:
     // The root's SoC as the product register names it ("R-Car H3 ES3.0"), once probed.
     const char* soc() const { return root_ ? root_->soc_ : ""; }
     void describe(Sink& out) const override;
-    // One cell: the uTLB, below the 48 an R-Car Gen3 IPMMU has.
+    // One cell: the uTLB, below the 48 (Gen3) or 64 (Gen4) the IPMMU has.
     Status xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const override;
 
     bool ready() const { return ready_; }
@@ -97,6 +103,7 @@ public:
     IpmmuVmsa* root() const { return root_; }
     unsigned main_bit() const { return cfg_.main_bit; }
     Format format() const { return root_ ? root_->cfg_.format : cfg_.format; }
+    const ipmmu::Generation& generation() const { return *cfg_.gen; }
 
     const char* name() const override { return cfg_.name; }
     const IommuCaps& caps() const override { return root_ ? root_->caps_ : caps_; }
@@ -124,8 +131,8 @@ public:
     // This cache's uTLB points at the blocking context (a known master, not attached).
     bool utlb_blocked(unsigned utlb) const;
     // uTLB state of this cache: the domain using it (nullptr) and how many attaches it counts.
-    const IoDomain* utlb_domain(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].domain : nullptr; }
-    unsigned utlb_refs(unsigned utlb) const { return utlb < ipmmu::kUtlbs ? utlb_[utlb].refs : 0; }
+    const IoDomain* utlb_domain(unsigned utlb) const { return utlb < cfg_.gen->utlbs ? utlb_[utlb].domain : nullptr; }
+    unsigned utlb_refs(unsigned utlb) const { return utlb < cfg_.gen->utlbs ? utlb_[utlb].refs : 0; }
     uint64_t flush_timeouts() const { return root_ ? root_->flush_timeouts_ : 0; }
     uint64_t flushes() const { return root_ ? root_->flushes_ : 0; }
 
@@ -138,11 +145,13 @@ public:
     };
     static FaultInfo decode(uint32_t imstr);
 
-    // Supported SoCs: the node's compatible must be a Gen3 IPMMU and the product register must
-    // agree with it; H3 and M3-W (M3-W+ is M3-W ES3.0) need cut ES3.0 or later for stage-2
-    // tables, M3-N any. Writes why not into `why`; ok, or unsupported.
+    // Supported SoCs: the node's compatible must be an IPMMU this driver supports and the product
+    // register must agree with it; H3 and M3-W (M3-W+ is M3-W ES3.0) need cut ES3.0 or later for
+    // stage-2 tables, M3-N, S4 and V3U any. Writes why not into `why`; ok, or unsupported.
     static Status check_soc(const char* compatible, uint32_t prr, char* why, size_t cap);
     static const char* soc_name(uint32_t prr);
+    // The SoC facts the registry holds for a compatible this driver runs, or nullptr.
+    static const ipmmu::Soc* soc_of(const char* compatible);
 
 private:
     struct Context {
@@ -196,7 +205,7 @@ private:
     static void on_irq(void* self);
     VmsaWalker walker_;  // root: what its contexts take (one stage, chosen at probe)
     // Root: contexts and the caches in front of it.
-    Context ctx_[ipmmu::kContexts];
+    Context ctx_[ipmmu::kMaxContexts];
     IpmmuVmsa* caches_[kMaxCaches] = {};
     uint8_t block_ctx_ = kNoContext;
     // The blocking context's table; it outlives shutdown() while the context may still be walked.
@@ -204,12 +213,12 @@ private:
     uint64_t block_pa_ = 0;
     size_t block_pages_ = 0;
     // Cache: its uTLBs, and how many of them use each context (its IMCTR copy is on while > 0).
-    UtlbState utlb_[ipmmu::kUtlbs];
-    unsigned ctx_utlbs_[ipmmu::kContexts] = {};
+    UtlbState utlb_[ipmmu::kMaxUtlbs];
+    unsigned ctx_utlbs_[ipmmu::kMaxContexts] = {};
     uint64_t commands_ = 0, syncs_ = 0, flushes_ = 0, flush_timeouts_ = 0;
 };
 
-// The registry's operations for the R-Car Gen3 IPMMU compatibles (ipmmu_vmsa_dt.cpp).
+// The registry's operations for the R-Car Gen3 and Gen4 IPMMU compatibles (ipmmu_vmsa_dt.cpp).
 extern const DriverOps kIpmmuOps;
 
 }  // namespace moat

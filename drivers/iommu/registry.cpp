@@ -14,7 +14,7 @@ namespace moat {
 
 namespace {
 
-// R-Car Gen3 IPMMUs name 48 uTLBs; Gen4 has 64 (docs/hardware.md §1.1). Linux's binding lets a
+// R-Car Gen3 IPMMUs name 48 uTLBs; Gen4 has 64 (docs/hardware.md §1.1, §1.9). Linux's binding lets a
 // PCIe host bridge reach an IPMMU through iommu-map (requester id -> uTLB); moat does not yet.
 constexpr BindingRules kIpmmuGen3{1, 1, 47, 0, "uTLB", false, true};
 constexpr BindingRules kIpmmuGen4{1, 1, 63, 0, "uTLB", false, true};
@@ -35,6 +35,8 @@ constexpr DriverEntry kDrivers[] = {
     {"renesas,ipmmu-r8a77980", false, "Renesas IPMMU-VMSA (R-Car V3H)", nullptr, kIpmmuGen3, &ipmmu_main, nullptr},
     {"renesas,ipmmu-r8a77990", false, "Renesas IPMMU-VMSA (R-Car E3)", nullptr, kIpmmuGen3, &ipmmu_main, nullptr},
     {"renesas,ipmmu-r8a77995", false, "Renesas IPMMU-VMSA (R-Car D3)", nullptr, kIpmmuGen3, &ipmmu_main, nullptr},
+    {"renesas,ipmmu-r8a779f0", false, "Renesas IPMMU-VMSA (R-Car S4)", &kIpmmuOps, kIpmmuGen4, &ipmmu_main, &ipmmu::kSocS4},
+    {"renesas,ipmmu-r8a779a0", false, "Renesas IPMMU-VMSA (R-Car V3U)", &kIpmmuOps, kIpmmuGen4, &ipmmu_main, &ipmmu::kSocV3U},
     {"renesas,ipmmu-", true, "Renesas IPMMU-VMSA", nullptr, kIpmmuGen4, &ipmmu_main, nullptr},
     {"xen,grant-dma", false, "Xen grant DMA (paravirtual)", nullptr, kGrantDma, nullptr, nullptr},
 };

@@ -9,20 +9,23 @@ namespace moat::model {
 
 namespace {
 
-// Offsets and fields (docs/hardware.md §1.2, §1.3).
-constexpr uint32_t kCtxStride = 0x40, kCtxEnd = 8 * kCtxStride;
+// Offsets and fields (docs/hardware.md §1.2, §1.3, §1.9): offsets inside a context, inside the
+// uTLB windows and inside the control block.
+constexpr uint32_t kCtxRegs = 0x40;
 enum : uint32_t {
     IMCTR = 0x00, IMTTBCR = 0x08, IMTTLBR0 = 0x10, IMTTUBR0 = 0x14, IMTTLBR1 = 0x18, IMTTUBR1 = 0x1c, IMSTR = 0x20,
     IMMAIR0 = 0x28, IMMAIR1 = 0x2c, IMELAR = 0x30, IMEUAR = 0x34,
 };
 constexpr uint32_t kUtlbLow = 0x300, kUtlbHigh = 0x600, IMSCTLR = 0x500, IMSAUXCTLR = 0x504;
+constexpr uint32_t kHighContextSkip = 0x600;  // contexts 8 and up
 
 constexpr uint32_t kMmuEn = 1u << 0, kFlush = 1u << 1, kIntEn = 1u << 2, kVa64 = 1u << 29;
 // IMCTR bits that exist: MMUEN FLUSH INTEN TREN RTSEL[5:4] AFE TRE VA64 on the root, [2:0] on a cache.
 constexpr uint32_t kRootImctr = 0x3f | 1u << 16 | 1u << 17 | kVa64, kCacheImctr = 0x7;
 constexpr uint32_t kEae = 1u << 31;
-constexpr uint32_t kImuctrBits = 0x1 | 0x2 | 0xf0 | 0xff0000 | 1u << 31;
 constexpr uint32_t kS2pte = 1u << 3;
+// MMUEN FLUSH TTSEL FIXADD[23:16] FIXADDEN.
+constexpr uint32_t imuctr_bits(unsigned ttsel_bits) { return 0x1 | 0x2 | ((1u << ttsel_bits) - 1) << 4 | 0xff0000 | 1u << 31; }
 
 std::string hex(uint64_t v) {
     char b[24];
@@ -32,8 +35,44 @@ std::string hex(uint64_t v) {
 
 }  // namespace
 
-IpmmuModel::IpmmuModel(PhysMem& mem) : mem_(&mem), root_(this) {}
-IpmmuModel::IpmmuModel(IpmmuModel& root, unsigned main_bit) : mem_(root.mem_), root_(&root), main_bit_(main_bit) {}
+const IpmmuModel::Layout IpmmuModel::kGen3{"R-Car Gen3", 8, 48, 0x1000, 0x0, 0x40, 0x0, 0x0, 4};
+const IpmmuModel::Layout IpmmuModel::kGen4{"R-Car Gen4", 16, 64, 0x20000, 0x10000, 0x1040, 0x3000, 0x1000, 5};
+
+IpmmuModel::IpmmuModel(PhysMem& mem, const Layout& layout) : mem_(&mem), root_(this), layout_(&layout) {}
+IpmmuModel::IpmmuModel(IpmmuModel& root, unsigned main_bit)
+    : mem_(root.mem_), root_(&root), layout_(root.layout_), main_bit_(main_bit) {}
+
+uint32_t IpmmuModel::ctx_offset(unsigned n, uint32_t reg) const {
+    return layout_->ctx_base + n * layout_->ctx_stride + (n >= 8 ? kHighContextSkip : 0) + reg;
+}
+
+uint32_t IpmmuModel::imuctr_offset(unsigned u) const {
+    return layout_->utlb_base + (u < 32 ? kUtlbLow + 16 * u : kUtlbHigh + 16 * (u - 32));
+}
+
+int IpmmuModel::context_at(uint32_t off, uint32_t& reg) const {
+    for (unsigned n = 0; n < layout_->contexts; n++) {
+        uint32_t start = ctx_offset(n, 0);
+        if (off >= start && off - start < kCtxRegs) {
+            reg = off - start;
+            return static_cast<int>(n);
+        }
+    }
+    return -1;
+}
+
+// uTLB index of an IMUCTR/IMUASID offset, with which of the two it is; -1 if neither.
+int IpmmuModel::utlb_at(uint32_t off, bool& asid) const {
+    if (off < layout_->utlb_base) return -1;
+    uint32_t o = off - layout_->utlb_base, rel;
+    int first;
+    if (o >= kUtlbLow && o < kUtlbLow + 32 * 16) rel = o - kUtlbLow, first = 0;
+    else if (o >= kUtlbHigh && o < kUtlbHigh + (layout_->utlbs - 32) * 16) rel = o - kUtlbHigh, first = 32;
+    else return -1;
+    if (rel % 16 != 0 && rel % 16 != 8) return -1;
+    asid = rel % 16 == 8;
+    return first + static_cast<int>(rel / 16);
+}
 
 void IpmmuModel::violation(const std::string& what) { violations_.push_back(who() + ": " + what); }
 std::string IpmmuModel::who() const { return is_root() ? "root" : "cache (IMSSTR bit " + std::to_string(main_bit_) + ")"; }
@@ -85,24 +124,10 @@ void IpmmuModel::write(uint64_t off, uint64_t v, unsigned bytes) {
     write32(static_cast<uint32_t>(off), static_cast<uint32_t>(v));
 }
 
-namespace {
-// uTLB index of an IMUCTR/IMUASID offset, with which of the two it is; -1 if neither.
-int utlb_of(uint32_t off, bool& asid) {
-    uint32_t rel;
-    int first;
-    if (off >= kUtlbLow && off < kUtlbLow + 32 * 16) rel = off - kUtlbLow, first = 0;
-    else if (off >= kUtlbHigh && off < kUtlbHigh + 16 * 16) rel = off - kUtlbHigh, first = 32;
-    else return -1;
-    if (rel % 16 != 0 && rel % 16 != 8) return -1;
-    asid = rel % 16 == 8;
-    return first + static_cast<int>(rel / 16);
-}
-}  // namespace
-
 uint32_t IpmmuModel::read32(uint32_t off) {
-    if (off < kCtxEnd) {
-        Context& c = ctx_[off / kCtxStride];
-        uint32_t reg = off % kCtxStride;
+    uint32_t reg = 0;
+    if (int n = context_at(off, reg); n >= 0) {
+        Context& c = ctx_[n];
         if (reg == IMCTR) {
             uint32_t v = c.imctr;
             if ((v & kFlush) && !flush_hung_) {
@@ -128,13 +153,13 @@ uint32_t IpmmuModel::read32(uint32_t off) {
         case IMEUAR: return c.euar;
         default: break;
         }
-    } else if (off == IMSCTLR) {
+    } else if (off == control_offset(IMSCTLR)) {
         return imsctlr_;
-    } else if (off == IMSAUXCTLR) {
+    } else if (off == control_offset(IMSAUXCTLR)) {
         return imsauxctlr_;
     } else {
         bool asid;
-        int u = utlb_of(off, asid);
+        int u = utlb_at(off, asid);
         if (u >= 0) return asid ? utlb_[u].imuasid : utlb_[u].imuctr;
     }
     violation("read of unmodelled offset " + hex(off));
@@ -142,20 +167,21 @@ uint32_t IpmmuModel::read32(uint32_t off) {
 }
 
 void IpmmuModel::write32(uint32_t off, uint32_t v) {
-    if (off < kCtxEnd) return write_ctx(off / kCtxStride, off % kCtxStride, v);
-    if (off == IMSCTLR) {
+    uint32_t reg = 0;
+    if (int n = context_at(off, reg); n >= 0) return write_ctx(static_cast<unsigned>(n), reg, v);
+    if (off == control_offset(IMSCTLR)) {
         imsctlr_ = v;
         return;
     }
-    if (off == IMSAUXCTLR) {
+    if (off == control_offset(IMSAUXCTLR)) {
         if (is_root() && ((v ^ imsauxctlr_) & kS2pte))
-            for (unsigned n = 0; n < kContexts; n++)
+            for (unsigned n = 0; n < layout_->contexts; n++)
                 if (ctx_[n].imctr & kMmuEn) violation("IMSAUXCTLR.S2PTE changed while context " + std::to_string(n) + " is enabled");
         imsauxctlr_ = v;
         return;
     }
     bool asid;
-    int u = utlb_of(off, asid);
+    int u = utlb_at(off, asid);
     if (u < 0) {
         violation("write of " + hex(v) + " to unmodelled offset " + hex(off));
         return;
@@ -169,7 +195,7 @@ void IpmmuModel::write32(uint32_t off, uint32_t v) {
         drop(-1, u);
         r.flushes++;
     }
-    r.imuctr = v & kImuctrBits & ~kFlush;  // FLUSH self-clears at once
+    r.imuctr = v & imuctr_bits(layout_->ttsel_bits) & ~kFlush;  // FLUSH self-clears at once
 }
 
 void IpmmuModel::write_ctx(unsigned n, uint32_t reg, uint32_t v) {
@@ -231,19 +257,20 @@ void IpmmuModel::write_ctx(unsigned n, uint32_t reg, uint32_t v) {
 }
 
 void IpmmuModel::poke(uint32_t off, uint32_t v) {
-    if (off < kCtxEnd) {
-        Context& c = ctx_[off / kCtxStride];
+    uint32_t reg = 0;
+    if (int n = context_at(off, reg); n >= 0) {
+        Context& c = ctx_[n];
         uint32_t* regs[] = {&c.imctr, nullptr, &c.ttbcr, nullptr, &c.ttlbr, &c.ttubr, &c.ttlbr1, &c.ttubr1, &c.imstr,
                             nullptr, &c.mair0, &c.mair1, &c.elar, &c.euar};
-        uint32_t i = (off % kCtxStride) / 4;
+        uint32_t i = reg / 4;
         if (i < sizeof regs / sizeof regs[0] && regs[i]) *regs[i] = v;
         update_irq();
         return;
     }
-    if (off == IMSCTLR) imsctlr_ = v;
-    else if (off == IMSAUXCTLR) imsauxctlr_ = v;
+    if (off == control_offset(IMSCTLR)) imsctlr_ = v;
+    else if (off == control_offset(IMSAUXCTLR)) imsauxctlr_ = v;
     bool asid;
-    int u = utlb_of(off, asid);
+    int u = utlb_at(off, asid);
     if (u >= 0) (asid ? utlb_[u].imuasid : utlb_[u].imuctr) = v;
 }
 
@@ -347,10 +374,11 @@ IpmmuModel::Xlate IpmmuModel::translate(unsigned utlb, uint64_t iova, bool write
         x.pa = iova;
         return x;
     }
-    unsigned n = (u.imuctr >> 4) & 0xf;
+    unsigned n = (u.imuctr >> 4) & ((1u << layout_->ttsel_bits) - 1);
     x.ctx = n;
-    if (n >= kContexts) {
-        violation("uTLB " + std::to_string(utlb) + " selects context " + std::to_string(n) + ", beyond 8");
+    if (n >= layout_->contexts) {
+        violation("uTLB " + std::to_string(utlb) + " selects context " + std::to_string(n) + ", beyond " +
+                  std::to_string(layout_->contexts));
         return x;
     }
     IpmmuModel& root = *root_;
@@ -399,8 +427,8 @@ IpmmuModel::Xlate IpmmuModel::translate(unsigned utlb, uint64_t iova, bool write
 
 IpmmuModel::Dma IpmmuModel::dma(unsigned utlb, uint64_t iova, uint8_t* buf, size_t len, bool write) {
     Dma d;
-    if (utlb >= kUtlbs) {
-        violation("DMA on uTLB " + std::to_string(utlb) + ", beyond 48");
+    if (utlb >= layout_->utlbs) {
+        violation("DMA on uTLB " + std::to_string(utlb) + ", beyond " + std::to_string(layout_->utlbs));
         return d;
     }
     DmaRun<Xlate> r = dma_pages<Xlate>(*mem_, iova, buf, len, write, [&](uint64_t a) { return translate(utlb, a, write); });

@@ -1,6 +1,6 @@
-// A register-level model of the Renesas IPMMU-VMSA (R-Car Gen3) for host tests: one root
-// (IPMMU-MM: 8 contexts with their table registers and fault status) and any number of cache
-// IPMMUs in front of it (48 uTLBs each, their own copy of each context's IMCTR[2:0]). A simulated
+// A register-level model of the Renesas IPMMU-VMSA (R-Car Gen3 and Gen4) for host tests: one root
+// (IPMMU-MM: 8 or 16 contexts with their table registers and fault status) and any number of cache
+// IPMMUs in front of it (48 or 64 uTLBs each, their own copy of each context's IMCTR[2:0]). A simulated
 // master DMA through (cache, uTLB) either lands at the physical address the tables give, walked
 // by the independent VMSA walker, or latches the fault in the root context's IMSTR/IMELAR/IMEUAR.
 //
@@ -21,12 +21,15 @@
 // from SL0 as VTCR (2 - level). Neither: 32-bit LPAE stage 1, input 32 - TSZ0, SL0 must be
 // 3 - start level. VA64 alone: VMSAv8-64 stage 1 (SL0 not checked; no known driver uses it).
 // S2PTE without VA64 is a violation. Output addresses are 40 bits.
-// Field positions are written here from docs/hardware.md §1, not taken from the driver's header.
+// Field positions and each generation's register map (Layout: where contexts, uTLBs and controls
+// start, the context stride, the TTSEL width) are written here from docs/hardware.md §1 and
+// §1.9, not taken from the driver's header. An access to an offset the layout does not have
+// (say, a Gen3 offset on a Gen4 IPMMU) is a violation.
 // Interrupts (connect_irq, root only): the root's fault line is level, as the R-Car trees give it,
 // and asserted while irq_pending(): raised when a fault latches in IMSTR of a context with
 // IMCTR.INTEN (or INTEN is set over a latched fault), lowered when IMSTR is written 0 (or INTEN
 // cleared) so that no context is left pending.
-// Not modelled: IMSSTR and the caches' own interrupts, IMUASID matching, FIXADD, Gen2/Gen4.
+// Not modelled: IMSSTR and the caches' own interrupts, IMUASID matching, FIXADD, Gen2.
 #pragma once
 #include <deque>
 #include <string>
@@ -40,8 +43,20 @@ namespace moat::model {
 
 class IpmmuModel final : public mmio::Device {
 public:
-    static constexpr uint64_t kRegSize = 0x1000;
-    static constexpr unsigned kContexts = 8, kUtlbs = 48;
+    // One generation's register map.
+    struct Layout {
+        const char* name;
+        unsigned contexts, utlbs;
+        uint64_t size;           // the register window
+        uint32_t ctx_base;       // context 0
+        uint32_t ctx_stride;     // context n to n + 1; contexts 8 and up start 0x600 further on
+        uint32_t utlb_base;      // IMUCTR(n) = utlb_base + 0x300 + 16n (n < 32), utlb_base + 0x600 + 16(n - 32)
+        uint32_t control_base;   // IMSCTLR = control_base + 0x500, IMSAUXCTLR + 0x504
+        unsigned ttsel_bits;     // IMUCTR.TTSEL from bit 4
+    };
+    static const Layout kGen3, kGen4;
+    static constexpr uint64_t kRegSize = 0x1000;  // Gen3's window (Layout::size in general)
+    static constexpr unsigned kMaxContexts = 16, kMaxUtlbs = 64;
     static constexpr unsigned kPaBits = 40;
     // IMSTR bits, as the hardware sets them.
     static constexpr uint32_t kTf = 1u << 0, kPf = 1u << 1, kAbort = 1u << 2, kMhit = 1u << 4;
@@ -55,10 +70,17 @@ public:
         uint64_t pa = 0;        // physical address of the first byte
     };
 
-    // A root (IPMMU-MM): walks tables in `mem`.
-    explicit IpmmuModel(PhysMem& mem);
-    // A cache in front of `root`; `main_bit` is its bit in the root's IMSSTR.
+    // A root (IPMMU-MM) of the given generation: walks tables in `mem`.
+    explicit IpmmuModel(PhysMem& mem, const Layout& layout = kGen3);
+    // A cache in front of `root`, of the root's generation; `main_bit` is its bit in the root's IMSSTR.
     IpmmuModel(IpmmuModel& root, unsigned main_bit);
+
+    const Layout& layout() const { return *layout_; }
+    uint64_t size() const { return layout_->size; }
+    // Where the layout puts a register (docs/hardware.md §1.9): for tests that write offsets out.
+    uint32_t ctx_offset(unsigned ctx, uint32_t reg) const;
+    uint32_t imuctr_offset(unsigned utlb) const;
+    uint32_t control_offset(uint32_t reg) const { return layout_->control_base + reg; }
 
     uint64_t read(uint64_t offset, unsigned bytes) override;
     void write(uint64_t offset, uint64_t value, unsigned bytes) override;
@@ -145,11 +167,16 @@ private:
     Xlate translate(unsigned utlb, uint64_t iova, bool write);
     Dma dma(unsigned utlb, uint64_t iova, uint8_t* buf, size_t len, bool write);
 
+    // Which context register an offset is (reg: its offset inside the context), or -1.
+    int context_at(uint32_t off, uint32_t& reg) const;
+    int utlb_at(uint32_t off, bool& asid) const;
+
     PhysMem* mem_;
     IpmmuModel* root_;
+    const Layout* layout_;
     unsigned main_bit_ = 0;
-    Context ctx_[kContexts];
-    UtlbRegs utlb_[kUtlbs];
+    Context ctx_[kMaxContexts];
+    UtlbRegs utlb_[kMaxUtlbs];
     uint32_t imsctlr_ = 0, imsauxctlr_ = 0;
     unsigned flush_latency_ = 2;
     bool flush_hung_ = false;

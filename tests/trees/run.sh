@@ -21,7 +21,8 @@ has() { grep -qF -- "$2" "$W/$1.out" && ok "$1: $2" || bad "$1: no '$2'" "$(tail
 hasnt() { grep -qF -- "$2" "$W/$1.out" && bad "$1: says '$2'" "$(grep -F -- "$2" "$W/$1.out")" || ok "$1: not '$2'"; }
 
 for t in r8a77950-salvator-x r8a77951-salvator-x r8a77951-salvator-xs r8a77960-salvator-x r8a77960-salvator-xs \
-         r8a77961-salvator-xs r8a77965-salvator-x r8a77965-salvator-xs zynqmp-zcu102-rev1.0 zynqmp-zcu102-rev1.1; do
+         r8a77961-salvator-xs r8a77965-salvator-x r8a77965-salvator-xs r8a779f0-spider r8a779a0-falcon \
+         zynqmp-zcu102-rev1.0 zynqmp-zcu102-rev1.1; do
     [ -f "$TREES/$t.dtb" ] || bad "$t: $TREES/$t.dtb is missing: run tools/install-deps.sh (needs Debian's archive)"
 done
 
@@ -76,6 +77,38 @@ if [ -f "$f" ]; then
     run m3n-report 0 "$DT" report "$f"
     hasnt m3n-report "only on R-Car"
     has m3n-report "/soc/ethernet@e6800000        protected (moat drives the IOMMU)"
+fi
+
+# S4 Spider (r8a779f0, R-Car Gen4): 5 IPMMUs, the two DMACs on IPMMU-DS0 (uTLBs 0-15, 16-31);
+# every cut is supported, so nothing is conditional; SDHI0 has no IPMMU in Linux's tree.
+f=$TREES/r8a779f0-spider.dtb
+if [ -f "$f" ]; then
+    run s4-check 0 "$DT" check "$f"
+    has s4-check "IOMMU wiring ok: 5 IOMMUs, 2 masters, 32 stream references"
+    run s4-report 0 "$DT" report "$f"
+    has s4-report "/soc/iommu@eefc0000           renesas,ipmmu-r8a779f0 ipmmu_vmsa  drives"
+    has s4-report "/soc/dma-controller@e7350000  protected (moat drives the IOMMU)         iommus           0x0-0xf"
+    has s4-report "/soc/dma-controller@e7351000  protected (moat drives the IOMMU)         iommus           0x10-0x1f"
+    has s4-report "/soc/mmc@ee140000             unprotected: no IOMMU"
+    hasnt s4-report "only on R-Car"
+    hasnt s4-report "wiring broken"
+    run s4-dom0 0 "$DT" dom0 "$f" -o "$W/s4-dom0.dtb"
+    has s4-dom0 "removed 5 IOMMU nodes, 2 iommus/iommu-map properties"
+    run s4-report-keep-root 0 "$DT" report "$f" --keep /soc/iommu@eefc0000
+    has s4-report-keep-root "/soc/dma-controller@e7350000  unprotected: its root IOMMU is not driven"
+    hasnt s4-report-keep-root "protected (moat drives the IOMMU)"
+fi
+
+# V3U Falcon (r8a779a0, R-Car Gen4): 12 IPMMUs, SDHI0 on IPMMU-DS0 uTLB 32 the one master.
+f=$TREES/r8a779a0-falcon.dtb
+if [ -f "$f" ]; then
+    run v3u-check 0 "$DT" check "$f"
+    has v3u-check "IOMMU wiring ok: 12 IOMMUs, 1 master, 1 stream reference"
+    run v3u-report 0 "$DT" report "$f"
+    has v3u-report "/soc/mmc@ee140000             protected (moat drives the IOMMU)         iommus           0x20"
+    hasnt v3u-report "only on R-Car"
+    run v3u-dom0 0 "$DT" dom0 "$f" -o "$W/v3u-dom0.dtb"
+    has v3u-dom0 "removed 12 IOMMU nodes, 1 iommus/iommu-map property"
 fi
 
 echo "$pass passed, $fail failed"

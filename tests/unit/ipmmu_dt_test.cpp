@@ -12,7 +12,14 @@
 //  - binding mistakes (#iommu-cells, reg too small, renesas,ipmmu-main naming a cache, a node
 //    that is no IPMMU, or malformed, a uTLB beyond 47, a root without interrupts, an unsupported
 //    SoC revision) refused with one line naming the node, leaving what was right probed.
-// Plus the board's console (SalvatorXConsole).
+//  - the Spider subset in dts/ (R-Car S4, Gen4), against Gen4 register models at the S4
+//    addresses: the product register from its node, root + four caches probed with 16 contexts
+//    and 64 uTLBs, both DMACs' 32 uTLBs blocked until attached, a DMA translated once it is; a
+//    Gen4 tree without the product register's node is refused (no fixed address to assume), and
+//    Gen4 binding mistakes (Gen3's window size, a Gen3 cache on the Gen4 root, uTLB 64) each
+//    refused naming the node;
+// Plus the boards' consoles (SalvatorXConsole, SpiderConsole).
+#include <libfdt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,7 +69,7 @@ TEST(IpmmuDt, SalvatorXTopologyIsPrintedProbedAndTranslates) {
     EXPECT_TRUE(r.dt.report.text.empty()) << r.dt.report.text;
     uint32_t prr = 0;
     bool from_dt = true;
-    ASSERT_EQ(read_prr(r.dt.tree, prr, &from_dt), Status::ok);
+    ASSERT_EQ(read_prr(r.dt.tree, ipmmu::kGen3, prr, &from_dt), Status::ok);
     EXPECT_EQ(prr, kPrrH3Es30);
     EXPECT_FALSE(from_dt);  // the subset in dts/ has no renesas,prr node: Gen3's fixed address
     ASSERT_EQ(r.probe(), 0u) << r.report.text;
@@ -272,7 +279,7 @@ TEST(IpmmuDt, BindingMistakesAreRefusedNamingTheNode) {
     DtRig r("ipmmu_bad");
     uint32_t prr = 0;
     bool from_dt = false;
-    ASSERT_EQ(read_prr(r.dt.tree, prr, &from_dt), Status::ok);
+    ASSERT_EQ(read_prr(r.dt.tree, ipmmu::kGen3, prr, &from_dt), Status::ok);
     EXPECT_TRUE(from_dt);
     EXPECT_EQ(r.probe(), 3u);
     EXPECT_EQ(r.set.problems(), 3u);
@@ -316,7 +323,7 @@ TEST(IpmmuDt, MoreBindingMistakesAreRefusedNamingTheNode) {
               std::string("ipmmu_vmsa: product register 0x00004f20 (R-Car H3, Gen3 fixed address)\n") +
                   "ipmmu_vmsa: iommu@e67b0000 " + kRootH3 + "\n" +
                   "ipmmu_vmsa: iommu@e7740000 cache -> root iommu@e67b0000 bit 1; masters on uTLBs 32\n" +
-                  refused("/soc/iommu@e6570000", "reg must give the 0x1000-byte register window") +
+                  refused("/soc/iommu@e6570000", "reg must give the 0x1000-byte register window of an R-Car Gen3 IPMMU") +
                   refused("/soc/iommu@ec670000",
                           "renesas,ipmmu-main names /interrupt-controller@f1010000, which is not an IPMMU") +
                   refused("/soc/iommu@fd800000", "renesas,ipmmu-main is 4 bytes, expected <&root bit> (8)") +
@@ -354,6 +361,141 @@ TEST(IpmmuDt, UnsupportedSocRevisionIsRefusedNamingTheRoot) {
     EXPECT_EQ(r.set.status(r.index_of("/soc/iommu@e67b0000")), Status::unsupported);
     EXPECT_EQ(r.register_writes(), 0u);
     EXPECT_EQ(r.mem.pool->used_pages(), 0u);  // no blocking table taken for a refused root
+}
+
+// ---------------------------------------------------------------- R-Car S4 Spider (Gen4)
+
+constexpr uint32_t kPrrS4 = 0x5a00;
+
+TEST(IpmmuDt, SpiderTopologyIsProbedOnGen4ModelsAndTranslates) {
+    DtRig r("board_spider", kPrrS4);
+    EXPECT_TRUE(r.dt.report.text.empty()) << r.dt.report.text;
+    ASSERT_EQ(r.dt.topo->niommus, 5u);
+    ASSERT_EQ(r.dt.topo->nmasters, 2u);  // the two DMACs; SDHI0 has no IPMMU
+    uint32_t prr = 0;
+    bool from_dt = false;
+    ASSERT_EQ(read_prr(r.dt.tree, ipmmu::kGen4, prr, &from_dt), Status::ok);
+    EXPECT_EQ(prr, kPrrS4);
+    EXPECT_TRUE(from_dt);
+    ASSERT_EQ(r.probe(), 0u) << r.report.text;
+    EXPECT_EQ(r.set.probed(), 5u);
+    EXPECT_EQ(r.report.text,
+              std::string("ipmmu_vmsa: product register 0x00005a00 (R-Car S4, renesas,prr)\n") +
+                  "ipmmu_vmsa: iommu@eefc0000 root: R-Car S4 ES1.0; 16 contexts, context 0 reserved, context 15 blocks "
+                  "unattached masters, 14 free; stage-2 tables (IMSAUXCTLR.S2PTE, VA64); faults polled\n"
+                  "ipmmu_vmsa: iommu@ee480000 cache -> root iommu@eefc0000 bit 10; masters on uTLBs none\n"
+                  "ipmmu_vmsa: iommu@ee4c0000 cache -> root iommu@eefc0000 bit 19; masters on uTLBs none\n"
+                  "ipmmu_vmsa: iommu@eed00000 cache -> root iommu@eefc0000 bit 0; masters on uTLBs 0, 1, 2, 3, 4, 5, 6, 7, 8, "
+                  "9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31\n"
+                  "ipmmu_vmsa: iommu@eed40000 cache -> root iommu@eefc0000 bit 2; masters on uTLBs none\n");
+    IpmmuVmsa* mm = r.ipmmu("/soc/iommu@eefc0000");
+    IpmmuVmsa* ds0 = r.ipmmu("/soc/iommu@eed00000");
+    ASSERT_TRUE(mm && ds0);
+    EXPECT_EQ(&mm->generation(), &ipmmu::kGen4);
+    EXPECT_EQ(ds0->root(), mm);
+    EXPECT_EQ(ds0->caps().max_stream, 63u);
+    // The root's controls at the Gen4 offsets: S2PTE in IMSAUXCTLR (0x1504), the blocking context
+    // 15 enabled past the 0x600 step (0x10000 + 0x600 + 15 * 0x1040).
+    IpmmuModel& mm_m = r.model_at(0xeefc0000);
+    EXPECT_EQ(mmio::read32(0xeefc0000 + 0x1504) & 0x8, 0x8u);
+    EXPECT_EQ(mmio::read32(0xeefc0000 + 0x10000 + 0x600 + 15 * 0x1040) & 0x1, 0x1u);
+    EXPECT_EQ(mm_m.imctr(15), 1u << 29 | 0x4 | 0x1);
+    // Both DMACs' uTLBs point at context 15 (TTSEL 15, MMUEN), read at 0x3300 + 16n.
+    IpmmuModel& ds0_m = r.model_at(0xeed00000);
+    for (unsigned u = 0; u < 64; u++) EXPECT_EQ(ds0_m.imuctr(u), u < 32 ? 0xf1u : 0u) << u;
+    EXPECT_EQ(mmio::read32(0xeed00000 + 0x3300 + 16 * 17), 0xf1u);
+
+    // DMAC1 channel 1 (uTLB 17): blocked, then translated once attached.
+    Iommu* via = nullptr;
+    StreamId utlb = 0;
+    Why why;
+    ASSERT_EQ(r.set.stream(r.master("/soc/dma-controller@e7351000"), 1, 0, via, utlb, why), Status::ok) << why.text();
+    EXPECT_EQ(via, ds0);
+    EXPECT_EQ(utlb, 17u);
+    PagePool& pool = *r.mem.pool;
+    Result<uint64_t> page = pool.alloc();
+    ASSERT_TRUE(page.ok());
+    uint8_t b[8] = {8, 7, 6, 5, 4, 3, 2, 1};
+    IpmmuModel::Dma w = ds0_m.dma_write(17, page.value, b, sizeof b);
+    EXPECT_FALSE(w.ok || w.bypassed);
+    EXPECT_EQ(w.context, 15u);
+    EXPECT_EQ(static_cast<uint8_t*>(pool.virt(page.value))[0], 0);
+    FaultLog log;
+    ASSERT_EQ(mm->poll_faults(log), 1u);
+    EXPECT_EQ(log.at(0).kind, FaultKind::stream_disabled);
+    EXPECT_EQ(log.at(0).address, page.value);
+    IoDomain d(pool, iopt::vmsa_s2(40, 40, false));
+    ASSERT_EQ(d.init(), Status::ok);
+    ASSERT_TRUE(d.map(0x30000000, page.value, kPageSize, {}).ok());
+    ASSERT_EQ(d.attach(*via, utlb), Status::ok);
+    EXPECT_EQ(ds0_m.imuctr(17), 1u << 4 | 0x1);
+    ASSERT_TRUE(ds0_m.dma_write(17, 0x30000008, b, sizeof b).ok);
+    EXPECT_EQ(memcmp(static_cast<uint8_t*>(pool.virt(page.value)) + 8, b, sizeof b), 0);
+    ASSERT_EQ(d.destroy(), Status::ok);
+    EXPECT_EQ(ds0_m.imuctr(17), 0xf1u);
+    // SDHI0 has no IPMMU: no master of any.
+    EXPECT_LT(r.dt.topo->master_index(r.dt.node("/soc/mmc@ee140000")), 0);
+}
+
+// Gen4 has no product register at a fixed address in Linux: a tree without the node is refused
+// at the root, naming it, before any register (the product register's included) is touched.
+TEST(IpmmuDt, Gen4TreeWithoutTheProductRegisterNodeIsRefused) {
+    std::vector<uint64_t> blob = load_dtb("board_spider");
+    int n = fdt_path_offset(blob.data(), "/soc/chipid@fff00044");
+    ASSERT_GE(n, 0);
+    ASSERT_EQ(fdt_nop_node(blob.data(), n), 0);
+    std::string path = std::string(::testing::TempDir()) + "spider_no_prr.dtb";
+    FILE* f = fopen(path.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    ASSERT_EQ(fwrite(blob.data(), 1, dtb_bytes(blob), f), dtb_bytes(blob));
+    fclose(f);
+    DtRig r(path.c_str(), kPrrS4);
+    EXPECT_EQ(r.probe(), 5u);
+    EXPECT_TRUE(has(r.report.text, refused("/soc/iommu@eefc0000",
+                                           "no renesas,prr node: R-Car Gen4 has no product register at a fixed address moat may assume")))
+        << r.report.text;
+    EXPECT_EQ(occurrences(r.report.text, "waits for its root iommu@eefc0000"), 4u) << r.report.text;
+    EXPECT_EQ(r.prr->reads(), 0u);
+    EXPECT_EQ(r.register_writes(), 0u) << r.report.text;
+}
+
+// Gen4 binding mistakes, each refused alone naming its node: Gen3's window size, a Gen3 cache in
+// front of the Gen4 root, a uTLB beyond Gen4's 64. What was right probes, uTLB 63 included.
+TEST(IpmmuDt, Gen4BindingMistakesAreRefusedNamingTheNode) {
+    DtRig r("ipmmu_gen4_bad", kPrrS4);
+    EXPECT_EQ(r.probe(), 3u) << r.report.text;
+    EXPECT_TRUE(has(r.report.text, refused("/soc/iommu@eed40000",
+                                           "reg must give the 0x20000-byte register window of an R-Car Gen4 IPMMU")))
+        << r.report.text;
+    EXPECT_TRUE(has(r.report.text, refused("/soc/iommu@ee480000", "renesas,ipmmu-main names /soc/iommu@eefc0000, which is not "
+                                                                  "an R-Car Gen3 IPMMU like this one")))
+        << r.report.text;
+    EXPECT_TRUE(has(r.report.text, "dt: /soc/mmc@ee160000: iommus entry 0: uTLB 64 on iommu@eed00000 is out of range "
+                                   "(R-Car Gen4 has 64); device left blocked\n"))
+        << r.report.text;
+    EXPECT_EQ(r.set.probed(), 2u);
+    EXPECT_EQ(r.model_at(0xeed40000).register_writes(), 0u);
+    EXPECT_EQ(r.model_at(0xee480000).register_writes(), 0u);
+    IpmmuVmsa* ds0 = r.ipmmu("/soc/iommu@eed00000");
+    ASSERT_NE(ds0, nullptr);
+    Iommu* via = nullptr;
+    StreamId utlb = 0;
+    Why why;
+    ASSERT_EQ(r.set.stream(r.master("/soc/mmc@ee140000"), 0, 0, via, utlb, why), Status::ok) << why.text();
+    EXPECT_EQ(via, ds0);
+    EXPECT_EQ(utlb, 63u);
+    EXPECT_TRUE(ds0->utlb_blocked(63));
+    EXPECT_EQ(r.model_at(0xeed00000).imuctr(63), 0xf1u);  // at 0x37f0
+    EXPECT_EQ(r.set.stream(r.master("/soc/mmc@ee160000"), 0, 0, via, utlb, why), Status::denied);
+}
+
+TEST(SpiderConsole, StdoutPathSelectsScif3) {
+    auto blob = load_dtb("board_spider");
+    dt::Tree t;
+    ASSERT_EQ(t.open(blob.data(), dtb_bytes(blob)), Status::ok);
+    Serial* s = serial_from_dt(t);  // serial0 -> scif3, compatible "renesas,scif"
+    ASSERT_NE(s, nullptr);
+    EXPECT_STREQ(s->name(), "scif");
 }
 
 // ---------------------------------------------------------------- the board's console

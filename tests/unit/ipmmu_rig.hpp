@@ -19,9 +19,10 @@ using model::IpmmuModel;
 
 constexpr uint32_t kPrrH3Es30 = 0x4f20;
 
-// A tree after discovery, register models wherever it puts an IPMMU (each root its own model, each
-// cache in front of the model of the root its renesas,ipmmu-main names, or of the first root),
-// the product register at Gen3's fixed address, and the IommuSet under test (after the Topology,
+// A tree after discovery, register models wherever it puts an IPMMU (each root its own model, of
+// the generation its compatible names, each cache in front of the model of the root its
+// renesas,ipmmu-main names, or of the first root), the product register at 0xfff00044 (where
+// Gen3 has it and Linux's Gen4 trees put it), and the IommuSet under test (after the Topology,
 // and released in the destructor while the models are still mapped).
 struct DtRig {
     model::HostPool mem{512};
@@ -41,7 +42,7 @@ struct DtRig {
         std::vector<int> root_nodes;
         for (unsigned i = 0; i < topo.niommus; i++)
             if (!dt.tree.has(topo.iommus[i].node, "renesas,ipmmu-main")) {
-                map(topo.iommus[i], std::make_unique<IpmmuModel>(phys));
+                map(topo.iommus[i], std::make_unique<IpmmuModel>(phys, layout_of(topo.iommus[i].node)));
                 root_nodes.push_back(topo.iommus[i].node);
                 if (!first_root) first_root = models.back().get();
             }
@@ -64,9 +65,14 @@ struct DtRig {
         }
         mmio::detach(prr.get());
     }
+    // Gen4 by the generic compatible Linux's Gen4 trees carry (or V3U's own), Gen3 otherwise.
+    const IpmmuModel::Layout& layout_of(int node) const {
+        bool gen4 = dt.tree.compatible(node, "renesas,rcar-gen4-ipmmu-vmsa") || dt.tree.compatible(node, "renesas,ipmmu-r8a779a0");
+        return gen4 ? IpmmuModel::kGen4 : IpmmuModel::kGen3;
+    }
     void map(const IommuInfo& io, std::unique_ptr<IpmmuModel> m) {
         bases.push_back(static_cast<uintptr_t>(io.regs[0].addr));
-        EXPECT_TRUE(mmio::attach(bases.back(), IpmmuModel::kRegSize, m.get()));
+        EXPECT_TRUE(mmio::attach(bases.back(), m->size(), m.get()));
         models.push_back(std::move(m));
     }
     ProbeEnv env(PagePool* pool) {

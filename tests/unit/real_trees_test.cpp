@@ -1,6 +1,7 @@
 // The device trees Linux ships for the boards moat supports (fetched from Debian's archive into
 // .deps/trees by tools/install-deps.sh: ZCU102 DTBs from linux-image-*-arm64, Salvator-X/XS
-// compiled from linux-source-6.1). The expectations below were read off the trees with
+// (R-Car Gen3), Spider (S4) and Falcon (V3U) (R-Car Gen4) compiled from linux-source-6.1,
+// whose arm64 kernel package ships none of them). The expectations below were read off the trees with
 // `dtc -I dtb -O dts` by hand, not computed by moat: counts plus exact entries per tree.
 // Each tree goes through discovery, the host tool's protection decision (xen::settle +
 // classify) and the image's probe (IommuSet against register models, with the SoC's product
@@ -37,51 +38,70 @@ struct Master { const char* path; const char* iommu; uint32_t first; unsigned co
 
 struct RcarTree {
     const char* name;
+    const char* root;      // the root IPMMU's path
     unsigned niommus, nmasters;
     uint32_t prr;          // the product register of the board this tree is for
     bool probes;           // whether the driver accepts that silicon
     bool conditional;      // whether the host tool, told nothing, must say "only on ES3.0 or later"
     std::vector<Cache> caches;
     std::vector<Master> masters;
-    std::vector<const char*> not_masters;  // disabled in the tree
+    std::vector<const char*> not_masters;  // disabled in the tree, or no IPMMU
+    bool every = false;    // caches and masters list every one of the tree's (Gen4: all of them by hand)
+    unsigned contexts = 8, utlbs = 48;  // what the image's root reports
 };
 
+constexpr const char* kGen3Root = "/soc/iommu@e67b0000";
+constexpr const char* kGen4Root = "/soc/iommu@eefc0000";
+
 const RcarTree kRcar[] = {
-    {"r8a77950-salvator-x", 14, 22, 0x4f01, false, true,
+    {"r8a77950-salvator-x", kGen3Root, 14, 22, 0x4f01, false, true,
      {{"/soc/iommu@ec680000", 5}, {"/soc/iommu@e7730000", 8}, {"/soc/iommu@fe990000", 12}, {"/soc/iommu@fd800000", 6}},
      {{"/soc/dma-controller@ec700000", "/soc/iommu@ec680000", 0, 16}, {"/soc/fcp@fe9cf000", "/soc/iommu@fe990000", 10, 1},
       {"/soc/sata@ee300000", "/soc/iommu@e6570000", 2, 1}, {"/soc/fcp@fea3f000", "/soc/iommu@febd0000", 11, 1}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77951-salvator-x", 17, 19, 0x4f20, true, true,
+    {"r8a77951-salvator-x", kGen3Root, 17, 19, 0x4f20, true, true,
      {{"/soc/iommu@fe980000", 17}, {"/soc/iommu@fd800000", 6}, {"/soc/iommu@fe990000", 16}, {"/soc/iommu@febe0000", 15}},
      {{"/soc/fcp@fe951000", "/soc/iommu@fe980000", 1, 1}, {"/soc/fcp@fe92f000", "/soc/iommu@fe980000", 7, 1},
       {"/soc/fcp@fe9bf000", "/soc/iommu@fe980000", 9, 1}, {"/soc/sata@ee300000", "/soc/iommu@e6570000", 2, 1},
       {"/soc/dma-controller@e7310000", "/soc/iommu@e7740000", 0x10, 16}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77951-salvator-xs", 17, 19, 0x4f20, true, true,
+    {"r8a77951-salvator-xs", kGen3Root, 17, 19, 0x4f20, true, true,
      {{"/soc/iommu@fe980000", 17}, {"/soc/iommu@fd800000", 6}},
      {{"/soc/fcp@fe951000", "/soc/iommu@fe980000", 1, 1}, {"/soc/fcp@fea37000", "/soc/iommu@febe0000", 10, 1}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77960-salvator-x", 11, 13, 0x5200, false, true,
+    {"r8a77960-salvator-x", kGen3Root, 11, 13, 0x5200, false, true,
      {{"/soc/iommu@fd800000", 5}, {"/soc/iommu@febd0000", 9}},
      {{"/soc/fcp@fe9af000", "/soc/iommu@fe6b0000", 0x13, 1}, {"/soc/ethernet@e6800000", "/soc/iommu@e6740000", 0x10, 1}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77960-salvator-xs", 11, 13, 0x5210, false, true,
+    {"r8a77960-salvator-xs", kGen3Root, 11, 13, 0x5210, false, true,
      {{"/soc/iommu@fd800000", 5}},
      {{"/soc/fcp@fe9af000", "/soc/iommu@fe6b0000", 0x13, 1}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77961-salvator-xs", 11, 13, 0x5220, true, false,
+    {"r8a77961-salvator-xs", kGen3Root, 11, 13, 0x5220, true, false,
      {{"/soc/iommu@fd800000", 5}, {"/soc/iommu@fd950000", 6}},
      {{"/soc/fcp@fe9af000", "/soc/iommu@fe6b0000", 0x13, 1}, {"/soc/mmc@ee160000", "/soc/iommu@e7740000", 0x23, 1}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77965-salvator-x", 10, 7, 0x5510, true, false,
+    {"r8a77965-salvator-x", kGen3Root, 10, 7, 0x5510, true, false,
      {{"/soc/iommu@fe990000", 16}, {"/soc/iommu@ffc80000", 10}, {"/soc/iommu@fd800000", 6}},
      {{"/soc/ethernet@e6800000", "/soc/iommu@e6740000", 0x10, 1}, {"/soc/dma-controller@e7310000", "/soc/iommu@e7740000", 0x10, 16}},
      {"/soc/mmc@ee120000"}},
-    {"r8a77965-salvator-xs", 10, 7, 0x5510, true, false,
+    {"r8a77965-salvator-xs", kGen3Root, 10, 7, 0x5510, true, false,
      {{"/soc/iommu@febd0000", 14}},
      {{"/soc/mmc@ee100000", "/soc/iommu@e7740000", 0x20, 1}},
      {"/soc/mmc@ee120000"}},
+    // R-Car S4 Spider (Gen4): the root IPMMU-MM and four caches; the two DMACs on IPMMU-DS0, 16 uTLBs
+    // each. SDHI0 (the eMMC) has no `iommus` in Linux 6.1's tree.
+    {"r8a779f0-spider", kGen4Root, 5, 2, 0x5a00, true, false,
+     {{"/soc/iommu@ee480000", 10}, {"/soc/iommu@ee4c0000", 19}, {"/soc/iommu@eed00000", 0}, {"/soc/iommu@eed40000", 2}},
+     {{"/soc/dma-controller@e7350000", "/soc/iommu@eed00000", 0, 16}, {"/soc/dma-controller@e7351000", "/soc/iommu@eed00000", 16, 16}},
+     {"/soc/mmc@ee140000"}, true, 16, 64},
+    // R-Car V3U Falcon (Gen4): the root and eleven caches; SDHI0 on IPMMU-DS0 uTLB 32 is the one master.
+    {"r8a779a0-falcon", kGen4Root, 12, 1, 0x5900, true, false,
+     {{"/soc/iommu@ee480000", 10}, {"/soc/iommu@ee4c0000", 19}, {"/soc/iommu@eed00000", 0}, {"/soc/iommu@eed40000", 1},
+      {"/soc/iommu@eed80000", 3}, {"/soc/iommu@eedc0000", 12}, {"/soc/iommu@eee00000", 6}, {"/soc/iommu@eee80000", 14},
+      {"/soc/iommu@eeec0000", 15}, {"/soc/iommu@eef00000", 5}, {"/soc/iommu@eef40000", 11}},
+     {{"/soc/mmc@ee140000", "/soc/iommu@eed00000", 32, 1}},
+     {"/soc/dma-controller@e7350000"}, true, 16, 64},
 };
 
 void expect_master(const dt_test::Loaded& dt, const Master& w) {
@@ -108,7 +128,8 @@ TEST_P(RealRcar, TopologyProtectionAndTheImageAgree) {
     EXPECT_EQ(topo.problems, 0u);
     // Every IOMMU: one root (no renesas,ipmmu-main), every other a cache of it.
     ASSERT_EQ(topo.niommus, x.niommus);
-    int root = r.dt.tree.find_path("/soc/iommu@e67b0000");
+    int root = r.dt.tree.find_path(x.root);
+    ASSERT_GE(root, 0) << x.root;
     for (unsigned i = 0; i < topo.niommus; i++) {
         ASSERT_TRUE(topo.iommus[i].driven());
         EXPECT_EQ(topo.iommus[i].upstream_node, topo.iommus[i].node == root ? -1 : root) << r.dt.tree.name(topo.iommus[i].node);
@@ -117,6 +138,10 @@ TEST_P(RealRcar, TopologyProtectionAndTheImageAgree) {
         int i = topo.iommu_index(r.dt.tree.find_path(c.path));
         ASSERT_GE(i, 0) << c.path;
         EXPECT_EQ(topo.iommus[i].upstream_arg, c.bit) << c.path;
+    }
+    if (x.every) {
+        EXPECT_EQ(x.caches.size() + 1, x.niommus);  // every cache, and the root
+        EXPECT_EQ(x.masters.size(), x.nmasters);
     }
     // Every enabled master, with its uTLBs; disabled ones are not masters.
     EXPECT_EQ(topo.nmasters, x.nmasters);
@@ -148,6 +173,28 @@ TEST_P(RealRcar, TopologyProtectionAndTheImageAgree) {
         EXPECT_EQ(r.set.at(i) != nullptr, told.has(i)) << r.dt.tree.name(topo.iommus[i].node) << "\n" << r.report.text;
     }
     EXPECT_EQ(r.set.probed(), x.probes ? x.niommus : 0u) << r.report.text;
+    if (x.probes) {
+        // The image's root, of the tree's generation, and every master's uTLBs through xlate to
+        // the cache the tree names, blocked there until attached.
+        auto* mm = static_cast<IpmmuVmsa*>(r.set.at(static_cast<unsigned>(topo.iommu_index(root))));
+        ASSERT_NE(mm, nullptr);
+        EXPECT_EQ(mm->generation().contexts, x.contexts);
+        EXPECT_EQ(mm->generation().utlbs, x.utlbs);
+        EXPECT_EQ(mm->blocking_context(), x.contexts - 1);
+        EXPECT_EQ(mm->contexts_free(), x.contexts - 2);
+        for (const Master& w : x.masters) {
+            const MasterInfo& m = r.master(w.path);
+            for (unsigned s = 0; s < m.nstreams; s++) {
+                Iommu* via = nullptr;
+                StreamId utlb = 0;
+                Why why;
+                ASSERT_EQ(r.set.stream(m, s, 0, via, utlb, why), Status::ok) << w.path << ": " << why.text();
+                EXPECT_EQ(via, r.ipmmu(w.iommu)) << w.path;
+                EXPECT_EQ(utlb, w.first + s) << w.path;
+                EXPECT_TRUE(static_cast<IpmmuVmsa*>(via)->utlb_blocked(utlb)) << w.path << " uTLB " << utlb;
+            }
+        }
+    }
     EXPECT_EQ(problems, x.probes ? 0u : x.niommus) << r.report.text;  // a refused root, and every cache waiting on it
     ASSERT_EQ(xen::classify(r.dt.tree, topo, told, *rep), Status::ok);
     for (unsigned i = 0; i < rep->count; i++) {

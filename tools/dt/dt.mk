@@ -30,6 +30,7 @@ dts: $(BOARD_DTBS)
 # The unit tests' board trees (tests/unit/data/board_*.dts) /include/ these: rebuild with them.
 $(HOST_OUT)/testdata/board_zcu102.dtb: dts/zcu102.dts
 $(HOST_OUT)/testdata/board_salvator_x.dtb: dts/salvator-x.dts
+$(HOST_OUT)/testdata/board_spider.dtb: dts/spider.dts
 
 # `make test` runs tests/dt/run.sh through tests/run.sh; build what it needs first.
 TEST_DEPS += $(DT_TOOL) $(BOARD_DTBS)
