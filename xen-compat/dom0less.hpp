@@ -30,6 +30,17 @@
 //                   Default kGuestRamBase (Xen's GUEST_RAMBANK0, 0x40000000). The RAM is one bank
 //                   of `memory` bytes from there; it must stay below kGuestRamLimit and clear of
 //                   the device window [0, kGuestRamBase) the guest map below uses.
+//   moat,pci        the PCI functions passed through to the guest: 4 cells each,
+//                   <segment bus device function> (Xen's xl `pci = [ "0000:00:02.0" ]`, as
+//                   numbers). At most kDom0lessMaxPci; a function listed twice, or already listed
+//                   by an earlier guest, is an error naming both. Whether each exists on a host
+//                   bridge and is behind an IOMMU moat drives is checked when the host's PCI is
+//                   known (hyp/passthrough.hpp resolve_pci_assignment): a guest with an unknown
+//                   function, or with one no IOMMU confines, does not start.
+//   moat,pci-force-assign-without-iommu
+//                   (empty) assign the guest's functions even when no IOMMU moat drives stands
+//                   between them and memory (Xen's xen,force-assign-without-iommu, for PCI): the
+//                   report then says that guest's DMA is unconfined.
 // Any other `moat,` property is an error (a typo must not be silently ignored).
 //
 // Xen properties moat refuses, because honouring them silently would give the guest something
@@ -56,6 +67,16 @@ constexpr unsigned kDom0lessMaxGuests = 8;
 constexpr unsigned kDom0lessMaxVcpus = 8;
 constexpr unsigned kDom0lessNameMax = 32;
 constexpr unsigned kDom0lessBootargsMax = 512;
+constexpr unsigned kDom0lessMaxPci = 8;
+
+// A PCI function as the user names it: segment (the host bridge's linux,pci-domain, 0 when it
+// has none), bus, device, function.
+struct PciBdf {
+    uint16_t seg = 0;
+    uint8_t bus = 0, dev = 0, fn = 0;
+    uint16_t rid() const { return static_cast<uint16_t>(bus << 8 | dev << 3 | fn); }
+    bool operator==(const PciBdf&) const = default;
+};
 
 // The memory map every dom0less guest sees (the guest DT builder writes it, the hypervisor
 // emulates it). Xen's guest layout (docs/hardware.md §6.1), so a guest that ran as a Xen
@@ -98,6 +119,9 @@ struct Dom0lessGuest {
     uint64_t ram_base = guest_map::kGuestRamBase;  // moat,ram-base
     Dom0lessModule kernel, ramdisk, dtb;   // multiboot,kernel (always present in a parsed guest) / ramdisk / device-tree
     char bootargs[kDom0lessBootargsMax] = {};      // "" when none
+    unsigned npci = 0;                     // moat,pci
+    PciBdf pci[kDom0lessMaxPci];
+    bool pci_force_unconfined = false;     // moat,pci-force-assign-without-iommu
 };
 
 struct Dom0lessConfig {
