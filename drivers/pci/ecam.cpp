@@ -121,9 +121,11 @@ Status Host::enable(Device& d) {
             continue;
         }
         bar.size = ~mask + 1;
-        uint64_t addr = align_up(win_next_, bar.size);
+        // Every BAR gets whole pages of its own: a guest's stage 2 can map it without another's registers.
+        uint64_t span = bar.size < kPageSize ? kPageSize : bar.size;
+        uint64_t addr = align_up(win_next_, span);
         if (addr + bar.size > win_base_ + win_size_ || addr + bar.size > (1ull << 32)) return Status::no_space;
-        win_next_ = addr + bar.size;
+        win_next_ = addr + span;
         bar.addr = addr;
         write32(d, off, static_cast<uint32_t>(addr) | (orig & 0xf));
         if (bar.mem64) write32(d, static_cast<uint16_t>(off + 4), static_cast<uint32_t>(addr >> 32));
