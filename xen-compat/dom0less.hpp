@@ -91,6 +91,12 @@ constexpr uint32_t kPl011Intid = 32;                                  // SPI 0, 
 constexpr uint32_t kPl011ClockHz = 24000000;                          // the apb_pclk/uartclk the tree names
 constexpr uint32_t kPl011PeriphId = 0x00241011;                       // PL011 r1p5, also in `arm,primecell-periphid`
 constexpr uint32_t kTimerSecIntid = 29, kTimerNsIntid = 30, kTimerVirtIntid = 27, kTimerHypIntid = 26;  // PPIs 13, 14, 11, 10, level-high
+// The PCI host bridge of a guest with moat,pci functions (hyp/vpci.hpp traps it): an ECAM of bus 0,
+// and the assigned BARs at their host-physical addresses (gpa == pa, so the guest keeps them,
+// `linux,pci-probe-only`) inside a window the guest tree declares. INTx pins A..D of device d
+// reach SPI kPciIntxIntid + (d + pin) % 4, the swizzle of QEMU's virt board.
+constexpr uint64_t kPciEcamBase = 0x04000000, kPciEcamSize = 0x100000;
+constexpr uint32_t kPciIntxIntid = 35;                                 // SPIs 3..6, level-high
 constexpr uint64_t kGuestRamBase = 0x40000000;                        // default moat,ram-base
 constexpr uint64_t kGuestRamLimit = 0x10000000000;                    // 40-bit guest-physical space
 constexpr uint32_t kPhandleGic = 65000, kPhandleClock = 65002;
@@ -168,11 +174,20 @@ struct GuestPlacement {
 Status place_guest_modules(const Dom0lessGuest& g, uint64_t text_offset, uint64_t image_size, GuestPlacement& out,
                            Sink& err);
 
+// The guest's PCI host bridge, when it has functions: the 32-bit memory window (guest-physical =
+// host-physical) that holds every assigned BAR. The window must lie in the device window below
+// kGuestRamBase, clear of the GIC, the vPL011 and the ECAM.
+struct GuestPciDt {
+    uint64_t win_base = 0, win_size = 0;
+};
+
 // The Linux guest's device tree (the memory map above): memory, cpus (enable-method psci), psci
 // (hvc, arm,psci-1.0), GICv3, timer, the vPL011 when g.vpl011, chosen (bootargs, stdout-path,
-// linux,initrd-start/end from `place`). No `hypervisor` node: moat is not Xen to this guest.
+// linux,initrd-start/end from `place`), and with `pci` a `pci-host-ecam-generic` bridge
+// (bus 0, the window, the INTx interrupt-map, `linux,pci-probe-only` in chosen). No `hypervisor`
+// node: moat is not Xen to this guest, and no IOMMU: moat's own translates the guest's DMA.
 // Written into out[0..cap); `size` set. Errors name the guest.
 Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
-                            Sink& err);
+                            Sink& err, const GuestPciDt* pci = nullptr);
 
 }  // namespace moat::xen
