@@ -156,12 +156,13 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
                          static_cast<uint32_t>(pci->win_size)};
         w.cells("ranges", r, 7);
         // INTx: devices 0..3 x pins A..D (device bits of the unit address, pin), the rest by the mask.
-        uint32_t map[16 * 10];
+        // The GIC's #address-cells is 0: no parent unit address in an entry.
+        uint32_t map[16 * 8];
         unsigned k = 0;
         for (uint32_t dev = 0; dev < 4; dev++)
             for (uint32_t pin = 1; pin <= 4; pin++) {
-                uint32_t e[10] = {dev << 11, 0, 0, pin, m::kPhandleGic, 0, 0, kGicSpi,
-                                  m::kPciIntxIntid - 32 + (dev + pin - 1) % 4, kLevelHigh};
+                uint32_t e[8] = {dev << 11, 0, 0, pin, m::kPhandleGic, kGicSpi, m::kPciIntxIntid - 32 + (dev + pin - 1) % 4,
+                                 kLevelHigh};
                 for (uint32_t c : e) map[k++] = c;
             }
         for (unsigned i = 0; i < k; i++) map[i] = cpu_to_fdt32(map[i]);
