@@ -17,7 +17,7 @@ kver=$(cut -d' ' -f1 "$LINUX/VERSION")
 dir=$TEST_OUT/linux_passthrough
 mkdir -p "$dir"
 initrd=$dir/initramfs.cpio.gz
-tools/mkinitramfs.py --busybox "$LINUX/busybox" --modules "$LINUX/modules" --init tests/qemu/passthrough_init.sh "$initrd" \
+tools/mkinitramfs.py --busybox "$LINUX/busybox" --modules "$LINUX/modules" --init tests/qemu/passthrough.init "$initrd" \
     >/dev/null || { echo "FAIL: mkinitramfs"; exit 1; }
 disk=$dir/disk.img
 python3 - "$disk" <<'PY'
