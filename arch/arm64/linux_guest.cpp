@@ -115,6 +115,17 @@ alignas(hyp::VPci) unsigned char g_vpci_storage[kMaxGuests][sizeof(hyp::VPci)];
 alignas(GuestDmaDomain) unsigned char g_dma_storage[kMaxGuests][sizeof(GuestDmaDomain)];
 PagePool* g_pool = nullptr;
 uint64_t g_faults_seen = 0;
+
+// moat's own code, which no guest's device may reach: a checksum taken before the guests start
+// and taken again when a guest's DMA faults at an address inside it (a device without moat's
+// IOMMU would have written there).
+extern "C" char _start_image[], __text_end[];
+uint64_t g_text_sum = 0;
+uint64_t text_sum() {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (const char* p = _start_image; p < __text_end; p++) h = (h ^ static_cast<uint8_t>(*p)) * 0x100000001b3ull;
+    return h;
+}
 alignas(8) uint8_t g_dtb[64 * KiB];
 
 uint64_t counter() {
@@ -318,6 +329,12 @@ void report_dma_faults() {
                               "reported by %s's interrupt; nothing of the guest's is there, the access was aborted",
                            g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev, g.pci.fn[j].bdf.fn, r.stream,
                            r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+        }
+        uint64_t lo = reinterpret_cast<uintptr_t>(_start_image), hi = reinterpret_cast<uintptr_t>(__text_end);
+        if (r.address >= lo && r.address < hi) {
+            uint64_t now = text_sum();
+            print("moat: the faulting address 0x%lx is moat's own code (PA [0x%lx, 0x%lx)): %s (FNV-1a 0x%lx)\n", r.address, lo,
+                  hi, now == g_text_sum ? "unchanged" : "CHANGED", now);
         }
     }
     g_faults_seen = log->total();
@@ -696,6 +713,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     }
     g_nlr = arch::ich_lrs();
     g_pool = &pool;
+    g_text_sum = text_sum();
     if (hyp::host_pci().faults) g_faults_seen = hyp::host_pci().faults->total();
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {

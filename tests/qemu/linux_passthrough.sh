@@ -29,7 +29,8 @@ with open(sys.argv[1], "wb") as f:
 PY
 sum=$(head -c $((8 << 20)) "$disk" | md5sum | cut -d' ' -f1)
 
-linux_config linux_passthrough 1 "$initrd" "console=ttyAMA0 quiet" || { echo "FAIL: moat-imagebuilder"; exit 1; }
+# EDU_OUT: moat's own image (host PA 0x40200000, -kernel's load address), outside the guest's RAM.
+linux_config linux_passthrough 1 "$initrd" "console=ttyAMA0 quiet EDU_OUT=0x40200000" || { echo "FAIL: moat-imagebuilder"; exit 1; }
 # The config linux_config wrote, with the guest's functions and its RAM away from host RAM.
 cfg=$TEST_OUT/linux_passthrough/guest.cfg
 printf 'pci = 0000:00:02.0 0000:00:03.0\nram-base = 0x80000000\n' >> "$cfg"
@@ -61,6 +62,13 @@ expect_line "(domU1) moat-guest: read back: moat-roundtrip-block-0123456789abcde
 if ! dd if="$disk" bs=512 skip=16384 count=1 2>/dev/null | grep -q moat-roundtrip-block-0123456789abcdef; then
     echo "FAIL: the block the guest wrote is not in the host's disk file"; failures=$((failures + 1))
 fi
+# The negative: edu's DMA into moat's image faults, is reported against the guest, changes nothing.
+expect_line "(domU1) moat-guest: edu liveness 0xA5A5A5A5"
+expect_line "moat: guest domU1: DMA fault from 0000:00:03.0: stream 0x18, write at IOVA (guest-physical) 0x40200000"
+expect_line "moat: the faulting address 0x40200000 is moat's own code (PA [0x40200000, 0x"
+expect_line "unchanged (FNV-1a"
+expect_line "(domU1) moat-guest: edu dma outside RAM done; still running"
+expect_no_line "CHANGED"
 expect_line "moat: guest domU1 powered off (PSCI SYSTEM_OFF) after"
 expect_line "passthrough: DMA domain"
 expect_line "2 streams detached to abort: ok"
