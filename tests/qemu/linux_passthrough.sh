@@ -69,6 +69,11 @@ expect_line "moat: the faulting address 0x40200000 is moat's own code (PA [0x402
 expect_line "unchanged (FNV-1a"
 expect_line "(domU1) moat-guest: edu dma outside RAM done; still running"
 expect_no_line "CHANGED"
+# Bad behaviour: the SMMU's registers and the window outside the BARs are not the guest's.
+expect_line "moat: guest domU1: read at IPA 0x9050000"
+expect_line "moat: guest domU1: read at IPA 0x10110000"
+expect_line "(domU1) moat-guest: devmem of the SMMU's registers: status 135"
+expect_line "(domU1) moat-guest: devmem of the window outside the BARs: status 135"
 expect_line "moat: guest domU1 powered off (PSCI SYSTEM_OFF) after"
 expect_line "passthrough: DMA domain"
 expect_line "2 streams detached to abort: ok"
