@@ -196,7 +196,7 @@ $(FUZZ_OUT)/%: $(FUZZ_OUT)/obj/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
 # The saved hostile trees and findings seed the DT fuzzers, the example configs the guest builder's.
 fuzz: $(FUZZ_TARGETS) $(TESTDATA)
 	@for f in $(FUZZ_TARGETS); do c=$(FUZZ_OUT)/corpus/$$(basename $$f); mkdir -p $$c; \
-	  case $$(basename $$f) in dtb_fuzz|dom0_fuzz) cp $(TESTDATA) tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb $$c/;; \
+	  case $$(basename $$f) in dtb_fuzz|dom0_fuzz|dom0less_fuzz) cp $(TESTDATA) tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb $$c/;; \
 	  guest_config_fuzz) cp tools/dt/examples/*.cfg $$c/;; esac; \
 	  echo "== $$f for $(FUZZ_SECONDS) s"; $$f -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) -print_final_stats=1 $$c || exit 1; done
 

@@ -261,8 +261,13 @@ struct GuestReader {
     void fits() {
         if (!g.memory || problems) return;
         if (g.ram_base + g.memory > guest_map::kGuestRamLimit || g.ram_base + g.memory < g.ram_base)
-            problem(g.node, "memory: [0x%lx, 0x%lx) of guest RAM runs past the guest-physical limit 0x%lx", g.ram_base,
-                    g.ram_base + g.memory, guest_map::kGuestRamLimit);
+            return problem(g.node, "memory: [0x%lx, 0x%lx) of guest RAM runs past the guest-physical limit 0x%lx", g.ram_base,
+                           g.ram_base + g.memory, guest_map::kGuestRamLimit);
+        // What place_guest_modules() will need at least (the kernel's bss may ask for more).
+        uint64_t need = align_up(g.kernel.size, kPage) + align_up(g.ramdisk.present ? g.ramdisk.size : 0, kPage) + 2 * k2M;
+        if (g.memory < need)
+            problem(g.node, "memory: %lu KiB cannot hold the kernel (%lu KiB), the ramdisk (%lu KiB) and the guest's device tree",
+                    g.memory / KiB, g.kernel.size / KiB, g.ramdisk.present ? g.ramdisk.size / KiB : 0);
     }
 
     bool read() {

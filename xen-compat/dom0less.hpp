@@ -25,7 +25,7 @@
 // Bootargs: Xen takes them from the kernel module's `bootargs`. moat also accepts `bootargs` on
 // the domain node (when the kernel module has none; both at once is an error, not a guess).
 //
-// `moat,` properties (where moat needs what the binding lacks; README "dom0less"):
+// `moat,` properties (where moat needs what the binding lacks; README "Linux guests"):
 //   moat,ram-base   guest-physical address of the guest's RAM (one or two cells, 2 MiB-aligned).
 //                   Default kGuestRamBase (Xen's GUEST_RAMBANK0, 0x40000000). The RAM is one bank
 //                   of `memory` bytes from there; it must stay below kGuestRamLimit and clear of
@@ -43,20 +43,33 @@
 //                   report then says that guest's DMA is unconfined.
 // Any other `moat,` property is an error (a typo must not be silently ignored).
 //
-// Xen properties moat refuses, because honouring them silently would give the guest something
-// else than it asked for: `direct-map`, `xen,static-mem`, `xen,enhanced` (Xen's PV interfaces:
-// moat serves none of them, see README), `passthrough = "enabled"` without a device-tree module
-// is accepted (it only asks for an IOMMU, which moat always uses). Other Xen tuning properties
-// (`nr_spis`, `max_grant_frames`, `max_maptrack_frames`, `domain-cpupool`, ...) are ignored with a
-// note.
+// Xen properties moat refuses, because ignoring them would give the guest something else than it
+// asked for: `direct-map`, `xen,static-mem`, `xen,enhanced` other than "disabled" (Xen's PV
+// interfaces: moat serves none of them, see README). `passthrough` must be "enabled" or
+// "disabled" and changes nothing (it asks for an IOMMU, which moat always uses). Xen's tuning
+// properties (`nr_spis`, `max_grant_frames`, `max_maptrack_frames`, `domain-cpupool`, ...) are
+// ignored with a note; so is any other unknown property outside the `moat,` prefix.
 //
 // What is checked (each failure: one line naming the node and property, that guest skipped,
 // the others parsed): compatible and required properties present and well-formed (`memory`,
 // `cpus`, cell counts of every `reg`), `memory` a whole number of 4 KiB pages, non-zero, within
-// the pool that remains after the guests before it, and fitting the guest map; `cpus` in
+// the pool that remains after the guests before it, large enough for the guest's modules and a
+// 2 MiB block for its tree, and fitting the guest map; `cpus` in
 // 1..limits.max_vcpus; exactly one kernel module, at most one ramdisk and one device tree; each
 // module non-empty, inside host RAM, not overlapping moat's image, the boot tree, a reserved
 // range or another module (of any guest).
+//
+// How the image uses it (the order matters: the modules lie in RAM the pool would otherwise take):
+//   1. plan_memory(tree, image, dtb, plan); limits = dom0less_limits(plan, <pool bytes>, <CPUs>),
+//      where the pool bytes are plan.free_bytes() less the modules (moat-dt dom0less reads the
+//      tree once with an unlimited pool to learn the module ranges, then again with that figure);
+//   2. parse_dom0less(); keep dom0less_module_ranges() out of the pool before fill_pool();
+//   3. per guest: read the kernel Image header (text_offset at 8, image_size at 16, magic
+//      "ARM\x64" at 56) at kernel.addr, place_guest_modules(), copy the kernel and the initrd from
+//      their host-physical modules into the guest's RAM at the placed addresses,
+//      build_linux_guest_dt() into guest RAM at place.dtb (cap place.dtb_max), and enter vCPU 0 at
+//      place.kernel with x0 = place.dtb (Linux's arm64 boot protocol; MMU off, caches may be off).
+//   The `multiboot,device-tree` module (Xen's partial tree for passthrough) is only located here.
 #pragma once
 #include "common/boot_memory.hpp"
 #include "common/fdt.hpp"
@@ -144,7 +157,7 @@ struct Dom0lessLimits {
     const char* const* reserved_why = nullptr;  // a name for each, for messages (may be nullptr)
     unsigned nreserved = 0;
     uint64_t pool_bytes = 0;               // what the guests' RAM comes from, shared in tree order
-    unsigned max_vcpus = kDom0lessMaxVcpus;  // physical CPUs the guests may have (and <= kDom0lessMaxVcpus)
+    unsigned max_vcpus = kDom0lessMaxVcpus;  // the most vCPUs one guest may have (capped at kDom0lessMaxVcpus)
 };
 
 // The limits a memory plan gives (its RAM and reserved ranges), with the pool and CPU counts.

@@ -32,6 +32,7 @@
 #include "hyp/vpci.hpp"
 #include "hyp/vpl011.hpp"
 #include "hyp/vpsci.hpp"
+#include "xen-compat/pv_iommu_abi.hpp"
 
 namespace moat {
 
@@ -47,6 +48,9 @@ constexpr unsigned kWakeIntid = 30;                     // PPI 14: the EL1 physi
 constexpr unsigned kReportsPerGuest = 8;                // a misbehaving guest cannot flood the console
 constexpr uint16_t kFirstVmid = 2;                       // VMID 1 is the PV-IOMMU test guest's
 constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};
+// Xen's hypercalls (hvc #0xEA1): none is served to a dom0less guest yet (the PV-IOMMU comes with
+// passthrough devices); -ENOSYS, Linux's number, as Xen answers an unknown one.
+constexpr int64_t kEnosys = 38;
 
 // The host's config space through drivers/pci, for the guests' vPCI. ECAM here is accessed in
 // words, so a narrower write is a read-modify-write of its word; in the command/status word the
@@ -516,9 +520,11 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         }
         if (!g.vgic.wants_vcpu(v.idx)) v.st = VState::waiting;
         break;
-    case 0x16:  // HVC: PSCI and SMCCC through hvc #0; nothing else is served
+    case 0x16:  // HVC: PSCI and SMCCC through hvc #0; a Xen hypercall gets Xen's -ENOSYS
         if ((esr & 0xffff) == 0) do_psci(v, f);
+        else if ((esr & 0xffff) == xen::kHvcXen) f.x[0] = static_cast<uint64_t>(-int64_t{kEnosys});
         else f.x[0] = kSmcccNotSupported;
+        g.calls += (esr & 0xffff) != 0;
         break;
     case 0x17:  // SMC: there is no firmware behind moat for a guest; SMCCC's answer
         g.calls++;

@@ -18,7 +18,7 @@ for f in "$OUT"/*_fuzz; do
     # The saved hostile trees and fuzzer findings (red team inputs, past timeouts and crashes)
     # seed the DT fuzzers, so each is replayed, under the timeout, on every smoke run.
     case $name in
-    dtb_fuzz | dom0_fuzz) cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb "$corpus"/ 2>/dev/null ;;
+    dtb_fuzz | dom0_fuzz | dom0less_fuzz) cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb "$corpus"/ 2>/dev/null ;;
     guest_config_fuzz) cp tools/dt/examples/*.cfg "$corpus"/ 2>/dev/null ;;
     esac
     if "$f" -runs="$RUNS" -seed=1 -timeout="$TIMEOUT" "$corpus" > "$T/$name.log" 2>&1; then

@@ -54,7 +54,7 @@ EOF
 mkimage_file "$W/moat.Image" 300000 2097152
 mkimage_file "$W/linux.Image" 3145733 4194304
 head -c 1048576 /dev/zero > "$W/initrd.cpio.gz"
-QEMU_DTB=$W/virt.dtb  # 4 CPUs: moat gives each vCPU a CPU of its own
+QEMU_DTB=$W/virt.dtb  # 4 CPUs, as a guest with 2 vCPUs would run best
 qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3,iommu=smmuv3,dumpdtb="$QEMU_DTB" -cpu cortex-a57 -smp 4 -m 1G \
     -nographic -nic none -device edu >/dev/null 2>&1
 
@@ -151,6 +151,29 @@ if t passthrough 0 "$IB" "$W/pt.cfg" -o "$W/pt"; then
     prop "$W/pt/host.dtb" /chosen/domU1/module@50600000 compatible "multiboot,device-tree multiboot,module" s
 fi
 
+# A device under ZCU102's /axi (a bus with `ranges;`): its host address is its guest address.
+config "$W/pt-zcu.cfg" zcu102 "$TREES/zynqmp-zcu102-rev1.0.dtb" none "devices = /axi/ethernet@ff0e0000"
+if t passthrough-zcu102 0 "$IB" "$W/pt-zcu.cfg" -o "$W/pt-zcu"; then
+    P=$W/pt-zcu/domU1-passthrough.dtb
+    prop "$P" /passthrough/ethernet@ff0e0000 xen,reg "0 ff0e0000 0 1000 0 ff0e0000"
+    prop "$P" /passthrough/ethernet@ff0e0000 interrupts "0 3f 4 0 3f 4"
+    prop "$P" /passthrough/ethernet@ff0e0000 xen,path "/axi/ethernet@ff0e0000" s
+fi
+# A bus that translates: refused rather than copied with the wrong address.
+dtc -q -I dts -O dtb -o "$W/bus.dtb" - <<'DTS'
+/dts-v1/;
+/ { #address-cells = <2>; #size-cells = <2>;
+    memory@40000000 { device_type = "memory"; reg = <0 0x40000000 0 0x40000000>; };
+    cpus { #address-cells = <1>; #size-cells = <0>; cpu@0 { device_type = "cpu"; reg = <0>; }; };
+    chosen { };
+    bus@10000000 { compatible = "simple-bus"; #address-cells = <1>; #size-cells = <1>; ranges = <0 0 0x10000000 0x100000>;
+        uart@1000 { compatible = "ns16550a"; reg = <0x1000 0x100>; }; };
+};
+DTS
+config "$W/pt-bus.cfg" qemu-virt "$W/bus.dtb" none "devices = /bus@10000000/uart@1000"
+t passthrough-translated 1 "$IB" "$W/pt-bus.cfg" -o "$W/pt-bus" &&
+    has "$W/passthrough-translated.err" "/bus@10000000/uart@1000: its bus /bus@10000000 translates addresses"
+
 # ---- refusals: the tool's own, and moat's (through moat-dt dom0less)
 config "$W/typo.cfg" qemu-virt "$QEMU_DTB" none "memroy = 1G"
 t typo 1 "$IB" "$W/typo.cfg" -o "$W/typo" && has "$W/typo.err" "[domU1]: unknown key 'memroy'"
@@ -159,7 +182,9 @@ sed -i 's/^board = qemu-virt/board = rpi4/' "$W/board.cfg"
 t unknown-board 1 "$IB" "$W/board.cfg" -o "$W/board" && has "$W/unknown-board.err" "'rpi4' is not one of qemu-virt, salvator-x, zcu102"
 config "$W/cpus.cfg" qemu-virt "$QEMU_DTB" none
 sed -i 's/^cpus = 2/cpus = 0/' "$W/cpus.cfg"
-t cpus-zero 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-zero.err" "dom0less: /chosen/domU1: cpus: 0, expected 1..4"
+t cpus-zero 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-zero.err" "dom0less: /chosen/domU1: cpus: 0, expected 1..8"
+sed -i 's/^cpus = 0/cpus = 9/' "$W/cpus.cfg"
+t cpus-nine 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-nine.err" "dom0less: /chosen/domU1: cpus: 9, expected 1..8"
 config "$W/wrongram.cfg" qemu-virt "$DTS_OUT/salvator-x.dtb" none
 t wrong-board-tree 1 "$IB" "$W/wrongram.cfg" -o "$W/wrongram" && has "$W/wrong-board-tree.err" "does not hold qemu-virt's load addresses"
 config "$W/missing.cfg" qemu-virt "$QEMU_DTB" none
@@ -188,6 +213,30 @@ if [ -f "$W/virt/boot.scr" ] && [ -f /usr/lib/u-boot/qemu_arm64/u-boot.bin ]; th
 else
     bad "U-Boot run: no boot.scr or no /usr/lib/u-boot/qemu_arm64/u-boot.bin"
 fi
+
+# ---- tools/mkinitramfs.py: /init, busybox and /dev/console in a gzipped newc cpio, the same
+# bytes each time, modules with a modules.dep (a stand-in busybox: an arm64 ELF header is enough).
+python3 -c 'import sys; sys.stdout.buffer.write(b"\x7fELF\x02\x01\x01" + bytes(11) + b"\xb7\x00" + bytes(44))' > "$W/busybox"
+mkdir -p "$W/mods/lib/modules/6.1.0-test/kernel"
+printf 'x\0depends=b\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/a.ko"
+printf 'x\0depends=c\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/b.ko"
+printf 'x\0depends=\0y' > "$W/mods/lib/modules/6.1.0-test/kernel/c.ko"
+if t mkinitramfs 0 tools/mkinitramfs.py --busybox "$W/busybox" --modules "$W/mods" "$W/i1.cpio.gz"; then
+    tools/mkinitramfs.py --busybox "$W/busybox" --modules "$W/mods" "$W/i2.cpio.gz" >/dev/null
+    if cmp -s "$W/i1.cpio.gz" "$W/i2.cpio.gz"; then ok "mkinitramfs: the same bytes twice"; else bad "mkinitramfs: two runs differ"; fi
+    zcat "$W/i1.cpio.gz" | cpio -itv 2>/dev/null > "$W/i1.list"
+    has "$W/i1.list" "init" "cpio listing"
+    has "$W/i1.list" "bin/busybox" "cpio listing"
+    if grep -qE '^crw.* dev/console$' "$W/i1.list"; then ok "cpio: dev/console is a character device"
+    else bad "cpio: no character device dev/console" "$(cat "$W/i1.list")"; fi
+    mkdir -p "$W/i1" && (cd "$W/i1" && zcat ../i1.cpio.gz | cpio -id --quiet init lib/modules/6.1.0-test/modules.dep 2>/dev/null)
+    has "$W/i1/init" "poweroff -f" "/init"
+    has "$W/i1/init" 'cat /proc/interrupts' "/init"
+    has "$W/i1/lib/modules/6.1.0-test/modules.dep" "kernel/a.ko: kernel/b.ko kernel/c.ko" "modules.dep"
+fi
+printf 'not an elf' > "$W/notbusybox"
+t mkinitramfs-not-arm64 1 tools/mkinitramfs.py --busybox "$W/notbusybox" "$W/i3.cpio.gz" &&
+    has "$W/mkinitramfs-not-arm64.err" "is not an arm64 ELF"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -60,14 +60,13 @@ expect_virt_discovery() {
 # The Linux guest (tests/qemu/linux_guest*.sh): Debian's kernel and busybox from .deps/linux,
 # configured the way users do it, by tools/imagebuilder/moat-imagebuilder.
 LINUX=.deps/linux
-# linux_config NAME CPUS INITRD BOOTARGS: one dom0less guest "domU1" (128 MiB, vpl011) on QEMU
-# virt with CPUS physical CPUs in its tree (the tool checks a guest against them); sets
-# LINUX_ARGS to the QEMU options that boot it (-smp, -dtb and the loaders of every module).
+# linux_config NAME CPUS INITRD BOOTARGS: one dom0less guest "domU1" (128 MiB, vpl011, CPUS
+# vCPUs, all on moat's one physical CPU) on QEMU virt; sets LINUX_ARGS to the QEMU options that
+# boot it (-dtb and the loaders of every module).
 linux_config() {
     local name=$1 cpus=$2 initrd=$3 args=$4 dir=$TEST_OUT/$1
     mkdir -p "$dir"
-    qemu-system-aarch64 -machine "$MACHINE,dumpdtb=$dir/virt.dtb" -cpu cortex-a57 -smp "$cpus" -m 1G -nographic -nic none \
-        -device edu >/dev/null 2>&1 || return 1
+    dump_dtb "$dir/virt.dtb" || return 1
     cat > "$dir/guest.cfg" <<CFG
 [board]
 board = qemu-virt
@@ -84,7 +83,7 @@ bootargs = $args
 CFG
     MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
         { cat "$dir/imagebuilder.log"; return 1; }
-    LINUX_ARGS="-smp $cpus $(tr '\n' ' ' < "$dir/out/qemu.args")"
+    LINUX_ARGS="$(tr '\n' ' ' < "$dir/out/qemu.args")"
 }
 linux_ready() {
     if [ ! -f "$LINUX/Image" ] || [ ! -x "$LINUX/busybox" ]; then

@@ -36,7 +36,8 @@ struct Ram {
 };
 
 // Runs the flow with `blob` as the tree; never returns. Console to stderr for the death test.
-[[noreturn]] void run(const std::vector<uint64_t>& blob, size_t bytes, bool with_irq) {
+[[noreturn]] void run(const std::vector<uint64_t>& blob, size_t bytes, bool with_irq,
+                      const hyp::ArchHooks& hooks = hyp::ArchHooks{nullptr, nullptr, nullptr}) {
     dup2(2, 1);
     arch::console_echo(true);
     static PagePool view(0);  // the model reads the tables through it: the same addresses
@@ -48,7 +49,7 @@ struct Ram {
     if (with_irq) arch::host::set_irq_controller(&gic);
     std::memcpy(reinterpret_cast<void*>(kDtb), blob.data(), bytes);
     hyp::BootInfo info{"host", kDtb, kRam, 1 * MiB, kRam, kRam + kRamSize};
-    hyp::boot(info, hyp::ArchHooks{nullptr, nullptr, nullptr});
+    hyp::boot(info, hooks);
 }
 
 class BootFlow : public ::testing::Test {
@@ -91,6 +92,55 @@ TEST_F(BootFlow, AStreamTheSmmuCannotHoldIsAProblemAndExits2) {
                 "dt: /dma@9200000: iommus entry 0: stream id 0x10000 on iommu@9050000 is beyond its stream table.*"
                 "device left blocked.*"
                 "moat: 0 device-tree and 1 IOMMU problem.s.; affected devices left blocked; exit 2");
+}
+
+// The arch's guest hook sees the dom0less guests the flow read, with their modules kept out of
+// the pool; the guest the flow refused is named and not handed over.
+void show_guests(const dt::Tree&, PagePool& pool, const xen::Dom0lessConfig& c) {
+    for (unsigned i = 0; i < c.nguests; i++) {
+        const xen::Dom0lessGuest& g = c.guests[i];
+        bool in_pool = false;
+        for (size_t r = 0; r < pool.region_count(); r++) {
+            const PagePool::Region& pr = pool.region(r);
+            in_pool |= g.kernel.addr < pr.base + pr.pages * kPageSize && pr.base < g.kernel.end();
+        }
+        print("hook: %s, %u vCPUs, %lu KiB, kernel 0x%lx+0x%lx %s\n", g.name, g.vcpus, g.memory / KiB, g.kernel.addr,
+              g.kernel.size, in_pool ? "IN THE POOL" : "kept out of the pool");
+    }
+    print("hook: %u guest(s), %u refused\n", c.nguests, c.nskipped);
+}
+
+TEST_F(BootFlow, Dom0lessGuestsReachTheArchWithTheirModulesOutOfThePool) {
+    auto blob = load_dtb("boot_flow");
+    std::vector<uint64_t> patched(blob.size() + 1024);
+    void* fdt = patched.data();
+    ASSERT_EQ(fdt_open_into(blob.data(), fdt, static_cast<int>(patched.size() * 8)), 0);
+    int chosen = fdt_path_offset(fdt, "/chosen");
+    ASSERT_GE(chosen, 0);
+    for (const char* name : {"domU1", "nokernel"}) {
+        int d = fdt_add_subnode(fdt, chosen, name);
+        ASSERT_GE(d, 0);
+        ASSERT_EQ(fdt_setprop_string(fdt, d, "compatible", "xen,domain"), 0);
+        ASSERT_EQ(fdt_setprop_u32(fdt, d, "#address-cells", 2), 0);
+        ASSERT_EQ(fdt_setprop_u32(fdt, d, "#size-cells", 2), 0);
+        fdt32_t mem[2] = {cpu_to_fdt32(0), cpu_to_fdt32(8 * 1024)};
+        ASSERT_EQ(fdt_setprop(fdt, d, "memory", mem, sizeof mem), 0);
+        ASSERT_EQ(fdt_setprop_u32(fdt, d, "cpus", 2), 0);
+        if (std::strcmp(name, "domU1") != 0) continue;
+        int m = fdt_add_subnode(fdt, d, "module@42800000");
+        ASSERT_GE(m, 0);
+        const char compat[] = "multiboot,kernel\0multiboot,module";
+        ASSERT_EQ(fdt_setprop(fdt, m, "compatible", compat, sizeof compat), 0);
+        fdt32_t reg[4] = {cpu_to_fdt32(0), cpu_to_fdt32(0x42800000), cpu_to_fdt32(0), cpu_to_fdt32(0x100000)};
+        ASSERT_EQ(fdt_setprop(fdt, m, "reg", reg, sizeof reg), 0);
+    }
+    hyp::ArchHooks hooks{nullptr, nullptr, nullptr, nullptr, &show_guests};
+    EXPECT_EXIT(run(patched, fdt_totalsize(fdt), false, hooks), ::testing::ExitedWithCode(hyp::kExitOk),
+                "dom0less: /chosen/nokernel: no module with compatible \"multiboot,kernel\".*"
+                "reserved: 0x0042800000-0x00428fffff dom0less boot module.*"
+                "hook: domU1, 2 vCPUs, 8192 KiB, kernel 0x42800000\\+0x100000 kept out of the pool.*"
+                "hook: 1 guest.s., 1 refused.*"
+                "moat: all checks passed; exit 0");
 }
 
 TEST_F(BootFlow, AnUnusableTreeExits3) {

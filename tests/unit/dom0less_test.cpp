@@ -193,7 +193,7 @@ struct Built {
         EXPECT_EQ(fdt_finish_reservemap(fdt()), 0);
         EXPECT_EQ(fdt_begin_node(fdt(), ""), 0);
     }
-    void guest(const char* name, uint32_t kib, uint32_t cpus, uint32_t kernel) {
+    void guest(const char* name, uint32_t kib, uint32_t cpus, uint32_t kernel, uint32_t kernel_size = 0x1000) {
         EXPECT_EQ(fdt_begin_node(fdt(), name), 0);
         EXPECT_EQ(fdt_property_string(fdt(), "compatible", "xen,domain"), 0);
         EXPECT_EQ(fdt_property_u32(fdt(), "#address-cells", 1), 0);
@@ -204,7 +204,7 @@ struct Built {
         EXPECT_EQ(fdt_begin_node(fdt(), "module"), 0);
         const char compat[] = "multiboot,kernel\0multiboot,module";
         EXPECT_EQ(fdt_property(fdt(), "compatible", compat, sizeof compat), 0);
-        fdt32_t reg[2] = {cpu_to_fdt32(kernel), cpu_to_fdt32(0x1000)};
+        fdt32_t reg[2] = {cpu_to_fdt32(kernel), cpu_to_fdt32(kernel_size)};
         EXPECT_EQ(fdt_property(fdt(), "reg", reg, sizeof reg), 0);
         EXPECT_EQ(fdt_end_node(fdt()), 0);
         EXPECT_EQ(fdt_end_node(fdt()), 0);
@@ -237,7 +237,7 @@ TEST(Dom0less, MoreGuestsThanSlotsAreReportedAndSkipped) {
     char name[16];
     for (unsigned i = 0; i < kDom0lessMaxGuests + 2; i++) {
         snprintf(name, sizeof name, "g%u", i);
-        b.guest(name, 4096, 1, 0x50000000 + i * 0x100000);
+        b.guest(name, 8192, 1, 0x50000000 + i * 0x100000);
     }
     EXPECT_EQ(fdt_end_node(b.fdt()), 0);
     dt::Tree t = b.finish();
@@ -251,6 +251,27 @@ TEST(Dom0less, MoreGuestsThanSlotsAreReportedAndSkipped) {
     EXPECT_EQ(cfg->nskipped, 2u);
     EXPECT_NE(err.text.find("dom0less: /chosen/g8: more than 8 guests; not started"), std::string::npos) << err.text;
     EXPECT_NE(err.text.find("dom0less: /chosen/g9: more than 8 guests; not started"), std::string::npos) << err.text;
+}
+
+TEST(Dom0less, MemoryMustHoldTheModules) {
+    Built b;
+    EXPECT_EQ(fdt_begin_node(b.fdt(), "chosen"), 0);
+    b.guest("small", 4096, 1, 0x50000000, 0x600000);  // 4 MiB of RAM for a 6 MiB kernel
+    b.guest("fits", 16384, 1, 0x51000000, 0x600000);
+    EXPECT_EQ(fdt_end_node(b.fdt()), 0);
+    dt::Tree t = b.finish();
+    auto cfg = std::make_unique<Dom0lessConfig>();
+    StrSink err;
+    MemRange ram{0x40000000, GiB};
+    Dom0lessLimits lim;
+    lim.ram = &ram, lim.nram = 1, lim.pool_bytes = GiB;
+    EXPECT_EQ(parse_dom0less(t, lim, *cfg, err), Status::invalid_argument);
+    ASSERT_EQ(cfg->nguests, 1u);
+    EXPECT_STREQ(cfg->guests[0].name, "fits");
+    EXPECT_NE(err.text.find("dom0less: /chosen/small: memory: 4096 KiB cannot hold the kernel (6144 KiB), the ramdisk (0 KiB) and the "
+                            "guest's device tree"),
+              std::string::npos)
+        << err.text;
 }
 
 TEST(Dom0less, PlacementFollowsLinuxBootProtocol) {

@@ -22,7 +22,8 @@ const char* const kDom0lessHelp =
     "  --dtb-at ADDR       where the boot loader will put HOST.dtb (its size is the file's)\n"
     "  --pool SIZE         memory for the guests' RAM (default: the tree's RAM minus what is reserved\n"
     "                      and the modules); a number of bytes, or with K, M or G\n"
-    "  --cpus N            physical CPUs the guests may have (default: the tree's /cpus count)\n"
+    "  --cpus N            the most vCPUs a guest may have (default 8, the image's limit: vCPUs run\n"
+    "                      on moat's CPUs as it schedules them, so a guest may have more than the tree)\n"
     "  --guest-dtb DIR     write DIR/<guest>.dtb: the tree each guest boots with (the kernel taken as\n"
     "                      an Image with text_offset 0 and its module's size)\n"
     "\n"
@@ -112,10 +113,11 @@ int cmd_dom0less(int argc, char** argv) {
         std::fprintf(stderr, "moat-dt: %s: %s\n", h.file.c_str(), h.tree.error());
         return kUnusable;
     }
-    unsigned ncpus = count_cpus(h.tree);
+    unsigned tree_cpus = count_cpus(h.tree), ncpus = xen::kDom0lessMaxVcpus;
     if (!cpus.empty()) {
         uint64_t n;
-        if (!number(cpus, n, false) || n == 0 || n > 1024) return usage("--cpus needs a count (1..1024)");
+        if (!number(cpus, n, false) || n == 0 || n > xen::kDom0lessMaxVcpus)
+            return usage("--cpus needs a count (1.." + std::to_string(xen::kDom0lessMaxVcpus) + ")");
         ncpus = static_cast<unsigned>(n);
     }
     uint64_t pool_bytes = plan->free_bytes();
@@ -126,7 +128,7 @@ int cmd_dom0less(int argc, char** argv) {
     FileSink err(stderr), out(stdout);
     // The modules take their share of the free memory: read once for their ranges, then with them
     // out of the pool (as the image fills its pool only after keeping the modules out of it).
-    xen::Dom0lessLimits lim = xen::dom0less_limits(*plan, ~0ull, ncpus ? ncpus : 1);
+    xen::Dom0lessLimits lim = xen::dom0less_limits(*plan, ~0ull, ncpus);
     StringSink scratch;
     if (!pool_given) {
         (void)xen::parse_dom0less(h.tree, lim, *cfg, scratch);
@@ -157,9 +159,9 @@ int cmd_dom0less(int argc, char** argv) {
         std::printf("  %-12s %s (%zu bytes; at guest 0x%llx, initrd at 0x%llx)\n", "guest tree", path.c_str(), size,
                     static_cast<unsigned long long>(place.dtb), static_cast<unsigned long long>(place.initrd));
     }
-    std::printf("%s: %u guest%s accepted, %u refused (pool %llu MiB, %u CPU%s)\n", h.file.c_str(), cfg->nguests,
-                cfg->nguests == 1 ? "" : "s", cfg->nskipped, static_cast<unsigned long long>(pool_bytes / MiB), ncpus,
-                ncpus == 1 ? "" : "s");
+    std::printf("%s: %u guest%s accepted, %u refused (pool %llu MiB; up to %u vCPUs a guest; the tree has %u CPU%s)\n",
+                h.file.c_str(), cfg->nguests, cfg->nguests == 1 ? "" : "s", cfg->nskipped,
+                static_cast<unsigned long long>(pool_bytes / MiB), ncpus, tree_cpus, tree_cpus == 1 ? "" : "s");
     return st == Status::ok ? kOk : kProblems;
 }
 
