@@ -23,6 +23,29 @@ pci::Host g_pci;
 FaultLog g_faults;
 xen::Dom0lessConfig g_guests;
 
+// The functions of the host bridge step 5 enumerated, and the stream each reaches.
+class BridgeView final : public PciHostView {
+public:
+    void set(const dt::Tree* t, const MasterInfo* bridge) { t_ = t, bridge_ = bridge; }
+    bool present(const xen::PciBdf& f) const override {
+        if (!bridge_ || f.seg != 0) return false;
+        for (unsigned i = 0; i < g_pci.count(); i++) {
+            const pci::Device& d = g_pci.at(i);
+            if (d.bus == f.bus && d.dev == f.dev && d.fn == f.fn) return true;
+        }
+        return false;
+    }
+    Status stream(const xen::PciBdf& f, Iommu*& iommu, StreamId& sid, Why& why) const override {
+        if (!bridge_) return why.set(Status::not_found, "no host bridge behind an IOMMU moat drives");
+        return g_iommus.stream_of_rid(*t_, *bridge_, f.rid(), iommu, sid, why);
+    }
+private:
+    const dt::Tree* t_ = nullptr;
+    const MasterInfo* bridge_ = nullptr;
+};
+BridgeView g_bridge_view;
+HostPci g_host_pci;
+
 // The word of /chosen/bootargs equal to `arg` (or, with `prefix`, starting with it): a pointer
 // just past `arg` inside that word; nullptr if there is none.
 const char* bootarg(const dt::Tree& t, const char* arg, bool prefix) {
@@ -104,6 +127,8 @@ Outcome pci_and_selftest(const dt::Tree& t) {
         o.failures = 1;
         return o;
     }
+    g_bridge_view.set(&t, bridge);
+    g_host_pci = HostPci{&g_pci, &g_bridge_view, &g_faults};
     for (unsigned i = 0; i < g_pci.count(); i++) {
         pci::Device& d = g_pci.at(i);
         Iommu* iommu;
@@ -183,6 +208,8 @@ unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
 }
 
 }  // namespace
+
+const HostPci& host_pci() { return g_host_pci; }
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks) {
     // 1. The tree, checked whole before anything reads it.

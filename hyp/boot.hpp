@@ -22,6 +22,7 @@
 #include "common/iommu.hpp"
 #include "common/page_pool.hpp"
 #include "drivers/pci/ecam.hpp"
+#include "hyp/passthrough.hpp"
 #include "xen-compat/dom0less.hpp"
 
 namespace moat::hyp {
@@ -36,6 +37,16 @@ enum Exit : int {
     kExitWrongLevel = 5,    // not entered at the hypervisor's privilege level
     kExitGuestFault = 6,    // the guest stopped on a fault
 };
+
+// The host's PCI as step 5 found it, for passing functions through to guests: the host bridge
+// (nullptr: none behind an IOMMU moat drives), its functions as assignment sees them, and the
+// fault log the IOMMUs report into.
+struct HostPci {
+    pci::Host* host = nullptr;
+    const PciHostView* view = nullptr;
+    FaultLog* faults = nullptr;
+};
+const HostPci& host_pci();
 
 struct BootInfo {
     const char* board;

@@ -7,7 +7,7 @@ The archive is written here, not by cpio(1), so that /dev/console (a character d
 opens for init's stdout before /init runs) needs no root and no mknod, and so that the output is
 byte-for-byte the same for the same inputs (fixed owner, times and order).
 
-  tools/mkinitramfs.py [--busybox .deps/linux/busybox] [--modules .deps/linux/modules] OUT.cpio.gz
+  tools/mkinitramfs.py [--busybox .deps/linux/busybox] [--modules .deps/linux/modules] [--init FILE] OUT.cpio.gz
 
 --modules adds lib/modules/<version>/ from that tree (Debian's virtio modules, see
 tools/install-deps.sh) with a modules.dep computed from each module's `depends=` field (the
@@ -35,7 +35,8 @@ poweroff -f
 echo "moat-guest: poweroff returned"
 """
 
-APPLETS = ["sh", "mount", "cat", "echo", "uname", "poweroff", "reboot", "ls", "dmesg", "insmod", "modprobe", "sleep"]
+APPLETS = ["sh", "mount", "cat", "echo", "uname", "poweroff", "reboot", "ls", "dmesg", "insmod", "modprobe", "sleep",
+           "dd", "md5sum", "devmem", "sync", "basename", "head", "printf", "test", "[", "cmp", "tr", "cut", "wc", "grep"]
 
 
 class Cpio:
@@ -127,6 +128,7 @@ def main():
     deps = os.path.join(here, "..", ".deps", "linux")
     ap.add_argument("--busybox", default=os.path.join(deps, "busybox"))
     ap.add_argument("--modules", default=None, help="a tree with lib/modules/<version>/ to include")
+    ap.add_argument("--init", default=None, help="a shell script to use as /init instead of the default one")
     ap.add_argument("out")
     a = ap.parse_args()
     try:
@@ -145,7 +147,11 @@ def main():
     c.file("bin/busybox", busybox, 0o755)
     for applet in APPLETS:
         c.symlink(f"bin/{applet}", "busybox")
-    c.file("init", INIT.encode(), 0o755)
+    init = INIT.encode()
+    if a.init:
+        with open(a.init, "rb") as f:
+            init = f.read()
+    c.file("init", init, 0o755)
     nmod = add_modules(c, a.modules) if a.modules else 0
     data = c.finish()
     tmp = a.out + ".tmp"

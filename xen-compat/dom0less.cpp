@@ -21,7 +21,7 @@ constexpr const char* kXenIgnored[] = {
 // Properties moat reads itself.
 constexpr const char* kKnown[] = {
     "compatible", "#address-cells", "#size-cells", "memory", "cpus", "vpl011", "bootargs",
-    "passthrough", "xen,enhanced", "moat,ram-base", "name", "phandle", "linux,phandle",
+    "passthrough", "xen,enhanced", "moat,ram-base", "moat,pci", "moat,pci-force-assign-without-iommu", "name", "phandle", "linux,phandle",
 };
 
 bool listed(const char* name, const char* const* list, size_t n) {
@@ -96,7 +96,7 @@ struct GuestReader {
             else if (strcmp(pname, "xen,static-mem") == 0)
                 problem(g.node, "xen,static-mem: moat takes guest RAM from its pool; static memory is not supported");
             else if (strncmp(pname, "moat,", 5) == 0)
-                problem(g.node, "%s: unknown moat property (moat reads moat,ram-base)", pname);
+                problem(g.node, "%s: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu)", pname);
             else if (listed(pname, kXenIgnored, sizeof kXenIgnored / sizeof *kXenIgnored))
                 note(g.node, "%s: a Xen setting moat has no use for, ignored", pname);
             else
@@ -135,6 +135,44 @@ struct GuestReader {
         if (b < guest_map::kGuestRamBase)
             return problem(g.node, "moat,ram-base: 0x%lx is in the guest's device window (below 0x%lx)", b, guest_map::kGuestRamBase);
         g.ram_base = b;
+    }
+
+    // moat,pci: <seg bus dev fn> per function; no function twice, none another guest has.
+    void pci() {
+        g.pci_force_unconfined = t.has(g.node, "moat,pci-force-assign-without-iommu");
+        int len;
+        const void* v = t.prop(g.node, "moat,pci", &len);
+        if (!v) {
+            if (g.pci_force_unconfined)
+                note(g.node, "moat,pci-force-assign-without-iommu: the guest has no moat,pci functions, nothing to force");
+            return;
+        }
+        if (len <= 0 || len % 16)
+            return problem(g.node, "moat,pci: %d bytes, expected <segment bus device function> entries of 4 cells", len);
+        unsigned n = static_cast<unsigned>(len) / 16;
+        if (n > kDom0lessMaxPci) return problem(g.node, "moat,pci: %u functions, at most %u", n, kDom0lessMaxPci);
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t seg = dt::be32(v, 4 * i), bus = dt::be32(v, 4 * i + 1), dev = dt::be32(v, 4 * i + 2),
+                     fn = dt::be32(v, 4 * i + 3);
+            if (seg > 0xffff || bus > 255 || dev > 31 || fn > 7) {
+                problem(g.node, "moat,pci: entry %u <0x%x 0x%x 0x%x 0x%x>: segment <= 0xffff, bus <= 255, device <= 31, "
+                                "function <= 7", i, seg, bus, dev, fn);
+                continue;
+            }
+            PciBdf b{static_cast<uint16_t>(seg), static_cast<uint8_t>(bus), static_cast<uint8_t>(dev), static_cast<uint8_t>(fn)};
+            bool dup = false;
+            for (unsigned j = 0; j < g.npci; j++) dup |= g.pci[j] == b;
+            if (dup) {
+                problem(g.node, "moat,pci: %04x:%02x:%02x.%u is listed twice", seg, bus, dev, fn);
+                continue;
+            }
+            for (unsigned k = 0; k < accepted.nguests; k++)
+                for (unsigned j = 0; j < accepted.guests[k].npci; j++)
+                    if (accepted.guests[k].pci[j] == b)
+                        problem(g.node, "moat,pci: %04x:%02x:%02x.%u is already assigned to %s", seg, bus, dev, fn,
+                                accepted.guests[k].name);
+            g.pci[g.npci++] = b;
+        }
     }
 
     void xen_strings() {
@@ -242,6 +280,7 @@ struct GuestReader {
         cpus();
         g.vpl011 = t.has(g.node, "vpl011");
         ram_base();
+        pci();
         xen_strings();
         modules();
         bootargs();

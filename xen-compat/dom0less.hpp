@@ -30,6 +30,17 @@
 //                   Default kGuestRamBase (Xen's GUEST_RAMBANK0, 0x40000000). The RAM is one bank
 //                   of `memory` bytes from there; it must stay below kGuestRamLimit and clear of
 //                   the device window [0, kGuestRamBase) the guest map below uses.
+//   moat,pci        the PCI functions passed through to the guest: 4 cells each,
+//                   <segment bus device function> (Xen's xl `pci = [ "0000:00:02.0" ]`, as
+//                   numbers). At most kDom0lessMaxPci; a function listed twice, or already listed
+//                   by an earlier guest, is an error naming both. Whether each exists on a host
+//                   bridge and is behind an IOMMU moat drives is checked when the host's PCI is
+//                   known (hyp/passthrough.hpp resolve_pci_assignment): a guest with an unknown
+//                   function, or with one no IOMMU confines, does not start.
+//   moat,pci-force-assign-without-iommu
+//                   (empty) assign the guest's functions even when no IOMMU moat drives stands
+//                   between them and memory (Xen's xen,force-assign-without-iommu, for PCI): the
+//                   report then says that guest's DMA is unconfined.
 // Any other `moat,` property is an error (a typo must not be silently ignored).
 //
 // Xen properties moat refuses, because ignoring them would give the guest something else than it
@@ -69,6 +80,16 @@ constexpr unsigned kDom0lessMaxGuests = 8;
 constexpr unsigned kDom0lessMaxVcpus = 8;
 constexpr unsigned kDom0lessNameMax = 32;
 constexpr unsigned kDom0lessBootargsMax = 512;
+constexpr unsigned kDom0lessMaxPci = 8;
+
+// A PCI function as the user names it: segment (the host bridge's linux,pci-domain, 0 when it
+// has none), bus, device, function.
+struct PciBdf {
+    uint16_t seg = 0;
+    uint8_t bus = 0, dev = 0, fn = 0;
+    uint16_t rid() const { return static_cast<uint16_t>(bus << 8 | dev << 3 | fn); }
+    bool operator==(const PciBdf&) const = default;
+};
 
 // The memory map every dom0less guest sees (the guest DT builder writes it, the hypervisor
 // emulates it). Xen's guest layout (docs/hardware.md §6.1), so a guest that ran as a Xen
@@ -83,6 +104,12 @@ constexpr uint32_t kPl011Intid = 32;                                  // SPI 0, 
 constexpr uint32_t kPl011ClockHz = 24000000;                          // the apb_pclk/uartclk the tree names
 constexpr uint32_t kPl011PeriphId = 0x00241011;                       // PL011 r1p5, also in `arm,primecell-periphid`
 constexpr uint32_t kTimerSecIntid = 29, kTimerNsIntid = 30, kTimerVirtIntid = 27, kTimerHypIntid = 26;  // PPIs 13, 14, 11, 10, level-high
+// The PCI host bridge of a guest with moat,pci functions (hyp/vpci.hpp traps it): an ECAM of bus 0,
+// and the assigned BARs at their host-physical addresses (gpa == pa, so the guest keeps them,
+// `linux,pci-probe-only`) inside a window the guest tree declares. INTx pins A..D of device d
+// reach SPI kPciIntxIntid + (d + pin) % 4, the swizzle of QEMU's virt board.
+constexpr uint64_t kPciEcamBase = 0x04000000, kPciEcamSize = 0x100000;
+constexpr uint32_t kPciIntxIntid = 35;                                 // SPIs 3..6, level-high
 constexpr uint64_t kGuestRamBase = 0x40000000;                        // default moat,ram-base
 constexpr uint64_t kGuestRamLimit = 0x10000000000;                    // 40-bit guest-physical space
 constexpr uint32_t kPhandleGic = 65000, kPhandleClock = 65002;
@@ -111,6 +138,9 @@ struct Dom0lessGuest {
     uint64_t ram_base = guest_map::kGuestRamBase;  // moat,ram-base
     Dom0lessModule kernel, ramdisk, dtb;   // multiboot,kernel (always present in a parsed guest) / ramdisk / device-tree
     char bootargs[kDom0lessBootargsMax] = {};      // "" when none
+    unsigned npci = 0;                     // moat,pci
+    PciBdf pci[kDom0lessMaxPci];
+    bool pci_force_unconfined = false;     // moat,pci-force-assign-without-iommu
 };
 
 struct Dom0lessConfig {
@@ -157,11 +187,20 @@ struct GuestPlacement {
 Status place_guest_modules(const Dom0lessGuest& g, uint64_t text_offset, uint64_t image_size, GuestPlacement& out,
                            Sink& err);
 
+// The guest's PCI host bridge, when it has functions: the 32-bit memory window (guest-physical =
+// host-physical) that holds every assigned BAR. The window must lie in the device window below
+// kGuestRamBase, clear of the GIC, the vPL011 and the ECAM.
+struct GuestPciDt {
+    uint64_t win_base = 0, win_size = 0;
+};
+
 // The Linux guest's device tree (the memory map above): memory, cpus (enable-method psci), psci
 // (hvc, arm,psci-1.0), GICv3, timer, the vPL011 when g.vpl011, chosen (bootargs, stdout-path,
-// linux,initrd-start/end from `place`). No `hypervisor` node: moat is not Xen to this guest.
+// linux,initrd-start/end from `place`), and with `pci` a `pci-host-ecam-generic` bridge
+// (bus 0, the window, the INTx interrupt-map, `linux,pci-probe-only` in chosen). No `hypervisor`
+// node: moat is not Xen to this guest, and no IOMMU: moat's own translates the guest's DMA.
 // Written into out[0..cap); `size` set. Errors name the guest.
 Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
-                            Sink& err);
+                            Sink& err, const GuestPciDt* pci = nullptr);
 
 }  // namespace moat::xen

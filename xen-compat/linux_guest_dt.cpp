@@ -23,8 +23,18 @@ void u64(Writer& w, const char* name, uint64_t v) {
 }  // namespace
 
 Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
-                            Sink& err) {
+                            Sink& err, const GuestPciDt* pci) {
     size = 0;
+    if (pci) {
+        uint64_t b = pci->win_base, e = pci->win_base + pci->win_size;
+        auto clash = [&](uint64_t a, uint64_t n) { return b < a + n && a < e; };
+        if (!pci->win_size || e < b || e > m::kGuestRamBase || e > (uint64_t{1} << 32) || clash(m::kGicdBase, m::kGicdSize) ||
+            clash(m::kGicrBase, m::kGicrStride * g.vcpus) || clash(m::kPl011Base, m::kPl011Size) ||
+            clash(m::kPciEcamBase, m::kPciEcamSize)) {
+            format(err, "dom0less: %s: the PCI window [0x%lx, 0x%lx) does not fit the guest's device map\n", g.path, b, e);
+            return Status::out_of_range;
+        }
+    }
     if (g.vcpus == 0 || g.vcpus > kDom0lessMaxVcpus || g.memory == 0) {
         format(err, "dom0less: %s: a guest with %u vCPUs and %lu bytes of RAM has no tree\n", g.path, g.vcpus, g.memory);
         return Status::invalid_argument;
@@ -47,6 +57,7 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
     w.begin("chosen");
     if (g.bootargs[0]) w.str("bootargs", g.bootargs);
     if (g.vpl011) w.str("stdout-path", uart + 0);
+    if (pci) w.u32("linux,pci-probe-only", 1);  // keep the BARs moat assigned
     if (place.initrd_size) {
         u64(w, "linux,initrd-start", place.initrd);
         u64(w, "linux,initrd-end", place.initrd + place.initrd_size);
@@ -124,6 +135,40 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
         w.cells("clocks", clocks, 2);
         w.strs("clock-names", "uartclk", "apb_pclk");
         w.u32("arm,primecell-periphid", m::kPl011PeriphId);
+        w.end();
+    }
+
+    if (pci) {
+        node_name(buf, sizeof buf, "pcie", m::kPciEcamBase);
+        w.begin(buf);
+        w.str("compatible", "pci-host-ecam-generic");
+        w.str("device_type", "pci");
+        w.u32("#address-cells", 3);
+        w.u32("#size-cells", 2);
+        w.u32("#interrupt-cells", 1);
+        w.reg1(m::kPciEcamBase, m::kPciEcamSize);
+        uint32_t bus[2] = {0, 0};
+        w.cells("bus-range", bus, 2);
+        w.u32("linux,pci-domain", 0);
+        w.empty("dma-coherent");
+        // One 32-bit non-prefetchable memory range, identity: PCI address = CPU address.
+        uint32_t r[7] = {0x02000000, 0, static_cast<uint32_t>(pci->win_base), 0, static_cast<uint32_t>(pci->win_base), 0,
+                         static_cast<uint32_t>(pci->win_size)};
+        w.cells("ranges", r, 7);
+        // INTx: devices 0..3 x pins A..D (device bits of the unit address, pin), the rest by the mask.
+        // The GIC's #address-cells is 0: no parent unit address in an entry.
+        uint32_t map[16 * 8];
+        unsigned k = 0;
+        for (uint32_t dev = 0; dev < 4; dev++)
+            for (uint32_t pin = 1; pin <= 4; pin++) {
+                uint32_t e[8] = {dev << 11, 0, 0, pin, m::kPhandleGic, kGicSpi, m::kPciIntxIntid - 32 + (dev + pin - 1) % 4,
+                                 kLevelHigh};
+                for (uint32_t c : e) map[k++] = c;
+            }
+        for (unsigned i = 0; i < k; i++) map[i] = cpu_to_fdt32(map[i]);
+        w.raw("interrupt-map", map, k * 4);  // more cells than Writer::cells takes
+        uint32_t mask[4] = {0x1800, 0, 0, 7};
+        w.cells("interrupt-map-mask", mask, 4);
         w.end();
     }
 

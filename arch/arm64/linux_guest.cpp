@@ -28,6 +28,8 @@
 #include "hyp/boot.hpp"
 #include "hyp/guest_console.hpp"
 #include "hyp/vgic.hpp"
+#include "hyp/passthrough.hpp"
+#include "hyp/vpci.hpp"
 #include "hyp/vpl011.hpp"
 #include "hyp/vpsci.hpp"
 #include "xen-compat/pv_iommu_abi.hpp"
@@ -49,6 +51,29 @@ constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};
 // passthrough devices); -ENOSYS, Linux's number, as Xen answers an unknown one.
 constexpr int64_t kEnosys = 38;
 
+// The host's config space through drivers/pci, for the guests' vPCI. ECAM here is accessed in
+// words, so a narrower write is a read-modify-write of its word; in the command/status word the
+// status half (write 1 to clear) is written as zeroes when the command is meant, and the reverse.
+class HostConfig final : public hyp::ConfigSpace {
+public:
+    uint32_t read(const xen::PciBdf& f, uint16_t off, unsigned bytes) override {
+        pci::Device d{f.bus, f.dev, f.fn, 0, 0, 0, {}};
+        uint32_t w = hyp::host_pci().host->read32(d, static_cast<uint16_t>(off & ~3u));
+        uint32_t v = w >> (8 * (off & 3));
+        return bytes == 4 ? v : v & ((1u << (8 * bytes)) - 1);
+    }
+    void write(const xen::PciBdf& f, uint16_t off, unsigned bytes, uint32_t v) override {
+        pci::Device d{f.bus, f.dev, f.fn, 0, 0, 0, {}};
+        uint16_t at = static_cast<uint16_t>(off & ~3u);
+        unsigned shift = 8 * (off & 3);
+        uint32_t mask = (bytes == 4 ? 0xffffffffu : (1u << (8 * bytes)) - 1) << shift;
+        uint32_t old = bytes == 4 ? 0 : hyp::host_pci().host->read32(d, at);
+        if (at == 0x04) old &= mask & 0xffff0000u ? 0x0000ffffu : 0;  // never write back status bits
+        hyp::host_pci().host->write32(d, at, (old & ~mask) | ((v << shift) & mask));
+    }
+};
+HostConfig g_host_config;
+
 struct Guest {
     const xen::Dom0lessGuest* spec = nullptr;
     arch::Vm* vm = nullptr;
@@ -63,6 +88,12 @@ struct Guest {
     uint64_t start_ns = 0;
     uint64_t exits = 0, mmio = 0, calls = 0, wfi = 0, sgis = 0, injected_faults = 0;
     unsigned reports = 0;
+    // Passthrough: the trapped ECAM, the DMA domain, and the assigned functions.
+    hyp::VPci* vpci = nullptr;
+    GuestDmaDomain* dma = nullptr;
+    GuestPci pci;
+    uint32_t intx_high = 0;  // guest SPIs (bit n: kPciIntxIntid + n) whose line is up
+    size_t pool_before_dma = 0;
 };
 
 enum class VState : uint8_t { off, runnable, waiting };
@@ -83,6 +114,21 @@ uint64_t g_switches = 0;
 alignas(arch::Vm) unsigned char g_vm_storage[kMaxGuests][sizeof(arch::Vm)];
 alignas(hyp::GuestConsole) unsigned char g_con_storage[kMaxGuests][sizeof(hyp::GuestConsole)];
 alignas(hyp::VPl011) unsigned char g_uart_storage[kMaxGuests][sizeof(hyp::VPl011)];
+alignas(hyp::VPci) unsigned char g_vpci_storage[kMaxGuests][sizeof(hyp::VPci)];
+alignas(GuestDmaDomain) unsigned char g_dma_storage[kMaxGuests][sizeof(GuestDmaDomain)];
+PagePool* g_pool = nullptr;
+uint64_t g_faults_seen = 0;
+
+// moat's own code, which no guest's device may reach: a checksum taken before the guests start
+// and taken again when a guest's DMA faults at an address inside it (a device without moat's
+// IOMMU would have written there).
+extern "C" char _start_image[], __text_end[];
+uint64_t g_text_sum = 0;
+uint64_t text_sum() {
+    uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (const char* p = _start_image; p < __text_end; p++) h = (h ^ static_cast<uint8_t>(*p)) * 0x100000001b3ull;
+    return h;
+}
 alignas(8) uint8_t g_dtb[64 * KiB];
 
 uint64_t counter() {
@@ -122,8 +168,24 @@ void report(Guest& g, const char* fmt, ...) {
 }
 
 // The guest is over: its vCPUs off, its console's last line out, a line saying how and what it did.
+void report_dma_faults();
+void sample_intx(Guest& g);
+
 void end_guest(Guest& g, const char* how, int result) {
+    report_dma_faults();
     flush_console(g);
+    if (g.dma) {
+        // The functions stop mastering first, then their streams abort and the tables go back.
+        for (unsigned i = 0; i < g.pci.n; i++) {
+            pci::Device d{g.pci.fn[i].bdf.bus, g.pci.fn[i].bdf.dev, g.pci.fn[i].bdf.fn, 0, 0, 0, {}};
+            hyp::host_pci().host->disable_bus_master(d);
+        }
+        uint64_t pages = g.dma->pool_pages();
+        Status st = g.dma->teardown(&console());
+        print("moat: guest %s: DMA domain torn down (%s): %lu pool pages given back, pool %zu pages in use (%zu before it)\n",
+              g.spec->name, to_string(st), pages, g_pool->used_pages(), g.pool_before_dma);
+        g.dma = nullptr;
+    }
     for (unsigned v = 0; v < g.nvcpus; v++) g_vcpu[g.first + v].st = VState::off;
     g.running = false;
     g.result = result;
@@ -225,6 +287,7 @@ void schedule(arch::TrapFrame& f) {
         bool any = false;
         for (unsigned i = 0; i < g_nguests; i++) any |= g_guest[i].running;
         if (!any) all_guests_ended();
+        for (unsigned i = 0; i < g_nguests; i++) sample_intx(g_guest[i]);
         Vcpu* next = pick();
         if (next) {
             switch_to(*next, f);
@@ -236,6 +299,50 @@ void schedule(arch::TrapFrame& f) {
     }
 }
 
+// INTx: each assigned function's line is its Interrupt Status bit (config status bit 3), read
+// at every exit and every scheduling round (moat's tick bounds the delay); a guest SPI is up
+// while any function wired to it is.
+void sample_intx(Guest& g) {
+    if (!g.vpci || !g.running) return;
+    uint32_t high = 0;
+    for (unsigned i = 0; i < g.pci.n; i++) {
+        const xen::PciBdf& f = g.pci.fn[i].bdf;
+        uint32_t w = g_host_config.read(f, 0x04, 4);
+        unsigned pin = g_host_config.read(f, 0x3d, 1);
+        if (pin >= 1 && pin <= 4 && (w >> 16 & 0x8)) high |= 1u << ((f.dev + pin - 1) % 4);
+    }
+    for (unsigned n = 0; n < 4; n++)
+        if ((high ^ g.intx_high) & (1u << n)) g.vgic.set_level(0, gm::kPciIntxIntid + n, high & (1u << n));
+    g.intx_high = high;
+}
+
+// SMMU faults the IOMMUs' interrupts recorded since the last look, each said against the guest
+// whose DMA domain holds the stream.
+void report_dma_faults() {
+    FaultLog* log = hyp::host_pci().faults;
+    if (!log || log->total() == g_faults_seen) return;
+    uint64_t first = log->total() - log->size();
+    for (uint64_t k = g_faults_seen < first ? first : g_faults_seen; k < log->total(); k++) {
+        const FaultRecord& r = log->at(static_cast<unsigned>(k - first));
+        for (unsigned i = 0; i < g_nguests; i++) {
+            Guest& g = g_guest[i];
+            for (unsigned j = 0; g.dma && j < g.pci.n; j++)
+                if (g.pci.fn[j].iommu && g.pci.fn[j].sid == r.stream && __builtin_strcmp(g.pci.fn[j].iommu->name(), r.iommu) == 0)
+                    report(g, "DMA fault from %04x:%02x:%02x.%u: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), "
+                              "reported by %s's interrupt; nothing of the guest's is there, the access was aborted",
+                           g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev, g.pci.fn[j].bdf.fn, r.stream,
+                           r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+        }
+        uint64_t lo = reinterpret_cast<uintptr_t>(_start_image), hi = reinterpret_cast<uintptr_t>(__text_end);
+        if (r.address >= lo && r.address < hi) {
+            uint64_t now = text_sum();
+            print("moat: the faulting address 0x%lx is moat's own code (PA [0x%lx, 0x%lx)): %s (FNV-1a 0x%lx)\n", r.address, lo,
+                  hi, now == g_text_sum ? "unchanged" : "CHANGED", now);
+        }
+    }
+    g_faults_seen = log->total();
+}
+
 // Before any return to the guest: the vPL011's line, then the list registers.
 void resume(arch::TrapFrame& f, bool uart_access) {
     if (g_resched || !g_cur || g_cur->st != VState::runnable || !g_cur->g->running) {
@@ -243,6 +350,8 @@ void resume(arch::TrapFrame& f, bool uart_access) {
         schedule(f);
     }
     Guest& g = *g_cur->g;
+    report_dma_faults();
+    sample_intx(g);
     if (g.uart) {
         if (!uart_access) g.uart->drain();
         g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
@@ -277,13 +386,14 @@ enum class Mmio : uint8_t { none, done, refused };
 Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
     Guest& g = *v.g;
     uint64_t ipa = fault_ipa();
-    enum { gicd, gicr, pl011 } dev;
+    enum { gicd, gicr, pl011, ecam } dev;
     uint64_t off;
     if (ipa >= gm::kGicdBase && ipa - gm::kGicdBase < gm::kGicdSize) dev = gicd, off = ipa - gm::kGicdBase;
     else if (ipa >= gm::kGicrBase && ipa - gm::kGicrBase < g.nvcpus * gm::kGicrStride) dev = gicr, off = ipa - gm::kGicrBase;
     else if (g.uart && ipa >= gm::kPl011Base && ipa - gm::kPl011Base < gm::kPl011Size) dev = pl011, off = ipa - gm::kPl011Base;
+    else if (g.vpci && ipa >= gm::kPciEcamBase && ipa - gm::kPciEcamBase < gm::kPciEcamSize) dev = ecam, off = ipa - gm::kPciEcamBase;
     else return Mmio::none;
-    static const char* const kNames[] = {"GICv3 distributor", "GICv3 redistributor", "vPL011"};
+    static const char* const kNames[] = {"GICv3 distributor", "GICv3 redistributor", "vPL011", "PCI ECAM"};
     if (!arch::esr::syndrome_valid(esr)) {
         report(g, "%s access at IPA 0x%lx by an instruction without a syndrome (ELR 0x%lx); external abort injected",
                kNames[dev], ipa, f.elr);
@@ -296,11 +406,16 @@ Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
     if (write) {
         val = rt == 31 ? 0 : f.x[rt];
         if (bytes < 8) val &= (uint64_t{1} << (8 * bytes)) - 1;
-        ok = dev == gicd ? g.vgic.dist_write(off, bytes, val) : dev == gicr ? g.vgic.redist_write(off, bytes, val)
-                                                                           : g.uart->write(off, bytes, val);
+        ok = dev == gicd   ? g.vgic.dist_write(off, bytes, val)
+             : dev == gicr ? g.vgic.redist_write(off, bytes, val)
+             : dev == ecam ? g.vpci->write(off, bytes, static_cast<uint32_t>(val))
+                           : g.uart->write(off, bytes, val);
     } else {
-        ok = dev == gicd ? g.vgic.dist_read(off, bytes, val) : dev == gicr ? g.vgic.redist_read(off, bytes, val)
-                                                                          : g.uart->read(off, bytes, val);
+        uint32_t v32 = 0;
+        ok = dev == gicd   ? g.vgic.dist_read(off, bytes, val)
+             : dev == gicr ? g.vgic.redist_read(off, bytes, val)
+             : dev == ecam ? (g.vpci->read(off, bytes, v32) ? (val = v32, true) : false)
+                           : g.uart->read(off, bytes, val);
         if (ok && rt != 31) {
             if ((esr >> 21) & 1 && bytes < 8) {  // SSE: sign-extend the loaded value
                 uint64_t sign = uint64_t{1} << (8 * bytes - 1);
@@ -458,6 +573,67 @@ uint64_t le64(const uint8_t* p) {
     return v;
 }
 
+// The guest's PCI functions: checked against the host, each function's BARs assigned (bus
+// mastering off until the guest turns it on), added to the guest's trapped ECAM, mapped in its
+// stage 2 as device memory (nothing else of the window), and its stream attached to the DMA
+// domain mirroring the guest's RAM before the guest runs. false (reported) when any of it fails.
+bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool, xen::GuestPciDt& dt) {
+    const hyp::HostPci& hp = hyp::host_pci();
+    if (!hp.host || !hp.view) {
+        print("moat: guest %s: moat,pci names functions, but moat found no PCIe host bridge behind an IOMMU; not started\n",
+              spec.path);
+        return false;
+    }
+    if (resolve_pci_assignment(spec, *hp.view, g.pci, console()) != Status::ok) return false;
+    if (g.pci.unconfined) print("moat: guest %s: WARNING: its DMA is unconfined (moat,pci-force-assign-without-iommu)\n", spec.name);
+    g.vpci = new (g_vpci_storage[index]) hyp::VPci(g_host_config);
+    uint64_t lo = ~uint64_t{0}, hi = 0;
+    for (unsigned i = 0; i < g.pci.n; i++) {
+        const xen::PciBdf& f = g.pci.fn[i].bdf;
+        pci::Device* d = nullptr;
+        for (unsigned k = 0; k < hp.host->count(); k++) {
+            pci::Device& c = hp.host->at(k);
+            if (c.bus == f.bus && c.dev == f.dev && c.fn == f.fn) d = &c;
+        }
+        bool sized = false;
+        for (const pci::Bar& b : d->bars) sized |= b.size != 0;
+        if (!sized && hp.host->enable(*d) != Status::ok) {
+            print("moat: guest %s: %02x:%02x.%u: its BARs do not fit the host bridge's 32-bit window; not started\n", spec.path,
+                  f.bus, f.dev, f.fn);
+            return false;
+        }
+        hp.host->disable_bus_master(*d);
+        if (g.vpci->add(f, d->bars, console()) != Status::ok) return false;
+        print("guest:    %s: %04x:%02x:%02x.%u %04x:%04x passed through", spec.name, f.seg, f.bus, f.dev, f.fn, d->vendor, d->device);
+        for (unsigned b = 0; b < 6; b++)
+            if (d->bars[b].size && !d->bars[b].io) print(", BAR%u 0x%lx (%lu KiB)", b, d->bars[b].addr, d->bars[b].size / KiB);
+        if (g.pci.fn[i].iommu) print(", stream 0x%x on %s\n", g.pci.fn[i].sid, g.pci.fn[i].iommu->name());
+        else print(", NO IOMMU\n");
+    }
+    uint64_t a, sz;
+    for (unsigned i = 0; g.vpci->bar_range(i, a, sz); i++) {
+        Status st = g.vm->map_mmio(a, a, sz);
+        if (st != Status::ok) {
+            print("moat: guest %s: mapping BAR [0x%lx, +0x%lx) in its stage 2: %s; not started\n", spec.path, a, sz, to_string(st));
+            return false;
+        }
+        lo = min(lo, a), hi = hi > a + sz ? hi : a + sz;
+    }
+    if (hi) dt.win_base = align_down(lo, MiB), dt.win_size = align_up(hi, MiB) - dt.win_base;
+    else dt.win_base = hp.host->window_base(), dt.win_size = MiB;
+    g.pool_before_dma = pool.used_pages();
+    g.dma = new (g_dma_storage[index]) GuestDmaDomain(pool, nullptr);
+    if (g.dma->build(spec.name, g.pci, spec.ram_base, g.vm->ram_pa(), spec.memory, console()) != Status::ok) {
+        print("moat: guest %s: its DMA domain could not be built; not started\n", spec.path);
+        g.dma = nullptr;
+        return false;
+    }
+    print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), INTx on SPIs %u..%u; DMA domain: %lu pool pages\n",
+          spec.name, gm::kPciEcamBase, dt.win_base, dt.win_base + dt.win_size, gm::kPciIntxIntid, gm::kPciIntxIntid + 3,
+          g.dma->pool_pages());
+    return true;
+}
+
 // Guest i from its spec; false (reported, naming the guest) when it cannot be built.
 bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
     g.spec = &spec;
@@ -488,9 +664,11 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
               to_string(st));
         return false;
     }
+    xen::GuestPciDt pcidt;
+    if (spec.npci && !passthrough(g, spec, index, pool, pcidt)) return false;
     size_t dtb_size = 0;
-    if (xen::build_linux_guest_dt(spec, place, g_dtb, min<uint64_t>(sizeof g_dtb, place.dtb_max), dtb_size, console()) !=
-        Status::ok)
+    if (xen::build_linux_guest_dt(spec, place, g_dtb, min<uint64_t>(sizeof g_dtb, place.dtb_max), dtb_size, console(),
+                                  spec.npci ? &pcidt : nullptr) != Status::ok)
         return false;
     memcpy(g.vm->ram(place.kernel, spec.kernel.size), k, spec.kernel.size);
     if (place.initrd_size)
@@ -539,6 +717,9 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         arch::halt(hyp::kExitCheckFailed);
     }
     g_nlr = arch::ich_lrs();
+    g_pool = &pool;
+    g_text_sum = text_sum();
+    if (hyp::host_pci().faults) g_faults_seen = hyp::host_pci().faults->total();
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];

@@ -283,9 +283,11 @@ Status Host::enable(Device& d) {
         uint32_t orig = read32(d, off);
         uint64_t addr = bar.addr;
         if (d.behind < 0) {  // the root bus: from the host's window, now
-            addr = align_up(win_next_, bar.size);
+            // Every BAR gets whole pages of its own: a guest's stage 2 can map it without another's registers.
+            uint64_t span = bar.size < kPageSize ? kPageSize : bar.size;
+            addr = align_up(win_next_, span);
             if (addr + bar.size > win_base_ + win_size_ || addr + bar.size > (1ull << 32)) return Status::no_space;
-            win_next_ = addr + bar.size;
+            win_next_ = addr + span;
             bar.addr = addr;
         } else if (addr + bar.size > (1ull << 32) || !addr) {
             return Status::no_space;  // open_windows() placed it (a window too big for 32 bits fails here)

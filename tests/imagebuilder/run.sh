@@ -187,6 +187,13 @@ sed -i 's/^cpus = 0/cpus = 9/' "$W/cpus.cfg"
 t cpus-nine 1 "$IB" "$W/cpus.cfg" -o "$W/cpus" && has "$W/cpus-nine.err" "dom0less: /chosen/domU1: cpus: 9, expected 1..8"
 config "$W/wrongram.cfg" qemu-virt "$DTS_OUT/salvator-x.dtb" none
 t wrong-board-tree 1 "$IB" "$W/wrongram.cfg" -o "$W/wrongram" && has "$W/wrong-board-tree.err" "does not hold qemu-virt's load addresses"
+# pci = xl's BDF notation -> moat,pci cells; a malformed one refused by the tool, a duplicate by moat.
+config "$W/pci.cfg" qemu-virt "$QEMU_DTB" none "pci = 0000:00:02.0 00:03.1"
+if t pci 0 "$IB" "$W/pci.cfg" -o "$W/pci"; then prop "$W/pci/host.dtb" /chosen/domU1 moat,pci "0 0 2 0 0 0 3 1"; fi
+config "$W/pcibad.cfg" qemu-virt "$QEMU_DTB" none "pci = 00:20.0"
+t pci-bad 1 "$IB" "$W/pcibad.cfg" -o "$W/pcibad" && has "$W/pci-bad.err" "pci: '00:20.0' is not a PCI function"
+config "$W/pcidup.cfg" qemu-virt "$QEMU_DTB" none "pci = 00:02.0 0000:00:02.0"
+t pci-twice 1 "$IB" "$W/pcidup.cfg" -o "$W/pcidup" && has "$W/pci-twice.err" "moat,pci: 0000:00:02.0 is listed twice"
 config "$W/missing.cfg" qemu-virt "$QEMU_DTB" none
 sed -i "s|^kernel = .*|kernel = $W/nothing.Image|" "$W/missing.cfg"
 t missing-kernel 1 "$IB" "$W/missing.cfg" -o "$W/missing" && has "$W/missing-kernel.err" "nothing.Image: no such file"

@@ -70,12 +70,18 @@ TEST(Dom0less, GoodGuestsAreReadAsWritten) {
     EXPECT_EQ(a->dtb.size, 0x1000u);
     EXPECT_STREQ(a->bootargs, "console=ttyAMA0 rdinit=/init");
     EXPECT_EQ(p.t.name(a->node), std::string("domU1"));
+    ASSERT_EQ(a->npci, 2u);
+    EXPECT_EQ(a->pci[0], (PciBdf{0, 0, 2, 0}));
+    EXPECT_EQ(a->pci[1], (PciBdf{0, 0, 3, 0}));
+    EXPECT_EQ(a->pci[1].rid(), 0x18u);
+    EXPECT_FALSE(a->pci_force_unconfined);
 
     const Dom0lessGuest* b = p.guest("domU2");
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(b->memory, 32 * MiB);  // one-cell memory
     EXPECT_EQ(b->vcpus, 1u);
     EXPECT_FALSE(b->vpl011);
+    EXPECT_EQ(b->npci, 0u);
     EXPECT_EQ(b->ram_base, 0x100000000u);  // moat,ram-base, two cells
     EXPECT_EQ(b->kernel.addr, 0x50000000u);  // #address-cells = #size-cells = 2
     EXPECT_EQ(b->kernel.size, 0x800000u);
@@ -114,13 +120,17 @@ constexpr Mistake kMistakes[] = {
     {"/chosen/no-kind/module@56000000", "compatible: \"multiboot,module\" alone names no kind"},
     {"/chosen/two-kernels/module@57100000", "compatible: a second multiboot,kernel module"},
     {"/chosen/two-bootargs", "bootargs: given on the domain node and on its kernel module; keep one (Xen reads the module's)"},
-    {"/chosen/moat-typo", "moat,rambase: unknown moat property (moat reads moat,ram-base)"},
+    {"/chosen/moat-typo", "moat,rambase: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu)"},
     {"/chosen/direct", "direct-map: moat gives every guest its own guest-physical map; a 1:1 map is not supported"},
     {"/chosen/odd-memory", "memory: 16385 KiB is not a whole number of 4 KiB pages"},
     {"/chosen/no-memory", "memory: missing (the guest's RAM in KiB)"},
     {"/chosen/enhanced", "xen,enhanced: \"enabled\": moat does not serve Xen's PV interfaces"},
     {"/chosen/empty-module/module@5e000000", "reg: the kernel module is empty (size 0)"},
     {"/chosen/ram-base-low", "moat,ram-base: 0x20000000 is in the guest's device window (below 0x40000000)"},
+    {"/chosen/pci-twice", "moat,pci: 0000:00:04.0 is listed twice"},
+    {"/chosen/pci-taken", "moat,pci: 0000:00:03.0 is already assigned to domU1"},
+    {"/chosen/pci-range", "moat,pci: entry 0 <0x0 0x0 0x20 0x0>: segment <= 0xffff, bus <= 255, device <= 31"},
+    {"/chosen/pci-cells", "moat,pci: 12 bytes, expected <segment bus device function> entries of 4 cells"},
 };
 
 TEST(Dom0less, EveryMistakeNamesNodeAndPropertyAndSkipsOnlyThatGuest) {

@@ -32,9 +32,9 @@ struct Built {
     GuestPlacement place;
     const void* fdt() const { return buf.data(); }
 
-    explicit Built(const Dom0lessGuest& g, size_t cap = 32768) {
+    explicit Built(const Dom0lessGuest& g, size_t cap = 32768, const GuestPciDt* pci = nullptr) {
         EXPECT_EQ(place_guest_modules(g, 0, 40 * MiB, place, err), Status::ok) << err.text;
-        st = build_linux_guest_dt(g, place, buf.data(), cap, size, err);
+        st = build_linux_guest_dt(g, place, buf.data(), cap, size, err, pci);
         if (st == Status::ok) {
             EXPECT_EQ(fdt_check_full(fdt(), size), 0);
         }
@@ -160,6 +160,37 @@ TEST(LinuxGuestDt, RefusesAGuestWithoutCpusOrRam) {
     EXPECT_EQ(build_linux_guest_dt(g, p, buf.data(), 8192, size, err), Status::invalid_argument);
     EXPECT_EQ(size, 0u);
     EXPECT_NE(err.text.find("/chosen/domU1"), std::string::npos);
+}
+
+TEST(LinuxGuestDt, PassthroughGetsAnEcamBridgeWithTheWindowIntxAndProbeOnly) {
+    Dom0lessGuest g = linux_guest(1, true);
+    EXPECT_EQ(Built(g).node("/pcie@4000000"), -FDT_ERR_NOTFOUND);  // no functions, no bridge
+    EXPECT_EQ(Built(g).str("/chosen", "linux,pci-probe-only"), "<absent>");
+    GuestPciDt pci{0x10000000, 0x200000};
+    Built b(g, 32768, &pci);
+    ASSERT_EQ(b.st, Status::ok) << b.err.text;
+    EXPECT_EQ(b.str("/pcie@4000000", "compatible"), std::string("pci-host-ecam-generic\0", 22));
+    EXPECT_EQ(b.cells("/pcie@4000000", "reg"), (V{0, 0x04000000, 0, 0x100000}));
+    EXPECT_EQ(b.cells("/pcie@4000000", "bus-range"), (V{0, 0}));
+    EXPECT_EQ(b.cells("/pcie@4000000", "ranges"), (V{0x02000000, 0, 0x10000000, 0, 0x10000000, 0, 0x200000}));
+    EXPECT_EQ(b.cells("/chosen", "linux,pci-probe-only"), (V{1}));
+    EXPECT_EQ(b.cells("/pcie@4000000", "interrupt-map-mask"), (V{0x1800, 0, 0, 7}));
+    V map = b.cells("/pcie@4000000", "interrupt-map");
+    ASSERT_EQ(map.size(), 128u);  // 16 entries: 3 + 1 child cells, phandle, 0 GIC address cells, 3 interrupt cells
+    EXPECT_EQ(b.cells("/interrupt-controller@3001000", "#address-cells"), (V{0}));
+    // Device 2 pin A (entry 8) -> SPI (2 + 0) % 4 + 3 = SPI 5 (INTID 37); device 3 pin A -> SPI 6.
+    EXPECT_EQ(V(map.begin() + 64, map.begin() + 72), (V{2 << 11, 0, 0, 1, guest_map::kPhandleGic, 0, 5, 4}));
+    EXPECT_EQ(V(map.begin() + 96, map.begin() + 104), (V{3 << 11, 0, 0, 1, guest_map::kPhandleGic, 0, 6, 4}));
+    EXPECT_EQ(b.node("/iommu"), -FDT_ERR_NOTFOUND);
+
+    // A window over the vPL011, or above RAM's base, is refused by name.
+    GuestPciDt over{0x21000000, 0x2000000};
+    Built bad(g, 32768, &over);
+    EXPECT_EQ(bad.st, Status::out_of_range);
+    EXPECT_NE(bad.err.text.find("dom0less: /chosen/domU1: the PCI window [0x21000000, 0x23000000) does not fit"),
+              std::string::npos) << bad.err.text;
+    GuestPciDt high{0x3ff00000, 0x200000};
+    EXPECT_EQ(Built(g, 32768, &high).st, Status::out_of_range);
 }
 
 }  // namespace
