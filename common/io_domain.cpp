@@ -84,6 +84,14 @@ Status IoDomain::destroy() {
         held++;
         if (first == Status::ok) first = st;
     }
+    // The CPU may still cache this P2M's translations under its tag (the VMID a guest ran with):
+    // all of them go before the tag can name another domain's table.
+    if (first == Status::ok && cpu_.flush) {
+        iopt::Gather all;
+        all.add(0, uint64_t{1} << 48, kPageShift, true);
+        first = cpu_.flush(cpu_.ctx, *this, all);
+        cpu_flushes_++;
+    }
     LockGuard g(g_lock);
     if (first == Status::ok) {
         table_->destroy();

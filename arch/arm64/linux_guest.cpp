@@ -595,9 +595,10 @@ bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PageP
             pci::Device& c = hp.host->at(k);
             if (c.bus == f.bus && c.dev == f.dev && c.fn == f.fn) d = &c;
         }
-        bool sized = false;
-        for (const pci::Bar& b : d->bars) sized |= b.size != 0;
-        if (!sized && hp.host->enable(*d) != Status::ok) {
+        // Enumeration sizes every BAR; enable() places them (once: the DMA selftest may have).
+        bool placed = true;
+        for (const pci::Bar& b : d->bars) placed &= b.io || !b.size || b.addr != 0;
+        if (!placed && hp.host->enable(*d) != Status::ok) {
             print("moat: guest %s: %02x:%02x.%u: its BARs do not fit the host bridge's 32-bit window; not started\n", spec.path,
                   f.bus, f.dev, f.fn);
             return false;
