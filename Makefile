@@ -120,7 +120,7 @@ run-linux: deps
 CROSS ?= aarch64-linux-gnu-
 PICOLIBC := /usr/lib/picolibc/aarch64-linux-gnu
 BOARD_SRC := arch/arm64/board_$(subst -,_,$(ARM_BOARD)).cpp
-ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) $(BOARD_SRC) $(PORTABLE_SRCS)
+ARM64_SRCS := $(filter-out arch/arm64/board_%.cpp,$(wildcard arch/arm64/*.cpp)) arch/freestanding/runtime.cpp $(BOARD_SRC) $(PORTABLE_SRCS)
 ARM64_ASM := $(wildcard arch/arm64/*.S)
 ARM64_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit \
                -nostdlib -mgeneral-regs-only -mstrict-align -mno-outline-atomics -fpie -fno-plt -fno-stack-protector \

@@ -1,5 +1,6 @@
-// The little runtime a freestanding C++ image needs: console plumbing, static constructors,
-// the stack-protector symbols Debian's libfdt.a refers to, and the way out (semihosting exit).
+// The arm64 part of the little runtime a freestanding C++ image needs: console plumbing, the
+// stack canary Debian's libfdt.a reads, and the way out (semihosting exit, else PSCI). What every
+// arch shares (the failure hooks, static constructors) is in arch/freestanding/runtime.cpp.
 #include "arch/arm64/console_select.hpp"
 #include "arch/console.hpp"
 #include "arch/cpu.hpp"
@@ -54,28 +55,5 @@ bool halting() { return g_halting; }
 extern "C" {
 
 uintptr_t __stack_chk_guard = 0x6d6f61742d737470ull;
-
-[[noreturn]] void __stack_chk_fail() {
-    moat::print("moat: stack smashing detected\n");
-    moat::arch::halt(4);
-}
-
-[[noreturn]] void __cxa_pure_virtual() {
-    moat::print("moat: pure virtual call\n");
-    moat::arch::halt(4);
-}
-
-[[noreturn]] void abort() {
-    moat::print("moat: abort\n");
-    moat::arch::halt(4);
-}
-
-void* __dso_handle = nullptr;
-
-using InitFn = void (*)();
-extern InitFn __init_array_start[], __init_array_end[];
-void moat_run_constructors() {
-    for (InitFn* f = __init_array_start; f != __init_array_end; f++) (*f)();
-}
 
 }  // extern "C"

@@ -1,7 +1,7 @@
 // The little runtime a freestanding C++ image needs on x86_64: the console (COM1), the string
 // functions libfdt and the compiler call (Debian has no picolibc for x86_64, so the arch supplies
-// them), static constructors, the stack-protector and C++ runtime symbols, and the way out
-// (isa-debug-exit).
+// them) and the way out (isa-debug-exit). What every arch shares (the failure hooks, static
+// constructors) is in arch/freestanding/runtime.cpp.
 #include "arch/console.hpp"
 #include "arch/cpu.hpp"
 #include "arch/x86_64/console.hpp"
@@ -103,29 +103,6 @@ char* strrchr(const char* s, int c) {
         if (*p == static_cast<char>(c)) last = const_cast<const char*>(p);
         if (!*p) return const_cast<char*>(last);
     }
-}
-
-[[noreturn]] void __stack_chk_fail() {
-    moat::print("moat: stack smashing detected\n");
-    moat::arch::halt(4);
-}
-
-[[noreturn]] void __cxa_pure_virtual() {
-    moat::print("moat: pure virtual call\n");
-    moat::arch::halt(4);
-}
-
-[[noreturn]] void abort() {
-    moat::print("moat: abort\n");
-    moat::arch::halt(4);
-}
-
-void* __dso_handle = nullptr;
-
-using InitFn = void (*)();
-extern InitFn __init_array_start[], __init_array_end[];
-void moat_run_constructors() {
-    for (InitFn* f = __init_array_start; f != __init_array_end; f++) (*f)();
 }
 
 }  // extern "C"

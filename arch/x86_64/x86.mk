@@ -3,7 +3,7 @@
 # push on the same stack), general registers only (no SSE/x87 state is saved), linked at a low
 # identity-mapped address, so the default small code model serves. Debian's x86_64 libfdt.a is
 # linked as it is; the arch supplies the string functions it calls (no picolibc for x86_64).
-X86_SRCS := $(wildcard arch/x86_64/*.cpp) $(PORTABLE_SRCS)
+X86_SRCS := $(wildcard arch/x86_64/*.cpp) arch/freestanding/runtime.cpp $(PORTABLE_SRCS)
 X86_ASM := $(wildcard arch/x86_64/*.S)
 X86_FLAGS := -ffreestanding -fno-exceptions -fno-rtti -fno-threadsafe-statics -fno-use-cxa-atexit -nostdlib \
              -mno-red-zone -mgeneral-regs-only -fno-pie -fno-pic -fno-stack-protector -fno-plt \
