@@ -609,6 +609,44 @@ TEST(Vtd, RmrrFromTheDmarIsIdentityMappedIntoEveryDomainOfItsDevice) {
     for (const std::string& s : m.violations()) ADD_FAILURE() << "model: " << s;
 }
 
+// A `moat,rmrr` the driver cannot use refuses the unit, naming the property and the entry.
+TEST(Vtd, MalformedRmrrPropertyRefusesTheUnit) {
+    model::HostPool mem(256);
+    model::PoolPhysMem phys(*mem.pool);
+    VtdModel m(phys, {});
+    ASSERT_TRUE(mmio::attach(kBase, VtdModel::kRegSize, &m));
+    {
+        acpi::FirmwareDesc fd;
+        fd.nram = 1;
+        fd.ram[0] = {0x100000, 0x1fedf000};
+        fd.nunits = 1;
+        fd.units[0] = acpi::IommuUnit{};
+        fd.units[0].base = kBase;
+        fd.units[0].size = kPageSize;
+        fd.units[0].compatible = kVtdCompatible;
+        fd.units[0].nrmrr = 1;
+        fd.units[0].rmrr[0] = {0x7d000800, 0x7d000fff, kEdu};  // not page aligned
+        std::vector<uint8_t> blob(16384);
+        Why why;
+        ASSERT_EQ(acpi::build_tree(fd, blob.data(), blob.size(), why), Status::ok) << why.text();
+        dt::Tree tree;
+        ASSERT_EQ(tree.open(blob.data(), blob.size()), Status::ok);
+        auto topo = std::make_unique<Topology>();
+        dt_test::StrSink report;
+        ASSERT_EQ(discover(tree, *topo, report), Status::ok) << report.text;
+        FaultLog log;
+        IommuSet set;
+        ProbeEnv e{tree, *topo, mem.pool.get(), 46, nullptr, &log, report, nullptr};
+        EXPECT_EQ(set.probe_all(e), 1u);
+        EXPECT_EQ(set.at_node(tree.find_path("/iommu@fed90000")), nullptr);
+        EXPECT_NE(report.text.find("moat,rmrr entry 0 [0x7d000800, 0x7d000fff] for requester 0x10 is not a page-aligned range"),
+                  std::string::npos)
+            << report.text;
+        set.release_all();
+    }
+    mmio::detach(&m);
+}
+
 // A domain that already maps something inside the device's RMRR cannot take the device: the
 // attach is refused naming the stream, the region and where it collides; nothing of the attempt
 // stays (the region is not mapped, the device stays blocked, the earlier mapping is untouched).
