@@ -2,6 +2,8 @@
 
 #include <libfdt.h>
 
+#include "common/format.hpp"
+
 namespace moat::acpi {
 
 namespace {
@@ -39,6 +41,44 @@ struct Writer {
 
 }  // namespace
 
+unsigned add_rmrrs(const Dmar& dmar, FirmwareDesc& d) {
+    unsigned problems = 0;
+    for (unsigned i = 0; i < dmar.nrmrr; i++) {
+        const DmarRmrr& r = dmar.rmrr[i];
+        if (r.limit < r.base) continue;  // parse_dmar refuses these
+        const uint64_t base = align_down(r.base, kPageSize), end = align_up(r.limit + 1, kPageSize);
+        if (d.nreserved < sizeof d.reserved / sizeof d.reserved[0]) {
+            d.reserved[d.nreserved++] = {base, end - base};
+        } else {
+            print("acpi: DMAR: offset %u: RMRR 0x%lx-0x%lx: no room to keep it out of the pool\n", r.offset, r.base, r.limit);
+            problems++;
+        }
+        for (unsigned k = 0; k < r.nscopes; k++) {
+            const DmarScope& s = dmar.scopes[r.first_scope + k];
+            uint16_t bdf;
+            if (s.type != dmar::kScopeEndpoint || !s.direct_bdf(bdf)) {
+                print("acpi: DMAR: offset %u: RMRR 0x%lx-0x%lx: scope type %u at bus %u with %u hop(s) is not followed; its devices get no identity map\n",
+                      r.offset, r.base, r.limit, s.type, s.start_bus, s.npath);
+                problems++;
+                continue;
+            }
+            const DmarDrhd* h = dmar.unit_for(r.segment, bdf);
+            IommuUnit* u = nullptr;
+            for (unsigned k2 = 0; h && k2 < d.nunits && !u; k2++)
+                if (d.units[k2].base == h->base && d.units[k2].segment == h->segment) u = &d.units[k2];
+            if (!u) continue;  // no unit moat drives translates it: its DMA is not remapped at all
+            if (u->nrmrr == kMaxUnitRmrr) {
+                print("acpi: DMAR: offset %u: RMRR 0x%lx-0x%lx for %02x:%02x.%u is past the %u a unit holds; not identity-mapped\n",
+                      r.offset, r.base, r.limit, bdf >> 8, (bdf >> 3) & 0x1f, bdf & 7, kMaxUnitRmrr);
+                problems++;
+                continue;
+            }
+            u->rmrr[u->nrmrr++] = {base, end - 1, bdf};
+        }
+    }
+    return problems;
+}
+
 Status build_tree(const FirmwareDesc& d, void* buf, size_t cap, Why& why) {
     if (d.nram == 0 || d.nram > kMaxRam) return why.set(Status::invalid_argument, "firmware tree: %u RAM ranges (1..%u)", d.nram, kMaxRam);
     if (d.nreserved > sizeof d.reserved / sizeof d.reserved[0])
@@ -46,7 +86,7 @@ Status build_tree(const FirmwareDesc& d, void* buf, size_t cap, Why& why) {
     if (d.necam > kMaxMcfg || d.nunits > kMaxUnits) return why.set(Status::invalid_argument, "firmware tree: too many ECAM windows or IOMMUs");
     for (unsigned u = 0; u < d.nunits; u++) {
         const IommuUnit& iu = d.units[u];
-        if (!iu.size || !iu.compatible || iu.nids > kMaxScopeIds)
+        if (!iu.size || !iu.compatible || iu.nids > kMaxScopeIds || iu.nrmrr > kMaxUnitRmrr)
             return why.set(Status::invalid_argument, "firmware tree: IOMMU unit %u at 0x%lx is incomplete", u, iu.base);
     }
     Writer w{buf};
@@ -84,6 +124,16 @@ Status build_tree(const FirmwareDesc& d, void* buf, size_t cap, Why& why) {
         w.reg(r, 1);
         w.u32("#iommu-cells", 1);
         if (iu.address_width) w.u32("moat,host-address-width", iu.address_width);
+        if (iu.nrmrr) {
+            uint32_t c[kMaxUnitRmrr * 5];
+            for (unsigned i = 0; i < iu.nrmrr; i++) {
+                const IommuUnit::Rmrr& rm = iu.rmrr[i];
+                uint32_t e5[5] = {static_cast<uint32_t>(rm.base >> 32), static_cast<uint32_t>(rm.base),
+                                  static_cast<uint32_t>(rm.limit >> 32), static_cast<uint32_t>(rm.limit), rm.bdf};
+                __builtin_memcpy(&c[5 * i], e5, sizeof e5);
+            }
+            w.cells("moat,rmrr", c, 5 * iu.nrmrr);
+        }
         w.u32("phandle", kFirstIommuPhandle + u);
         w.end();
     }

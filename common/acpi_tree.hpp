@@ -10,12 +10,14 @@
 // hardware (see drivers/iommu/registry.cpp). Portable and host-tested.
 #pragma once
 #include "common/acpi.hpp"
+#include "common/acpi_dmar.hpp"
 
 namespace moat::acpi {
 
 constexpr unsigned kMaxRam = 8;
 constexpr unsigned kMaxUnits = 8;
 constexpr unsigned kMaxScopeIds = 32;
+constexpr unsigned kMaxUnitRmrr = 16;  // (RMRR, device) pairs of one unit (the VT-d driver's Config::kMaxRmrr)
 
 struct RamRange {
     uint64_t base, size;
@@ -30,7 +32,24 @@ struct IommuUnit {
     uint32_t address_width;         // DMAR host address width, written as moat,host-address-width (0: none)
     unsigned nids;
     uint16_t ids[kMaxScopeIds];     // endpoints its scopes name (bus << 8 | dev << 3 | fn)
+    // RMRRs of the devices this unit translates, one per (region, device), written as the node's
+    // `moat,rmrr` (5 cells each: base, limit inclusive, requester id).
+    struct Rmrr {
+        uint64_t base, limit;
+        uint16_t bdf;
+    };
+    unsigned nrmrr;
+    Rmrr rmrr[kMaxUnitRmrr];
 };
+
+struct FirmwareDesc;
+
+// The DMAR's RMRRs into `d`, whose units (one per DRHD, matched by register base) are already
+// there: each range (page-rounded) is kept out of the pool as a reserved range, and each
+// (range, one-hop endpoint) pair goes to the unit that translates that endpoint, so its node
+// carries it as `moat,rmrr` and every domain the device is attached to maps the range 1:1.
+// Scopes through bridges are reported, not followed. Returns the problems printed.
+unsigned add_rmrrs(const Dmar& dmar, FirmwareDesc& d);
 
 struct FirmwareDesc {
     const char* model = "";
@@ -40,7 +59,7 @@ struct FirmwareDesc {
     // Ranges inside RAM moat must not take (the ACPI tables: the PVH memory map does not know
     // where the BIOS put them); written as /memreserve/ entries.
     unsigned nreserved = 0;
-    RamRange reserved[kMaxTables + 2];
+    RamRange reserved[kMaxTables + 2 + Dmar::kMaxRmrr];  // ... and every RMRR (add_rmrrs)
     unsigned necam = 0;
     McfgEntry ecam[kMaxMcfg];
     // The 32-bit window BARs are assigned from (the same for every host bridge: one segment on q35).

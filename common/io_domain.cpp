@@ -165,6 +165,10 @@ Status IoDomain::finish(iopt::Gather& g) {
 
 Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
     LockGuard dl(lock_);
+    return map_locked(iova, pa, size, prot, pgsize);
+}
+
+Progress IoDomain::map_locked(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
     if (!tag_) return {0, Status::invalid_argument};
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->map(iova, pa, size, prot, g, pgsize);
@@ -183,6 +187,10 @@ Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Pr
 // flush still runs for what was done (and the broken block), and its own error comes second.
 Progress IoDomain::unmap(uint64_t iova, uint64_t size) {
     LockGuard dl(lock_);
+    return unmap_locked(iova, size);
+}
+
+Progress IoDomain::unmap_locked(uint64_t iova, uint64_t size) {
     if (!tag_) return {0, Status::invalid_argument};
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->unmap(iova, size, g);
@@ -213,7 +221,36 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
         if (!slot) return Status::no_space;
         *slot = StreamOwner{&iommu, sid, id_, this};  // claimed before the hardware sees it
     }
-    Status st = iommu.attach(*this, sid);
+    why_.clear();
+    // Reserved regions first: the stream reaches them from its first DMA on. One another stream
+    // of this domain reserves too is mapped already (and stays that stream's as well).
+    Iommu::ReservedRegion rr[kMaxReserved];
+    const unsigned nr = iommu.reserved_regions(sid, rr, kMaxReserved);
+    bool mine[kMaxReserved] = {};
+    Status st = Status::ok;
+    auto undo = [&] {
+        for (unsigned k = 0; k < nr; k++)
+            if (mine[k]) (void)unmap_locked(rr[k].base, rr[k].size);
+    };
+    for (unsigned k = 0; k < nr && st == Status::ok; k++) {
+        if (reserved_by_other(iommu, sid, rr[k])) continue;
+        iopt::Prot rw;  // read/write, no execute-never distinction for DMA
+        Progress p = map_locked(rr[k].base, rr[k].base, rr[k].size, rw, kLargest);
+        if (p.ok()) {
+            mine[k] = true;
+            continue;
+        }
+        if (p.bytes_done) (void)unmap_locked(rr[k].base, p.bytes_done);
+        st = p.status;
+        if (st == Status::in_use)
+            why_.set(st, "stream 0x%x of %s: reserved region [0x%lx, 0x%lx] collides with the domain's mapping at 0x%lx",
+                     static_cast<unsigned>(sid), iommu.name(), rr[k].base, rr[k].base + rr[k].size - 1, rr[k].base + p.bytes_done);
+        else
+            why_.set(st, "stream 0x%x of %s: reserved region [0x%lx, 0x%lx] could not be mapped 1:1 (%s)", static_cast<unsigned>(sid),
+                     iommu.name(), rr[k].base, rr[k].base + rr[k].size - 1, to_string(st));
+    }
+    if (st == Status::ok) st = iommu.attach(*this, sid);
+    if (st != Status::ok) undo();
     LockGuard g(g_lock);
     if (st != Status::ok) {
         if (StreamOwner* o = find_owner(iommu, sid)) *o = StreamOwner{};
@@ -221,6 +258,17 @@ Status IoDomain::attach(Iommu& iommu, StreamId sid) {
     }
     attached_[nattached_++] = Attachment{&iommu, sid};
     return Status::ok;
+}
+
+bool IoDomain::reserved_by_other(const Iommu& iommu, StreamId sid, const Iommu::ReservedRegion& r) const {
+    for (unsigned i = 0; i < nattached_; i++) {
+        if (attached_[i].iommu == &iommu && attached_[i].sid == sid) continue;
+        Iommu::ReservedRegion o[kMaxReserved];
+        const unsigned n = attached_[i].iommu->reserved_regions(attached_[i].sid, o, kMaxReserved);
+        for (unsigned k = 0; k < n; k++)
+            if (o[k].base == r.base && o[k].size == r.size) return true;
+    }
+    return false;
 }
 
 Status IoDomain::detach(Iommu& iommu, StreamId sid) {
@@ -231,6 +279,12 @@ Status IoDomain::detach(Iommu& iommu, StreamId sid) {
     Status st = iommu.detach(*this, sid);
     if (st != Status::ok) return st;
     attached_[i] = attached_[--nattached_];
+    // The stream is blocked and invalidated: its reserved regions go, but for those another
+    // stream here still needs. (An unmap that fails to invalidate quarantines its pages.)
+    Iommu::ReservedRegion rr[kMaxReserved];
+    const unsigned nr = iommu.reserved_regions(sid, rr, kMaxReserved);
+    for (unsigned k = 0; k < nr; k++)
+        if (!reserved_by_other(iommu, sid, rr[k])) (void)unmap_locked(rr[k].base, rr[k].size);
     LockGuard g(g_lock);
     if (StreamOwner* o = find_owner(iommu, sid)) *o = StreamOwner{};
     return Status::ok;

@@ -71,8 +71,15 @@ public:
     void set_cpu_walker(const CpuWalker& w) { cpu_ = w; }
     uint64_t cpu_flushes() const { return cpu_flushes_; }
 
+    // attach maps the stream's reserved regions (Iommu::reserved_regions) identity first; a
+    // region that collides with a mapping already there refuses the attach (in_use) with why()
+    // naming the stream and both ranges, and nothing of the attempt stays mapped. detach unmaps
+    // the regions no other stream attached here still needs.
+    static constexpr unsigned kMaxReserved = 8;  // reserved regions of one stream
     Status attach(Iommu& iommu, StreamId sid);
     Status detach(Iommu& iommu, StreamId sid);
+    // Why the last attach was refused here (reserved regions), empty otherwise.
+    const char* why() const { return why_.text(); }
     bool attached(const Iommu& iommu, StreamId sid) const;
     unsigned attached_count() const { return nattached_; }
 
@@ -110,6 +117,10 @@ private:
     void drop_attachment(const Iommu& iommu, StreamId sid);
     Status flush_iommus(const iopt::Gather& g);
     Status finish(iopt::Gather& g);
+    Progress map_locked(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize);
+    Progress unmap_locked(uint64_t iova, uint64_t size);
+    // Whether a stream attached here other than (iommu, sid) reserves exactly region r.
+    bool reserved_by_other(const Iommu& iommu, StreamId sid, const Iommu::ReservedRegion& r) const;
 
     iopt::Format format_;
     PageQuota* quota_;
@@ -124,6 +135,7 @@ private:
     uint64_t quarantined_ = 0;
     CpuWalker cpu_;
     uint64_t cpu_flushes_ = 0;
+    Why why_;
     // Outermost of moat's locks: taken first, held across the driver calls of one operation.
     mutable Spinlock lock_;
 };

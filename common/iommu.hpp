@@ -87,6 +87,18 @@ public:
         uint16_t tag = 0;      // VMID (stage 2) or ASID (stage 1)
         uint64_t root = 0;     // S2TTB, or the CD's TTB0
     };
+    // Memory `sid` must keep reaching 1:1 whatever domain it is attached to (VT-d: the DMAR's
+    // RMRRs that name its requester id). IoDomain::attach maps each identity, read/write, before
+    // the driver's attach makes the stream live, and refuses the attach when a region collides
+    // with a mapping the domain already has; detach removes them again (unless another stream
+    // attached to the same domain needs the same region). Returns how many it wrote (at most max).
+    struct ReservedRegion {
+        uint64_t base = 0, size = 0;
+    };
+    virtual unsigned reserved_regions(StreamId sid, ReservedRegion* out, unsigned max) const {
+        (void)sid, (void)out, (void)max;
+        return 0;
+    }
     virtual Status stream_config(StreamId sid, StreamConfig& out) const {
         (void)sid, (void)out;
         return Status::unsupported;

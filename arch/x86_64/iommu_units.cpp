@@ -78,15 +78,15 @@ unsigned iommu_units(const acpi::Tables& tables, acpi::FirmwareDesc& d) {
             u.ids[u.nids++] = bdf;
         }
     }
-    // RMRRs: memory their devices keep reaching (USB legacy, GPU stolen memory). The pool must
-    // not take it; identity-mapping it into those devices' domains is not done yet (QEMU has none).
+    // RMRRs: memory their devices keep reaching (USB legacy, GPU stolen memory). Kept out of the
+    // pool, and written to the node of the unit that translates each device (`moat,rmrr`): the
+    // VT-d driver then has every domain that device is attached to map it 1:1.
     for (unsigned i = 0; i < g_dmar.nrmrr; i++) {
         const acpi::DmarRmrr& r = g_dmar.rmrr[i];
-        print("acpi:       RMRR 0x%lx-0x%lx segment %u, %u device(s): kept out of the pool, not identity-mapped\n", r.base, r.limit,
-              r.segment, r.nscopes);
-        if (d.nreserved < sizeof d.reserved / sizeof d.reserved[0] && r.limit >= r.base)
-            d.reserved[d.nreserved++] = {align_down(r.base, kPageSize), align_up(r.limit + 1, kPageSize) - align_down(r.base, kPageSize)};
+        print("acpi:       RMRR 0x%lx-0x%lx segment %u, %u device(s): kept out of the pool, identity-mapped for its devices\n", r.base,
+              r.limit, r.segment, r.nscopes);
     }
+    problems += acpi::add_rmrrs(g_dmar, d);
     return problems;
 }
 

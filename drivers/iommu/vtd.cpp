@@ -109,6 +109,10 @@ Status Vtd::flush_write_buffer() {
 Status Vtd::probe(const Config& cfg) {
     if (ready_) return why_.set(Status::in_use, "already probed");
     why_.clear();
+    if (cfg.nrmrr > Config::kMaxRmrr) return why_.set(Status::invalid_argument, "%u RMRR entries; moat holds %u", cfg.nrmrr, Config::kMaxRmrr);
+    for (unsigned i = 0; i < cfg.nrmrr; i++)
+        if (cfg.rmrr[i].limit < cfg.rmrr[i].base)
+            return why_.set(Status::invalid_argument, "RMRR %u [0x%lx, 0x%lx] ends before it starts", i, cfg.rmrr[i].base, cfg.rmrr[i].limit);
     cfg_ = cfg;
     ver_ = rd32(Reg32::VER);
     cap_ = rd64(Reg64::CAP);
@@ -603,6 +607,16 @@ void Vtd::describe(Sink& out) const {
            (ecap_ & ecap::kPt) ? "available" : "absent");
 }
 
+// The RMRRs that name this requester id, as regions every domain of the stream maps 1:1.
+unsigned Vtd::reserved_regions(StreamId sid, ReservedRegion* out, unsigned max) const {
+    unsigned n = 0;
+    for (unsigned i = 0; i < cfg_.nrmrr && n < max; i++) {
+        const Config::Rmrr& r = cfg_.rmrr[i];
+        if (r.bdf == sid) out[n++] = ReservedRegion{r.base, r.limit - r.base + 1};
+    }
+    return n;
+}
+
 // One cell: the requester id (bus << 8 | device << 3 | function).
 Status Vtd::xlate(const uint32_t* args, unsigned nargs, StreamId& out, Why& why) const {
     if (nargs != 1) return why.set(Status::bad_dt, "%u cells for a device of %s; it takes 1 (the requester id)", nargs, cfg_.name);
@@ -631,6 +645,27 @@ Iommu* probe_from_tree(ProbeEnv& env, unsigned index, Why& why) {
         if (env.tree.u32(io.node, kVtdHawProperty, haw) != Status::ok || haw < 32 || haw > 64)
             return why.set(Status::bad_dt, "%s is not a width of 32..64 bits", kVtdHawProperty), nullptr;
         cfg.haw = haw;
+    }
+    int len = 0;
+    if (const void* raw = env.tree.prop(io.node, kVtdRmrrProperty, &len)) {
+        const unsigned bytes = len > 0 ? static_cast<unsigned>(len) : 0u, cells = bytes / 4;
+        if (bytes == 0 || bytes % (4 * kVtdRmrrCells) != 0)
+            return why.set(Status::bad_dt, "%s is %u bytes, not a list of %u-cell entries", kVtdRmrrProperty, bytes, kVtdRmrrCells), nullptr;
+        if (cells / kVtdRmrrCells > Vtd::Config::kMaxRmrr)
+            return why.set(Status::no_space, "%s has %u entries; moat holds %u", kVtdRmrrProperty, cells / kVtdRmrrCells,
+                           Vtd::Config::kMaxRmrr), nullptr;
+        for (unsigned i = 0; i < cells / kVtdRmrrCells; i++) {
+            const unsigned e = i * kVtdRmrrCells;
+            Vtd::Config::Rmrr r;
+            r.base = uint64_t{dt::be32(raw, e)} << 32 | dt::be32(raw, e + 1);
+            r.limit = uint64_t{dt::be32(raw, e + 2)} << 32 | dt::be32(raw, e + 3);
+            const uint32_t bdf = dt::be32(raw, e + 4);
+            if (r.limit < r.base || (r.base & (kPageSize - 1)) || ((r.limit + 1) & (kPageSize - 1)) || bdf > 0xffff)
+                return why.set(Status::bad_dt, "%s entry %u [0x%lx, 0x%lx] for requester 0x%x is not a page-aligned range of a 16-bit requester",
+                               kVtdRmrrProperty, i, r.base, r.limit, bdf), nullptr;
+            r.bdf = static_cast<uint16_t>(bdf);
+            cfg.rmrr[cfg.nrmrr++] = r;
+        }
     }
     return vtd_probe(*env.pool, cfg, why);
 }

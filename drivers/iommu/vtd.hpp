@@ -31,6 +31,16 @@ public:
         uint16_t segment = 0;
         bool scalable = true;        // use scalable mode where the unit has it (ECAP.SMTS + SLTS + QI)
         bool queued = true;          // use the invalidation queue where the unit has one (ECAP.QI)
+        // The DMAR's RMRRs, one entry per (region, requester id) pair: [base, limit] (page
+        // aligned, limit inclusive) that requester `bdf` keeps reaching. Served as the stream's
+        // reserved regions, so every domain it is attached to maps them 1:1 (IoDomain::attach).
+        struct Rmrr {
+            uint64_t base = 0, limit = 0;
+            uint16_t bdf = 0;
+        };
+        static constexpr unsigned kMaxRmrr = 16;
+        Rmrr rmrr[kMaxRmrr] = {};
+        unsigned nrmrr = 0;
     };
 
     explicit Vtd(PagePool& pool) : pool_(pool) {}
@@ -51,6 +61,7 @@ public:
     Status attach(IoDomain& d, StreamId sid) override;
     Status detach(IoDomain& d, StreamId sid) override;
     Status flush(IoDomain& d, const iopt::Gather& g) override;
+    unsigned reserved_regions(StreamId sid, ReservedRegion* out, unsigned max) const override;
     unsigned poll_faults(FaultLog& log) override;
     IommuStats stats() const override { return IommuStats{commands_, syncs_, pages_, 0}; }
 
@@ -140,9 +151,14 @@ void vtd_release(Vtd* v);
 // Through the registry: the boot tree an ACPI platform's entry writes (one node per DRHD, its
 // scope as the host bridge's iommu-map) names a unit with this compatible, `reg` = the DRHD
 // register base (at least one 4 KiB page), `#iommu-cells = <1>` (the requester id), and
-// optionally `moat,host-address-width` = the DMAR table's host address width in bits.
+// optionally `moat,host-address-width` = the DMAR table's host address width in bits, and
+// optionally `moat,rmrr` = the DMAR's RMRRs for the devices this unit translates, five cells per
+// (region, device): <base-hi base-lo limit-hi limit-lo requester-id>, limit inclusive, the region
+// 4 KiB aligned.
 constexpr const char* kVtdCompatible = "intel,vtd";
 constexpr const char* kVtdHawProperty = "moat,host-address-width";
+constexpr const char* kVtdRmrrProperty = "moat,rmrr";
+constexpr unsigned kVtdRmrrCells = 5;
 extern const DriverOps kVtdOps;
 
 }  // namespace moat

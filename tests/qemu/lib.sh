@@ -9,7 +9,9 @@ MACHINE=virt,virtualization=on,gic-version=3,iommu=smmuv3
 # Which QEMU: QEMU=7.2 (the system's, the default) or QEMU=10 (bookworm-backports', unpacked by
 # tools/install-deps.sh); QEMU_SYSTEM_AARCH64 names any other binary. QEMU_VERSION (major.minor)
 # is what that binary says it is, so a test asserts what that QEMU proves.
-case "${QEMU:-7.2}" in
+# QEMU is the arm64 command line below: the choice is kept for the q35 part first.
+QEMU_CHOICE=${QEMU:-7.2}
+case "$QEMU_CHOICE" in
     7.2|7) QEMU_SYSTEM_AARCH64=${QEMU_SYSTEM_AARCH64:-qemu-system-aarch64} ;;
     10|10.0) QEMU_SYSTEM_AARCH64=${QEMU_SYSTEM_AARCH64:-.deps/qemu10/bin/qemu-system-aarch64} ;;
     *) echo "FAIL: QEMU=$QEMU: expected 7.2 or 10"; exit 1 ;;
@@ -112,7 +114,7 @@ linux_ready() {
 Q35_ELF=${Q35_ELF:-build/q35/moat.elf}
 # The same QEMU=7.2|10 choice as the arm64 tests (QEMU_SYSTEM_X86_64 names any other binary);
 # Q35_QEMU_MAJOR is what that binary says it is: VT-d's defaults differ (aw-bits 39 on 7.2, 48 on 10).
-case "${QEMU:-7.2}" in
+case "$QEMU_CHOICE" in
     10|10.0) QEMU_SYSTEM_X86_64=${QEMU_SYSTEM_X86_64:-.deps/qemu10/bin/qemu-system-x86_64} ;;
     *) QEMU_SYSTEM_X86_64=${QEMU_SYSTEM_X86_64:-qemu-system-x86_64} ;;
 esac

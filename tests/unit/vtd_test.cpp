@@ -5,20 +5,24 @@
 // too), so a missing invalidation shows as DMA that still lands or still faults.
 #include <gtest/gtest.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <map>
+#include <memory>
 #include <random>
 #include <vector>
 
 #include "arch/cache.hpp"
 #include "arch/mmio.hpp"
+#include "common/acpi_dmar.hpp"
+#include "common/acpi_tree.hpp"
+#include "common/discovery.hpp"
 #include "common/io_domain.hpp"
 #include "common/iommu_set.hpp"
 #include "dt_support.hpp"
 #include "common/iopt/vtd_sl.hpp"
 #include "drivers/iommu/vtd.hpp"
-#include "drivers/iommu/vtd_rmrr.hpp"
 #include "tests/models/host_pool.hpp"
 #include "tests/models/vtd_model.hpp"
 
@@ -52,8 +56,9 @@ struct Rig {
         for (const std::string& v : model.violations()) ADD_FAILURE() << "model: " << v;
     }
     PagePool& pool() { return *host.pool; }
-    Status probe(bool scalable = true, bool queued = true) {
+    Status probe(bool scalable = true, bool queued = true, const std::vector<Vtd::Config::Rmrr>& rmrr = {}) {
         Vtd::Config c;
+        for (const Vtd::Config::Rmrr& x : rmrr) c.rmrr[c.nrmrr++] = x;
         c.base = kBase;
         c.name = "dmar-model";
         c.haw = 39;
@@ -490,49 +495,235 @@ TEST(Vtd, SnoopControlSetsSnpAndItsAbsenceRefusesIt) {
 
 // ---------------------------------------------------------------- RMRRs, queue trouble, odd corners
 
-TEST(Vtd, RmrrIsIdentityMappedForItsDeviceOnly) {
+// A DMAR with one INCLUDE_PCI_ALL unit and an RMRR [base, limit] naming 00:02.0, as firmware
+// writes it (little-endian, checksummed).
+std::vector<uint8_t> dmar_with_rmrr(uint64_t base, uint64_t limit) {
+    std::vector<uint8_t> b(48, 0);
+    auto put = [&](uint64_t v, unsigned n) {
+        for (unsigned i = 0; i < n; i++) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    };
+    memcpy(b.data(), "DMAR", 4);
+    b[8] = 1;
+    b[36] = 38;  // host address width 39
+    put(acpi::dmar::kDrhd, 2), put(16, 2), put(acpi::dmar::kDrhdIncludePciAll, 1), put(0, 1), put(0, 2), put(kBase, 8);
+    put(acpi::dmar::kRmrr, 2), put(24 + 8, 2), put(0, 2), put(0, 2), put(base, 8), put(limit, 8);
+    put(acpi::dmar::kScopeEndpoint, 1), put(8, 1), put(0, 2), put(0, 1), put(0, 1), put(2, 1), put(0, 1);  // bus 0, 02.0
+    const uint32_t len = static_cast<uint32_t>(b.size());
+    memcpy(b.data() + 4, &len, 4);
+    uint8_t sum = 0;
+    for (uint8_t c : b) sum = static_cast<uint8_t>(sum + c);
+    b[9] = static_cast<uint8_t>(-sum);
+    return b;
+}
+
+// The whole path: DMAR bytes -> parser -> the boot tree's `moat,rmrr` -> the driver probed
+// through the registry -> IoDomain::attach maps the region 1:1 into a fresh domain before the
+// context entry goes live, and the model's own walk takes edu's DMA there. The device without
+// an RMRR gets nothing; detach takes the region away; every page comes back.
+TEST(Vtd, RmrrFromTheDmarIsIdentityMappedIntoEveryDomainOfItsDevice) {
+    model::HostPool mem(1024);
+    model::PoolPhysMem phys(*mem.pool);
+    VtdModel m(phys, {});
+    ASSERT_TRUE(mmio::attach(kBase, VtdModel::kRegSize, &m));
+    const size_t used_before = mem.pool->used_pages();
+    const uint64_t region = mem.pool->alloc(4, 4).value;  // memory the model's DMA can land in
+    const uint64_t limit = region + 4 * kPageSize - 1;
+    {
+        std::vector<uint8_t> table = dmar_with_rmrr(region, limit);
+        acpi::Dmar dm;
+        Why why;
+        ASSERT_EQ(acpi::parse_dmar(table.data(), table.size(), dm, why), Status::ok) << why.text();
+        ASSERT_EQ(dm.nrmrr, 1u);
+        acpi::FirmwareDesc fd;
+        fd.nram = 1;
+        fd.ram[0] = {0x100000, 0x1fedf000};
+        fd.necam = 1;
+        fd.ecam[0] = acpi::McfgEntry{0xb0000000, 0, 0, 255};
+        fd.pci_window_base = 0xe0000000;
+        fd.pci_window_size = 0x1ec00000;
+        fd.nunits = 1;
+        fd.units[0] = acpi::IommuUnit{};
+        fd.units[0].base = dm.drhd[0].base;
+        fd.units[0].size = kPageSize;
+        fd.units[0].compatible = kVtdCompatible;
+        fd.units[0].all_devices = true;
+        fd.units[0].address_width = dm.haw;
+        EXPECT_EQ(acpi::add_rmrrs(dm, fd), 0u);
+        ASSERT_EQ(fd.units[0].nrmrr, 1u);
+        ASSERT_EQ(fd.nreserved, 1u) << "kept out of the pool as well";
+        EXPECT_EQ(fd.reserved[0].base, region);
+        EXPECT_EQ(fd.reserved[0].size, 4 * kPageSize);
+        std::vector<uint8_t> blob(16384);
+        ASSERT_EQ(acpi::build_tree(fd, blob.data(), blob.size(), why), Status::ok) << why.text();
+        dt::Tree tree;
+        ASSERT_EQ(tree.open(blob.data(), blob.size()), Status::ok);
+        auto topo = std::make_unique<Topology>();
+        dt_test::StrSink report;
+        ASSERT_EQ(discover(tree, *topo, report), Status::ok) << report.text;
+        FaultLog log;
+        IommuSet set;
+        ProbeEnv e{tree, *topo, mem.pool.get(), 46, nullptr, &log, report, nullptr};
+        EXPECT_EQ(set.probe_all(e), 0u) << report.text;
+        auto* v = static_cast<Vtd*>(set.at_node(tree.find_path("/iommu@fed90000")));
+        ASSERT_NE(v, nullptr) << report.text;
+        Iommu::ReservedRegion rr[4];
+        ASSERT_EQ(v->reserved_regions(kEdu, rr, 4), 1u);
+        EXPECT_EQ(rr[0].base, region);
+        EXPECT_EQ(rr[0].size, 4 * kPageSize);
+        EXPECT_EQ(v->reserved_regions(kOther, rr, 4), 0u);
+
+        Result<iopt::Format> f = v->domain_format(DomainUse::dma, 39);
+        ASSERT_TRUE(f.ok());
+        IoDomain d(*mem.pool, f.value), other(*mem.pool, f.value);
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_EQ(other.init(), Status::ok);
+        EXPECT_FALSE(d.lookup(region).ok()) << "a fresh domain has nothing";
+        ASSERT_EQ(d.attach(*v, kEdu), Status::ok) << d.why();
+        ASSERT_EQ(other.attach(*v, kOther), Status::ok) << other.why();
+        for (uint64_t off = 0; off < 4 * kPageSize; off += kPageSize) {
+            Result<iopt::Translation> t = d.lookup(region + off);
+            ASSERT_TRUE(t.ok());
+            EXPECT_EQ(t.value.pa, region + off) << "1:1";
+        }
+        EXPECT_FALSE(d.lookup(limit + 1).ok()) << "nothing beyond the region";
+        EXPECT_FALSE(other.lookup(region).ok()) << "the device without an RMRR gets nothing extra";
+        uint8_t b[16];
+        memset(b, 0x42, sizeof b);
+        VtdModel::Dma w = m.dma_write(kEdu, region + 3 * kPageSize + 0x20, b, sizeof b);
+        ASSERT_TRUE(w.ok);
+        EXPECT_EQ(w.pa, region + 3 * kPageSize + 0x20) << "the model's walk: identity";
+        EXPECT_EQ(static_cast<uint8_t*>(mem.pool->virt(region))[3 * kPageSize + 0x20], 0x42);
+        EXPECT_FALSE(m.dma_write(kOther, region, b, sizeof b).ok) << "not the other device's";
+        // Detach takes the region with it: the domain is as it was, and attaching again maps it again.
+        ASSERT_EQ(d.detach(*v, kEdu), Status::ok);
+        EXPECT_FALSE(d.lookup(region).ok());
+        ASSERT_EQ(d.attach(*v, kEdu), Status::ok) << d.why();
+        EXPECT_TRUE(m.dma_write(kEdu, region, b, sizeof b).ok);
+        EXPECT_EQ(d.destroy(), Status::ok);
+        EXPECT_EQ(other.destroy(), Status::ok);
+        set.release_all();
+    }
+    EXPECT_EQ(mem.pool->free(region, 4), Status::ok);
+    EXPECT_EQ(mem.pool->used_pages(), used_before) << "every pool page back";
+    mmio::detach(&m);
+    for (const std::string& s : m.violations()) ADD_FAILURE() << "model: " << s;
+}
+
+// A `moat,rmrr` the driver cannot use refuses the unit, naming the property and the entry.
+TEST(Vtd, MalformedRmrrPropertyRefusesTheUnit) {
+    model::HostPool mem(256);
+    model::PoolPhysMem phys(*mem.pool);
+    VtdModel m(phys, {});
+    ASSERT_TRUE(mmio::attach(kBase, VtdModel::kRegSize, &m));
+    {
+        acpi::FirmwareDesc fd;
+        fd.nram = 1;
+        fd.ram[0] = {0x100000, 0x1fedf000};
+        fd.nunits = 1;
+        fd.units[0] = acpi::IommuUnit{};
+        fd.units[0].base = kBase;
+        fd.units[0].size = kPageSize;
+        fd.units[0].compatible = kVtdCompatible;
+        fd.units[0].nrmrr = 1;
+        fd.units[0].rmrr[0] = {0x7d000800, 0x7d000fff, kEdu};  // not page aligned
+        std::vector<uint8_t> blob(16384);
+        Why why;
+        ASSERT_EQ(acpi::build_tree(fd, blob.data(), blob.size(), why), Status::ok) << why.text();
+        dt::Tree tree;
+        ASSERT_EQ(tree.open(blob.data(), blob.size()), Status::ok);
+        auto topo = std::make_unique<Topology>();
+        dt_test::StrSink report;
+        ASSERT_EQ(discover(tree, *topo, report), Status::ok) << report.text;
+        FaultLog log;
+        IommuSet set;
+        ProbeEnv e{tree, *topo, mem.pool.get(), 46, nullptr, &log, report, nullptr};
+        EXPECT_EQ(set.probe_all(e), 1u);
+        EXPECT_EQ(set.at_node(tree.find_path("/iommu@fed90000")), nullptr);
+        EXPECT_NE(report.text.find("moat,rmrr entry 0 [0x7d000800, 0x7d000fff] for requester 0x10 is not a page-aligned range"),
+                  std::string::npos)
+            << report.text;
+        set.release_all();
+    }
+    mmio::detach(&m);
+}
+
+// A domain that already maps something inside the device's RMRR cannot take the device: the
+// attach is refused naming the stream, the region and where it collides; nothing of the attempt
+// stays (the region is not mapped, the device stays blocked, the earlier mapping is untouched).
+TEST(Vtd, RmrrCollidingWithADomainsMappingRefusesTheAttach) {
     Rig r;
-    ASSERT_EQ(r.probe(), Status::ok);
-    const uint64_t region = r.buffer(4);
-    acpi::Dmar dm;
-    dm.nrmrr = 1;
-    dm.rmrr[0].base = region;
-    dm.rmrr[0].limit = region + 4 * kPageSize - 1;
-    dm.rmrr[0].nscopes = 1;
-    dm.rmrr[0].offset = 96;
-    dm.nscopes = 1;
-    dm.scopes[0].type = acpi::dmar::kScopeEndpoint;
-    dm.scopes[0].npath = 1;
-    dm.scopes[0].path[0] = {2, 0};  // 00:02.0 = kEdu
-    IoDomain d(r.pool(), r.format());
-    ASSERT_EQ(d.init(), Status::ok);
-    unsigned n = 0;
-    Why why;
-    ASSERT_EQ(map_rmrrs(dm, 0, kEdu, d, n, why), Status::ok) << why.text();
-    EXPECT_EQ(n, 1u);
-    IoDomain other(r.pool(), r.format());
-    ASSERT_EQ(other.init(), Status::ok);
-    ASSERT_EQ(map_rmrrs(dm, 0, kOther, other, n, why), Status::ok);
-    EXPECT_EQ(n, 0u) << "the region is not the other device's";
-    ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok);
-    ASSERT_EQ(other.attach(r.vtd, kOther), Status::ok);
-    VtdModel::Dma w = r.poke(kEdu, region + 2 * kPageSize + 0x10, 0x42);
-    ASSERT_TRUE(w.ok);
-    EXPECT_EQ(w.pa, region + 2 * kPageSize + 0x10) << "1:1";
-    EXPECT_EQ(r.at(region)[2 * kPageSize + 0x10], 0x42);
-    EXPECT_FALSE(r.poke(kOther, region).ok);
-    r.faults();
-    // A region the domain cannot reach is refused, naming the RMRR's offset.
-    IoDomain third(r.pool(), r.format(32));
-    ASSERT_EQ(third.init(), Status::ok);
-    dm.rmrr[0].base = uint64_t{1} << 33;
-    dm.rmrr[0].limit = (uint64_t{1} << 33) + kPageSize - 1;
-    EXPECT_EQ(map_rmrrs(dm, 0, kEdu, third, n, why), Status::out_of_range);
-    EXPECT_NE(strstr(why.text(), "DMAR: offset 96: RMRR"), nullptr) << why.text();
-    EXPECT_EQ(d.destroy(), Status::ok);
-    EXPECT_EQ(other.destroy(), Status::ok);
-    EXPECT_EQ(third.destroy(), Status::ok);
-    (void)r.pool().free(region, 4);
+    const uint64_t region = r.buffer(2), elsewhere = r.buffer();
+    ASSERT_EQ(r.probe(true, true, {{region, region + 2 * kPageSize - 1, kEdu}}), Status::ok);
+    {
+        IoDomain d(r.pool(), r.format());
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_TRUE(d.map(region + kPageSize, elsewhere, kPageSize, iopt::Prot{}).ok());
+        EXPECT_EQ(d.attach(r.vtd, kEdu), Status::in_use);
+        char want[160];
+        snprintf(want, sizeof want, "stream 0x10 of dmar-model: reserved region [0x%lx, 0x%lx] collides with the domain's mapping at 0x%lx",
+                 static_cast<unsigned long>(region), static_cast<unsigned long>(region + 2 * kPageSize - 1),
+                 static_cast<unsigned long>(region + kPageSize));
+        EXPECT_NE(strstr(d.why(), want), nullptr) << d.why();
+        EXPECT_FALSE(d.attached(r.vtd, kEdu));
+        EXPECT_EQ(IoDomain::owner(r.vtd, kEdu), nullptr) << "the stream is free for another domain";
+        EXPECT_FALSE(d.lookup(region).ok()) << "the part mapped before the collision went again";
+        Result<iopt::Translation> t = d.lookup(region + kPageSize);
+        ASSERT_TRUE(t.ok());
+        EXPECT_EQ(t.value.pa, elsewhere) << "the domain's own mapping is untouched";
+        EXPECT_FALSE(r.poke(kEdu, region).ok) << "still blocked";
+        std::vector<FaultRecord> fs = r.faults();
+        ASSERT_EQ(fs.size(), 1u);
+        EXPECT_EQ(fs[0].kind, FaultKind::stream_disabled);
+        // A fresh domain takes it.
+        IoDomain fresh(r.pool(), r.format());
+        ASSERT_EQ(fresh.init(), Status::ok);
+        ASSERT_EQ(fresh.attach(r.vtd, kEdu), Status::ok) << fresh.why();
+        EXPECT_EQ(fresh.why()[0], '\0');
+        EXPECT_TRUE(r.poke(kEdu, region + kPageSize).ok);
+        EXPECT_EQ(fresh.destroy(), Status::ok);
+        EXPECT_EQ(d.destroy(), Status::ok);
+    }
+    EXPECT_EQ(r.pool().free(region, 2), Status::ok);
+    EXPECT_EQ(r.pool().free(elsewhere, 1), Status::ok);
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before + r.vtd.stats().pages) << "only the unit's own tables are out";
+    r.vtd.shutdown();
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before) << "every pool page back";
+}
+
+// Two devices whose RMRRs name the same region share one identity mapping in a shared domain:
+// detaching one leaves it for the other; detaching the last removes it. A region beyond the
+// domain's input size refuses the attach too, naming it.
+TEST(Vtd, SharedRmrrStaysWhileAnyDeviceOfTheDomainNeedsIt) {
+    Rig r;
+    const uint64_t region = r.buffer();
+    const uint64_t high = uint64_t{1} << 33;
+    ASSERT_EQ(r.probe(true, true, {{region, region + kPageSize - 1, kEdu}, {region, region + kPageSize - 1, kOther},
+                                   {high, high + kPageSize - 1, 0x0020}}),
+              Status::ok);
+    {
+        IoDomain d(r.pool(), r.format());
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_EQ(d.attach(r.vtd, kEdu), Status::ok) << d.why();
+        ASSERT_EQ(d.attach(r.vtd, kOther), Status::ok) << d.why();
+        ASSERT_EQ(d.detach(r.vtd, kEdu), Status::ok);
+        EXPECT_TRUE(d.lookup(region).ok()) << "00:03.0 still needs it";
+        EXPECT_TRUE(r.poke(kOther, region).ok);
+        ASSERT_EQ(d.detach(r.vtd, kOther), Status::ok);
+        EXPECT_FALSE(d.lookup(region).ok()) << "the last user went";
+        IoDomain small(r.pool(), r.format(32));
+        ASSERT_EQ(small.init(), Status::ok);
+        EXPECT_NE(small.attach(r.vtd, 0x0020), Status::ok);
+        EXPECT_NE(strstr(small.why(), "stream 0x20 of dmar-model: reserved region [0x200000000, 0x200000fff] could not be mapped 1:1"),
+                  nullptr)
+            << small.why();
+        EXPECT_FALSE(small.attached(r.vtd, 0x0020));
+        EXPECT_EQ(small.destroy(), Status::ok);
+        EXPECT_EQ(d.destroy(), Status::ok);
+    }
+    EXPECT_EQ(r.pool().free(region, 1), Status::ok);
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before + r.vtd.stats().pages);
+    r.vtd.shutdown();
+    EXPECT_EQ(r.pool().used_pages(), r.pool_before);
 }
 
 TEST(Vtd, RefusedDescriptorIsRecoveredFrom) {
