@@ -65,6 +65,7 @@ if ! dd if="$disk" bs=512 skip=16384 count=1 2>/dev/null | grep -q moat-roundtri
 fi
 # The negative: edu's DMA into moat's image faults, is reported against the guest, changes nothing.
 expect_line "(domU1) moat-guest: edu liveness 0xA5A5A5A5"
+expect_line "guest:    domU1: moat,reserved-memory [0x84000000, 0x84010000): guest RAM (stage 2 and DMA domain), no-map to its kernel"
 expect_line "(domU1) moat-guest: edu dma inside RAM: 0x600DCAFE 0x5EED1234"
 expect_line "moat: guest domU1: DMA fault from 0000:00:03.0: stream 0x18, write at IOVA (guest-physical) 0x40200000"
 expect_line "moat: the faulting address 0x40200000 is moat's own code (PA [0x40200000, 0x"
