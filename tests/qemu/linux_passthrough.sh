@@ -9,8 +9,10 @@
 # correct data proves the SMMU translated through moat's DMA domain.
 # Asserted: moat's DMA domain report (stream, pages), the guest sees exactly the two functions,
 # the checksum of the 8 MiB of pseudo-random data the test wrote, the block written and read
-# back (and found in the host's disk file), the virtio interrupt counting, teardown giving every
-# page back, exit 0. Printed: the guest's boot-to-poweroff time.
+# back (and found in the host's disk file), the virtio interrupt counting, edu's DMA from user
+# space into the guest's moat,reserved-memory carve-out (bytes arrive) and into moat's image
+# (faults, unchanged), the aborts of the SMMU's registers and the unmapped window, the guest's
+# view of an unassigned function's config space, teardown giving every page back, exit 0. Printed: the guest's boot-to-poweroff time.
 . tests/qemu/lib.sh
 linux_ready
 kver=$(cut -d' ' -f1 "$LINUX/VERSION")
