@@ -40,7 +40,7 @@ printf 'pci = 0000:00:02.0 0000:00:03.0\nram-base = 0x80000000\nreserved-memory 
 MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
     { cat "$dir/imagebuilder.log"; echo "FAIL: moat-imagebuilder with pci"; exit 1; }
 LINUX_ARGS="-smp 1 $(tr '\n' ' ' < "$dir/out/qemu.args")"
-QEMU=(qemu-system-aarch64 -machine "$MACHINE" -cpu cortex-a57 -m 1G -nographic -nic none -semihosting
+QEMU=("$QEMU_SYSTEM_AARCH64" -machine "$MACHINE" -cpu cortex-a57 -m 1G -nographic -nic none -semihosting
       -drive "if=none,id=d0,file=$disk,format=raw"
       -device "virtio-blk-pci,drive=d0,disable-legacy=on,iommu_platform=on,addr=02.0"
       -device "edu,addr=03.0,dma_mask=0xffffffffffff" -device "pci-testdev,addr=04.0")
