@@ -21,7 +21,7 @@ constexpr const char* kXenIgnored[] = {
 // Properties moat reads itself.
 constexpr const char* kKnown[] = {
     "compatible", "#address-cells", "#size-cells", "memory", "cpus", "vpl011", "bootargs",
-    "passthrough", "xen,enhanced", "moat,ram-base", "moat,pci", "moat,pci-force-assign-without-iommu", "name", "phandle", "linux,phandle",
+    "passthrough", "xen,enhanced", "moat,ram-base", "moat,pci", "moat,pci-force-assign-without-iommu", "moat,reserved-memory", "name", "phandle", "linux,phandle",
 };
 
 bool listed(const char* name, const char* const* list, size_t n) {
@@ -96,7 +96,7 @@ struct GuestReader {
             else if (strcmp(pname, "xen,static-mem") == 0)
                 problem(g.node, "xen,static-mem: moat takes guest RAM from its pool; static memory is not supported");
             else if (strncmp(pname, "moat,", 5) == 0)
-                problem(g.node, "%s: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu)", pname);
+                problem(g.node, "%s: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu, moat,reserved-memory)", pname);
             else if (listed(pname, kXenIgnored, sizeof kXenIgnored / sizeof *kXenIgnored))
                 note(g.node, "%s: a Xen setting moat has no use for, ignored", pname);
             else
@@ -173,6 +173,24 @@ struct GuestReader {
                                 accepted.guests[k].name);
             g.pci[g.npci++] = b;
         }
+    }
+
+    // moat,reserved-memory: <ipa-hi ipa-lo size-hi size-lo>, page-aligned, inside the guest's RAM.
+    void reserved() {
+        int len;
+        const void* v = t.prop(g.node, "moat,reserved-memory", &len);
+        if (!v) return;
+        if (len != 16) return problem(g.node, "moat,reserved-memory: %d bytes, expected <ipa-hi ipa-lo size-hi size-lo>", len);
+        uint64_t b = uint64_t{dt::be32(v, 0)} << 32 | dt::be32(v, 1), s = uint64_t{dt::be32(v, 2)} << 32 | dt::be32(v, 3);
+        if (!s) return problem(g.node, "moat,reserved-memory: the range at 0x%lx is empty (size 0)", b);
+        if (b % kPage || s % kPage)
+            return problem(g.node, "moat,reserved-memory: [0x%lx, +0x%lx) is not 4 KiB-aligned (address and size)", b, s);
+        if (!g.memory) return;  // memory already reported
+        uint64_t end = g.ram_base + g.memory;
+        if (b + s < b || b < g.ram_base || b + s > end)
+            return problem(g.node, "moat,reserved-memory: [0x%lx, 0x%lx) is not inside the guest's RAM [0x%lx, 0x%lx)", b, b + s,
+                           g.ram_base, end);
+        g.resv_base = b, g.resv_size = s;
     }
 
     void xen_strings() {
@@ -281,6 +299,7 @@ struct GuestReader {
         g.vpl011 = t.has(g.node, "vpl011");
         ram_base();
         pci();
+        reserved();
         xen_strings();
         modules();
         bootargs();
@@ -363,6 +382,18 @@ Status place_guest_modules(const Dom0lessGuest& g, uint64_t text_offset, uint64_
         out.initrd = align_down(dtb - size, kPage);
         if (out.initrd < kernel_end) return fail("no room for the initrd between the kernel and the device tree", kernel_end - out.initrd);
         out.initrd_size = size;
+    }
+    if (g.resv_size) {
+        const uint64_t r = g.resv_base, rs = g.resv_size;
+        auto clash = [&](const char* what, uint64_t a, uint64_t n) {
+            format(err, "dom0less: %s: moat,reserved-memory: [0x%lx, 0x%lx) overlaps the %s at [0x%lx, 0x%lx)\n", g.path, r, r + rs,
+                   what, a, a + n);
+            return Status::invalid_argument;
+        };
+        if (overlaps(r, rs, out.kernel, kernel_end - out.kernel)) return clash("kernel", out.kernel, kernel_end - out.kernel);
+        if (out.initrd_size && overlaps(r, rs, out.initrd, out.initrd_size))
+            return clash("initrd", out.initrd, out.initrd_size);
+        if (overlaps(r, rs, out.dtb, out.dtb_max)) return clash("device tree block", out.dtb, out.dtb_max);
     }
     return Status::ok;
 }

@@ -37,6 +37,14 @@
 //                   bridge and is behind an IOMMU moat drives is checked when the host's PCI is
 //                   known (hyp/passthrough.hpp resolve_pci_assignment): a guest with an unknown
 //                   function, or with one no IOMMU confines, does not start.
+//   moat,reserved-memory
+//                   <ipa-hi ipa-lo size-hi size-lo>: one range of the guest's own RAM its kernel is
+//                   told not to use (a /reserved-memory child with `no-map` in the guest tree), so
+//                   it is not "System RAM" to Linux and user space may reach it through /dev/mem
+//                   (e.g. a buffer for a passed-through device's DMA driven from user space).
+//                   It stays guest RAM in every respect moat controls: mapped in the guest's
+//                   stage 2 and in its DMA domain. Page-aligned, non-empty, inside the guest's
+//                   RAM; place_guest_modules() refuses it over the kernel, initrd or tree.
 //   moat,pci-force-assign-without-iommu
 //                   (empty) assign the guest's functions even when no IOMMU moat drives stands
 //                   between them and memory (Xen's xen,force-assign-without-iommu, for PCI): the
@@ -141,6 +149,7 @@ struct Dom0lessGuest {
     unsigned npci = 0;                     // moat,pci
     PciBdf pci[kDom0lessMaxPci];
     bool pci_force_unconfined = false;     // moat,pci-force-assign-without-iommu
+    uint64_t resv_base = 0, resv_size = 0; // moat,reserved-memory (guest-physical; size 0: none)
 };
 
 struct Dom0lessConfig {
@@ -196,7 +205,8 @@ struct GuestPciDt {
 
 // The Linux guest's device tree (the memory map above): memory, cpus (enable-method psci), psci
 // (hvc, arm,psci-1.0), GICv3, timer, the vPL011 when g.vpl011, chosen (bootargs, stdout-path,
-// linux,initrd-start/end from `place`), and with `pci` a `pci-host-ecam-generic` bridge
+// linux,initrd-start/end from `place`), /reserved-memory with one `no-map` child for
+// moat,reserved-memory, and with `pci` a `pci-host-ecam-generic` bridge
 // (bus 0, the window, the INTx interrupt-map, `linux,pci-probe-only` in chosen). No `hypervisor`
 // node: moat is not Xen to this guest, and no IOMMU: moat's own translates the guest's DMA.
 // Written into out[0..cap); `size` set. Errors name the guest.

@@ -96,6 +96,20 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
     w.reg1(g.ram_base, g.memory);
     w.end();
 
+    if (g.resv_size) {
+        // Not System RAM to Linux (no-map: not in its linear map either), so /dev/mem may reach it.
+        w.begin("reserved-memory");
+        w.u32("#address-cells", 2);
+        w.u32("#size-cells", 2);
+        w.empty("ranges");
+        node_name(buf, sizeof buf, "moat-carveout", g.resv_base);
+        w.begin(buf);
+        w.reg1(g.resv_base, g.resv_size);
+        w.empty("no-map");
+        w.end();
+        w.end();
+    }
+
     node_name(buf, sizeof buf, "interrupt-controller", m::kGicdBase);
     w.begin(buf);
     w.str("compatible", "arm,gic-v3");

@@ -706,6 +706,9 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
           "device tree %zu bytes at 0x%lx%s\n",
           spec.name, spec.kernel.size / KiB, place.kernel, text_offset, image_size, place.initrd_size / KiB, place.initrd,
           dtb_size, place.dtb, spec.vpl011 ? ", vpl011 at 0x22000000 (INTID 32)" : ", no console");
+    if (spec.resv_size)
+        print("guest:    %s: moat,reserved-memory [0x%lx, 0x%lx): guest RAM (stage 2 and DMA domain), no-map to its kernel\n",
+              spec.name, spec.resv_base, spec.resv_base + spec.resv_size);
     return true;
 }
 

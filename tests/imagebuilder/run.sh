@@ -194,6 +194,14 @@ config "$W/pcibad.cfg" qemu-virt "$QEMU_DTB" none "pci = 00:20.0"
 t pci-bad 1 "$IB" "$W/pcibad.cfg" -o "$W/pcibad" && has "$W/pci-bad.err" "pci: '00:20.0' is not a PCI function"
 config "$W/pcidup.cfg" qemu-virt "$QEMU_DTB" none "pci = 00:02.0 0000:00:02.0"
 t pci-twice 1 "$IB" "$W/pcidup.cfg" -o "$W/pcidup" && has "$W/pci-twice.err" "moat,pci: 0000:00:02.0 is listed twice"
+# reserved-memory = ADDR SIZE -> moat,reserved-memory cells; outside the guest's RAM refused by moat.
+config "$W/resv.cfg" qemu-virt "$QEMU_DTB" none "reserved-memory = 0x42000000 64K"
+if t reserved 0 "$IB" "$W/resv.cfg" -o "$W/resv"; then prop "$W/resv/host.dtb" /chosen/domU1 moat,reserved-memory "0 42000000 0 10000"; fi
+config "$W/resvbad.cfg" qemu-virt "$QEMU_DTB" none "reserved-memory = 0x42000000"
+t reserved-bad 1 "$IB" "$W/resvbad.cfg" -o "$W/resvbad" && has "$W/reserved-bad.err" "reserved-memory: '0x42000000' is not ADDRESS SIZE"
+config "$W/resvout.cfg" qemu-virt "$QEMU_DTB" none "reserved-memory = 0x7ff00000 2M"
+t reserved-outside 1 "$IB" "$W/resvout.cfg" -o "$W/resvout" &&
+    has "$W/reserved-outside.err" "moat,reserved-memory: [0x7ff00000, 0x80100000) is not inside the guest's RAM"
 config "$W/missing.cfg" qemu-virt "$QEMU_DTB" none
 sed -i "s|^kernel = .*|kernel = $W/nothing.Image|" "$W/missing.cfg"
 t missing-kernel 1 "$IB" "$W/missing.cfg" -o "$W/missing" && has "$W/missing-kernel.err" "nothing.Image: no such file"

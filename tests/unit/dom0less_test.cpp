@@ -59,6 +59,8 @@ TEST(Dom0less, GoodGuestsAreReadAsWritten) {
     EXPECT_EQ(a->vcpus, 2u);
     EXPECT_TRUE(a->vpl011);
     EXPECT_EQ(a->ram_base, guest_map::kGuestRamBase);
+    EXPECT_EQ(a->resv_base, 0x42000000u);  // moat,reserved-memory
+    EXPECT_EQ(a->resv_size, 64 * KiB);
     EXPECT_TRUE(a->kernel.present);
     EXPECT_EQ(a->kernel.addr, 0x4a000000u);
     EXPECT_EQ(a->kernel.size, 0x1000000u);
@@ -83,6 +85,7 @@ TEST(Dom0less, GoodGuestsAreReadAsWritten) {
     EXPECT_FALSE(b->vpl011);
     EXPECT_EQ(b->npci, 0u);
     EXPECT_EQ(b->ram_base, 0x100000000u);  // moat,ram-base, two cells
+    EXPECT_EQ(b->resv_size, 0u);            // no moat,reserved-memory
     EXPECT_EQ(b->kernel.addr, 0x50000000u);  // #address-cells = #size-cells = 2
     EXPECT_EQ(b->kernel.size, 0x800000u);
     EXPECT_FALSE(b->ramdisk.present);
@@ -120,7 +123,7 @@ constexpr Mistake kMistakes[] = {
     {"/chosen/no-kind/module@56000000", "compatible: \"multiboot,module\" alone names no kind"},
     {"/chosen/two-kernels/module@57100000", "compatible: a second multiboot,kernel module"},
     {"/chosen/two-bootargs", "bootargs: given on the domain node and on its kernel module; keep one (Xen reads the module's)"},
-    {"/chosen/moat-typo", "moat,rambase: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu)"},
+    {"/chosen/moat-typo", "moat,rambase: unknown moat property (moat reads moat,ram-base, moat,pci, moat,pci-force-assign-without-iommu, moat,reserved-memory)"},
     {"/chosen/direct", "direct-map: moat gives every guest its own guest-physical map; a 1:1 map is not supported"},
     {"/chosen/odd-memory", "memory: 16385 KiB is not a whole number of 4 KiB pages"},
     {"/chosen/no-memory", "memory: missing (the guest's RAM in KiB)"},
@@ -131,6 +134,10 @@ constexpr Mistake kMistakes[] = {
     {"/chosen/pci-taken", "moat,pci: 0000:00:03.0 is already assigned to domU1"},
     {"/chosen/pci-range", "moat,pci: entry 0 <0x0 0x0 0x20 0x0>: segment <= 0xffff, bus <= 255, device <= 31"},
     {"/chosen/pci-cells", "moat,pci: 12 bytes, expected <segment bus device function> entries of 4 cells"},
+    {"/chosen/resv-outside", "moat,reserved-memory: [0x41000000, 0x41002000) is not inside the guest's RAM [0x40000000, 0x41000000)"},
+    {"/chosen/resv-unaligned", "moat,reserved-memory: [0x40000800, +0x1000) is not 4 KiB-aligned (address and size)"},
+    {"/chosen/resv-empty", "moat,reserved-memory: the range at 0x40001000 is empty (size 0)"},
+    {"/chosen/resv-cells", "moat,reserved-memory: 8 bytes, expected <ipa-hi ipa-lo size-hi size-lo>"},
 };
 
 TEST(Dom0less, EveryMistakeNamesNodeAndPropertyAndSkipsOnlyThatGuest) {
@@ -296,6 +303,28 @@ TEST(Dom0less, PlacementFollowsLinuxBootProtocol) {
     EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::no_space);
     EXPECT_NE(err.text.find("dom0less: /chosen/domU1: no room for the initrd between the kernel and the device tree"), std::string::npos)
         << err.text;
+    err.text.clear();
+
+    // moat,reserved-memory must stay clear of what is placed: kernel, initrd, the tree's block.
+    g.memory = 64 * MiB;
+    g.resv_base = guest_map::kGuestRamBase + 40 * MiB, g.resv_size = 64 * KiB;  // between kernel and initrd
+    EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::ok) << err.text;
+    g.resv_base = guest_map::kGuestRamBase + 29 * MiB;
+    EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::invalid_argument);
+    EXPECT_NE(err.text.find("dom0less: /chosen/domU1: moat,reserved-memory: [0x41d00000, 0x41d10000) overlaps the kernel at "
+                            "[0x40000000, 0x41e00000)"),
+              std::string::npos)
+        << err.text;
+    g.resv_base = guest_map::kGuestRamBase + 60 * MiB;
+    EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::invalid_argument);
+    EXPECT_NE(err.text.find("moat,reserved-memory: [0x43c00000, 0x43c10000) overlaps the initrd"), std::string::npos) << err.text;
+    g.resv_base = guest_map::kGuestRamBase + 63 * MiB;
+    EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::invalid_argument);
+    EXPECT_NE(err.text.find("moat,reserved-memory: [0x43f00000, 0x43f10000) overlaps the device tree block at [0x43e00000, "
+                            "0x44000000)"),
+              std::string::npos)
+        << err.text;
+    g.resv_base = g.resv_size = 0;
     err.text.clear();
     g.memory = 16 * MiB;
     EXPECT_EQ(place_guest_modules(g, 0, 30 * MiB, pl, err), Status::no_space);

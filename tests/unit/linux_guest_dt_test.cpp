@@ -144,6 +144,26 @@ TEST(LinuxGuestDt, GuestRamBaseMovesMemoryAndInitrd) {
     EXPECT_EQ(b.cells("/chosen", "linux,initrd-start")[0], 1u);
 }
 
+// moat,reserved-memory: a no-map /reserved-memory child (not System RAM to Linux), RAM unchanged.
+TEST(LinuxGuestDt, ReservedMemoryIsANoMapChildAndRamStaysWhole) {
+    Dom0lessGuest g = linux_guest(1, true);
+    g.ram_base = 0x80000000;
+    g.resv_base = 0x84000000, g.resv_size = 0x10000;
+    Built b(g);
+    ASSERT_EQ(b.st, Status::ok) << b.err.text;
+    EXPECT_EQ(b.cells("/memory@80000000", "reg"), (V{0, 0x80000000, 0, 128 << 20}));
+    EXPECT_EQ(b.cells("/reserved-memory", "#address-cells"), V{2});
+    EXPECT_EQ(b.cells("/reserved-memory", "#size-cells"), V{2});
+    EXPECT_EQ(b.str("/reserved-memory", "ranges"), "");  // present, empty: identity
+    EXPECT_EQ(b.cells("/reserved-memory/moat-carveout@84000000", "reg"), (V{0, 0x84000000, 0, 0x10000}));
+    EXPECT_EQ(b.str("/reserved-memory/moat-carveout@84000000", "no-map"), "");
+    // Without the property there is no /reserved-memory node at all.
+    g.resv_size = 0;
+    Built c(g);
+    ASSERT_EQ(c.st, Status::ok);
+    EXPECT_LT(c.node("/reserved-memory"), 0);
+}
+
 TEST(LinuxGuestDt, TooSmallABufferIsNoSpaceNamingTheGuest) {
     Built b(linux_guest(2, true), 256);
     EXPECT_EQ(b.st, Status::no_space);

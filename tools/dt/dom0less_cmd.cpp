@@ -148,6 +148,10 @@ int cmd_dom0less(int argc, char** argv) {
         print_module("ramdisk", g.ramdisk);
         print_module("device-tree", g.dtb);
         if (g.bootargs[0]) std::printf("  %-12s \"%s\"\n", "bootargs", g.bootargs);
+        if (g.resv_size)
+            std::printf("  %-12s guest 0x%llx + 0x%llx (no-map to the guest's kernel)\n", "reserved",
+                        static_cast<unsigned long long>(g.resv_base),
+                        static_cast<unsigned long long>(g.resv_size));
         if (guest_dir.empty()) continue;
         xen::GuestPlacement place;
         if (xen::place_guest_modules(g, 0, g.kernel.size, place, err) != Status::ok) return kProblems;
