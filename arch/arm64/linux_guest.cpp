@@ -547,7 +547,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
                    arch::esr::is_write(esr) ? "write" : "read", ipa, fault_va(), f.elr);
         }
         g.injected_faults++;
-        arch::inject_external_abort(f, true, fault_va());
+        arch::inject_external_abort(f, true, fault_va(), arch::esr::is_write(esr));
         break;
     }
     case 0x20:

@@ -192,12 +192,12 @@ void inject_undef(TrapFrame& f) {
     take_exception(f, kEsrIl, 0, v);  // EC 0: unknown reason
 }
 
-void inject_external_abort(TrapFrame& f, bool is_data, uint64_t va) {
+void inject_external_abort(TrapFrame& f, bool is_data, uint64_t va, bool write) {
     bool el0;
     uint64_t v = sync_vector(f, el0);
     uint64_t ec = is_data ? (el0 ? 0x24 : 0x25) : (el0 ? 0x20 : 0x21);
-    constexpr uint64_t kFscSyncExternal = 0x10;
-    take_exception(f, ec << 26 | kEsrIl | kFscSyncExternal, va, v);
+    constexpr uint64_t kFscSyncExternal = 0x10, kIssWnR = 1u << 6;  // WnR: the aborted data access was a store
+    take_exception(f, ec << 26 | kEsrIl | kFscSyncExternal | (is_data && write ? kIssWnR : 0), va, v);
 }
 
 }  // namespace moat::arch

@@ -58,7 +58,8 @@ uint64_t virtual_count();
 
 // Exceptions for the loaded vCPU, taken to its EL1 vector table at the trapping instruction.
 void inject_undef(TrapFrame& f);
-// A synchronous external abort on a data access (is_data) or instruction fetch at `va`.
-void inject_external_abort(TrapFrame& f, bool is_data, uint64_t va);
+// A synchronous external abort on a data access (is_data; `write` sets ISS.WnR for a store) or an
+// instruction fetch at `va`.
+void inject_external_abort(TrapFrame& f, bool is_data, uint64_t va, bool write = false);
 
 }  // namespace moat::arch
