@@ -273,8 +273,7 @@ bool IoDomain::reserved_by_other(const Iommu& iommu, StreamId sid, const Iommu::
 
 Status IoDomain::detach(Iommu& iommu, StreamId sid) {
     LockGuard dl(lock_);
-    unsigned i = 0;
-    while (i < nattached_ && !(attached_[i].iommu == &iommu && attached_[i].sid == sid)) i++;
+    const unsigned i = find_attached(iommu, sid);
     if (i == nattached_) return Status::not_found;
     Status st = iommu.detach(*this, sid);
     if (st != Status::ok) return st;
@@ -290,19 +289,20 @@ Status IoDomain::detach(Iommu& iommu, StreamId sid) {
     return Status::ok;
 }
 
+unsigned IoDomain::find_attached(const Iommu& iommu, StreamId sid) const {
+    unsigned i = 0;
+    while (i < nattached_ && !(attached_[i].iommu == &iommu && attached_[i].sid == sid)) i++;
+    return i;
+}
+
 bool IoDomain::attached(const Iommu& iommu, StreamId sid) const {
     LockGuard dl(lock_);
-    for (unsigned i = 0; i < nattached_; i++)
-        if (attached_[i].iommu == &iommu && attached_[i].sid == sid) return true;
-    return false;
+    return find_attached(iommu, sid) != nattached_;
 }
 
 void IoDomain::drop_attachment(const Iommu& iommu, StreamId sid) {
-    for (unsigned i = 0; i < nattached_; i++)
-        if (attached_[i].iommu == &iommu && attached_[i].sid == sid) {
-            attached_[i] = attached_[--nattached_];
-            return;
-        }
+    const unsigned i = find_attached(iommu, sid);
+    if (i != nattached_) attached_[i] = attached_[--nattached_];
 }
 
 void IoDomain::forget(const Iommu& iommu) {

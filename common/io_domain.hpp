@@ -115,6 +115,8 @@ public:
 private:
     static Status invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift);
     void drop_attachment(const Iommu& iommu, StreamId sid);
+    // Index of (iommu, sid) in attached_, or nattached_ when it is not attached.
+    unsigned find_attached(const Iommu& iommu, StreamId sid) const;
     Status flush_iommus(const iopt::Gather& g);
     Status finish(iopt::Gather& g);
     Progress map_locked(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize);
