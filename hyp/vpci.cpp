@@ -62,7 +62,7 @@ void VPci::bar_write(Fn& f, unsigned i, uint32_t v) {
         uint32_t mine = static_cast<uint32_t>(f.bars[i - 1].addr >> 32);
         if (v == 0xffffffffu) f.sizing[i] = true;
         else if (v == mine) f.sizing[i] = false;
-        else refused_++;
+        else refuse(Refusal::Why::bar_high_move, f.bars[i - 1].addr, i - 1);
         return;
     }
     const pci::Bar& b = f.bars[i];
@@ -70,7 +70,7 @@ void VPci::bar_write(Fn& f, unsigned i, uint32_t v) {
     uint32_t a = v & ~0xfu;
     if (a == 0xfffffff0u) f.sizing[i] = true;
     else if (a == (static_cast<uint32_t>(b.addr) & ~0xfu)) f.sizing[i] = false;
-    else refused_++;  // a move: the BAR stays where moat put it
+    else refuse(Refusal::Why::bar_move, b.addr, i);  // a move: the BAR stays where moat put it
 }
 
 uint32_t VPci::read_dword(Fn& f, uint16_t off) {
@@ -104,9 +104,12 @@ bool VPci::write(uint64_t off, unsigned bytes, uint32_t val) {
     if ((bytes != 1 && bytes != 2 && bytes != 4) || off % bytes || off >= kEcamSize) return false;
     uint16_t reg = static_cast<uint16_t>(off & 0xfff);
     Fn* f = find(static_cast<unsigned>(off >> 15 & 31), static_cast<unsigned>(off >> 12 & 7));
+    at_ = Refusal{static_cast<uint8_t>(off >> 15 & 31), static_cast<uint8_t>(off >> 12 & 7), reg, static_cast<uint8_t>(bytes), val};
     if (!f) {
         absent_++;
-        return true;  // ignored, as a write nobody claims
+        absent_writes_++;
+        last_ = at_;  // ignored, as a write nobody claims
+        return true;
     }
     if (reg >= kCapsStart) {
         host_.write(f->bdf, reg, bytes, val);
@@ -126,7 +129,7 @@ bool VPci::write(uint64_t off, unsigned bytes, uint32_t val) {
         if (mask & 0xffffu) {
             uint32_t cur = host_.read(f->bdf, kCmd, 2);
             uint32_t merged = (cur & ~mask) | (v & mask & 0xffffu);
-            if ((merged ^ cur) & ~uint32_t{kCmdWritable} & 0xffffu) refused_++;
+            if (uint32_t dropped = (merged ^ cur) & ~uint32_t{kCmdWritable} & 0xffffu) refuse(Refusal::Why::command_bits, dropped);
             host_.write(f->bdf, kCmd, 2, (cur & ~uint32_t{kCmdWritable}) | (merged & kCmdWritable));
         }
         if (mask & 0xffff0000u) {  // status: write 1 to clear, the function's own
@@ -137,14 +140,40 @@ bool VPci::write(uint64_t off, unsigned bytes, uint32_t val) {
     }
     case kHeaderOff:  // cache line size only; latency timer, header type and BIST are not the guest's
         if (mask & 0xffu) host_.write(f->bdf, kHeaderOff, 1, v & 0xffu);
-        if (mask & 0xffffff00u) refused_++;
+        // The latency timer is dropped unreported: Linux's pci_set_master writes it on every
+        // conventional function (read-only zero on PCIe); header type and BIST are refused.
+        if (mask & 0xffff0000u) refuse(Refusal::Why::read_only);
         return true;
     case kIntr:
         if (mask & 0xffu) f->irq_line = static_cast<uint8_t>(v);
         return true;
-    default:
-        refused_++;  // identity, class, subsystem, ROM, capability pointer: read-only to the guest
+    case kRom:  // not implemented for the guest: sizing (all ones, then 0, as Linux does) goes nowhere, as for a BAR
         return true;
+    default:
+        refuse(Refusal::Why::read_only);  // identity, class, subsystem, capability pointer: read-only to the guest
+        return true;
+    }
+}
+
+void VPci::refuse(Refusal::Why why, uint64_t kept, unsigned bar) {
+    refused_++;
+    last_ = at_;
+    last_.why = why, last_.kept = kept, last_.bar = bar;
+}
+
+void VPci::describe(const Refusal& r, uint16_t seg, uint8_t bus, Sink& out) {
+    format(out, "config write to %04x:%02x:%02x.%u offset 0x%03x (%u bytes, 0x%x) ", seg, bus, r.dev, r.fn, r.off, r.bytes, r.val);
+    switch (r.why) {
+    case Refusal::Why::absent: format(out, "ignored: no function of the guest's there"); break;
+    case Refusal::Why::bar_move: format(out, "refused: BAR%u stays at 0x%lx, where moat placed it", r.bar, r.kept); break;
+    case Refusal::Why::bar_high_move:
+        format(out, "refused: the high half of BAR%u stays 0x%x (BAR at 0x%lx, where moat placed it)", r.bar,
+               static_cast<uint32_t>(r.kept >> 32), r.kept);
+        break;
+    case Refusal::Why::command_bits:
+        format(out, "filtered: command bits 0x%lx are not the guest's (memory, bus master, parity, SERR, INTx disable are)", r.kept);
+        break;
+    case Refusal::Why::read_only: format(out, "refused: read-only to the guest"); break;
     }
 }
 

@@ -8,7 +8,7 @@
 //  - the BARs moat assigned, read from moat's copy, never the device's register: the guest may
 //    size them (write all ones, read the mask) and write the address back, every other value is
 //    refused (counted) and changes nothing, so a BAR never moves out of what the guest's stage 2
-//    maps. I/O BARs and the expansion ROM read as not implemented;
+//    maps. I/O BARs and the expansion ROM read as not implemented (writes to them go nowhere, unreported);
 //  - the command register with only memory decoding, bus mastering, parity/SERR reporting and
 //    INTx disable writable; status (write 1 to clear) and the rest of the function's own config
 //    space (capabilities, extended space) pass through;
@@ -55,6 +55,25 @@ public:
     bool bar_range(unsigned i, uint64_t& addr, uint64_t& size) const;
     uint64_t refused_writes() const { return refused_; }
     uint64_t absent_accesses() const { return absent_; }
+    uint64_t absent_writes() const { return absent_writes_; }
+
+    // What the guest tried that moat did not let through: a refused write (a BAR move, a
+    // read-only field, a command bit not the guest's) or a write to a function it was not given.
+    // `refusals()` counts both; the caller reports `last_refusal()` when the count moved across a
+    // write (rate-limited there: a guest may repeat it in a loop).
+    struct Refusal {
+        uint8_t dev = 0, fn = 0;
+        uint16_t off = 0;   // the register's byte offset in the function's config space
+        uint8_t bytes = 0;  // the access width
+        uint32_t val = 0;   // what the guest wrote, at that width
+        enum class Why : uint8_t { absent, bar_move, bar_high_move, command_bits, read_only } why = Why::absent;
+        uint64_t kept = 0;  // bar_move / bar_high_move: the address moat keeps; command_bits: the bits dropped
+        unsigned bar = 0;
+    };
+    uint64_t refusals() const { return refused_ + absent_writes_; }
+    const Refusal& last_refusal() const { return last_; }
+    // One line (no newline) saying what was refused and what stays, naming function and offset.
+    static void describe(const Refusal& r, uint16_t seg, uint8_t bus, Sink& out);
 
 private:
     struct Fn {
@@ -69,11 +88,15 @@ private:
     void write_dword(Fn& f, uint16_t off, uint32_t v, uint32_t byte_mask, unsigned bytes, uint16_t at);
     uint32_t bar_dword(const Fn& f, unsigned i) const;
     void bar_write(Fn& f, unsigned i, uint32_t v);
+    void refuse(Refusal::Why why, uint64_t kept = 0, unsigned bar = 0);
+
+    Refusal at_;  // the write being decoded (function, offset, width, value)
+    Refusal last_;
 
     ConfigSpace& host_;
     Fn fns_[kMaxFunctions] = {};
     unsigned n_ = 0;
-    uint64_t refused_ = 0, absent_ = 0;
+    uint64_t refused_ = 0, absent_ = 0, absent_writes_ = 0;
 };
 
 }  // namespace moat::hyp

@@ -46,6 +46,8 @@ constexpr unsigned kVtimerIntid = gm::kTimerVirtIntid;  // PPI 11
 constexpr unsigned kMaintenanceIntid = 25;              // PPI 9: the virtual CPU interface's maintenance interrupt
 constexpr unsigned kWakeIntid = 30;                     // PPI 14: the EL1 physical timer, which guests cannot use (trapped)
 constexpr unsigned kReportsPerGuest = 8;                // a misbehaving guest cannot flood the console
+constexpr unsigned kConfigReportsPerGuest = 8;          // config-space refusals: their own budget, so a guest's
+                                                        // PCI pokes never hide its DMA faults (and the reverse)
 constexpr uint64_t kSmcccNotSupported = ~uint64_t{0};
 // Xen's hypercalls (hvc #0xEA1): none is served to a dom0less guest yet (the PV-IOMMU comes with
 // passthrough devices); -ENOSYS, Linux's number, as Xen answers an unknown one.
@@ -87,7 +89,7 @@ struct Guest {
     int result = 0;
     uint64_t start_ns = 0;
     uint64_t exits = 0, mmio = 0, calls = 0, wfi = 0, sgis = 0, injected_faults = 0;
-    unsigned reports = 0;
+    unsigned reports = 0, config_reports = 0;
     // Passthrough: the trapped ECAM, the DMA domain, and the assigned functions.
     hyp::VPci* vpci = nullptr;
     GuestDmaDomain* dma = nullptr;
@@ -159,6 +161,36 @@ void report(Guest& g, const char* fmt, ...) {
     print("\n");
 }
 
+// A config-space write moat refused or ignored, at most kConfigReportsPerGuest of them; the
+// guest's end line gives the totals.
+void report_config(Guest& g, const hyp::VPci::Refusal& r) {
+    if (g.config_reports > kConfigReportsPerGuest) return;
+    flush_console(g);
+    if (g.config_reports++ == kConfigReportsPerGuest) {
+        print("moat: guest %s: further PCI config-space refusals are counted, not reported\n", g.spec->name);
+        return;
+    }
+    format(console(), "moat: guest %s: ", g.spec->name);
+    hyp::VPci::describe(r, 0, 0, console());
+    print("\n");
+}
+
+// The host's config space as it was when the guests were built: every function's BARs and
+// expansion ROM, and the command register of each function no guest was given. Compared again
+// when a guest ends: nothing a guest writes to its ECAM may have reached any of it.
+struct HostConfigSnapshot {
+    xen::PciBdf bdf;
+    uint32_t bars[7];  // BAR0..5 and the ROM at 0x30
+    uint32_t cmd;
+    bool assigned;
+};
+HostConfigSnapshot g_host_snap[pci::kMaxDevices];
+unsigned g_nsnap = 0;
+
+uint16_t snap_offset(unsigned i) { return static_cast<uint16_t>(i < 6 ? 0x10 + 4 * i : 0x30); }
+
+void check_host_config(Guest& g);
+
 [[noreturn]] void all_guests_ended() {
     int status = 0;
     for (unsigned i = 0; i < g_nguests; i++)
@@ -185,6 +217,13 @@ void end_guest(Guest& g, const char* how, int result) {
         print("moat: guest %s: DMA domain torn down (%s): %lu pool pages given back, pool %zu pages in use (%zu before it)\n",
               g.spec->name, to_string(st), pages, g_pool->used_pages(), g.pool_before_dma);
         g.dma = nullptr;
+    }
+    if (g.vpci) {
+        const hyp::VPci& c = *g.vpci;
+        print("moat: guest %s: PCI config space: %lu writes refused or filtered, %lu writes to functions it was not given "
+              "ignored, %lu reads of those answered all ones\n",
+              g.spec->name, c.refused_writes(), c.absent_writes(), c.absent_accesses() - c.absent_writes());
+        check_host_config(g);
     }
     for (unsigned v = 0; v < g.nvcpus; v++) g_vcpu[g.first + v].st = VState::off;
     g.running = false;
@@ -382,6 +421,57 @@ uint64_t fault_va() {
 
 enum class Mmio : uint8_t { none, done, refused };
 
+bool config_write(Guest& g, uint64_t off, unsigned bytes, uint32_t val) {
+    uint64_t before = g.vpci->refusals();
+    bool ok = g.vpci->write(off, bytes, val);
+    if (g.vpci->refusals() != before) report_config(g, g.vpci->last_refusal());
+    return ok;
+}
+
+void snapshot_host_config() {
+    const hyp::HostPci& hp = hyp::host_pci();
+    g_nsnap = 0;
+    for (unsigned k = 0; hp.host && k < hp.host->count() && g_nsnap < pci::kMaxDevices; k++) {
+        const pci::Device& d = hp.host->at(k);
+        HostConfigSnapshot& s = g_host_snap[g_nsnap++];
+        s.bdf = xen::PciBdf{0, d.bus, d.dev, d.fn};
+        for (unsigned i = 0; i < 7; i++) s.bars[i] = g_host_config.read(s.bdf, snap_offset(i), 4);
+        s.cmd = g_host_config.read(s.bdf, 0x04, 2);
+        s.assigned = false;
+        for (unsigned gi = 0; gi < g_nguests; gi++)
+            for (unsigned j = 0; j < g_guest[gi].pci.n; j++) {
+                const xen::PciBdf& f = g_guest[gi].pci.fn[j].bdf;
+                s.assigned |= f.bus == d.bus && f.dev == d.dev && f.fn == d.fn;
+            }
+    }
+}
+
+void check_host_config(Guest& g) {
+    unsigned bars = 0, cmds = 0, changed = 0;
+    for (unsigned k = 0; k < g_nsnap; k++) {
+        const HostConfigSnapshot& s = g_host_snap[k];
+        for (unsigned i = 0; i < 7; i++) {
+            uint32_t now = g_host_config.read(s.bdf, snap_offset(i), 4);
+            if (now != s.bars[i]) {
+                changed++;
+                print("moat: guest %s: host config %02x:%02x.%u offset 0x%x CHANGED: 0x%x, was 0x%x\n", g.spec->name, s.bdf.bus,
+                      s.bdf.dev, s.bdf.fn, snap_offset(i), now, s.bars[i]);
+            }
+        }
+        bars++;
+        if (s.assigned) continue;  // the guest's own functions' command is the guest's (filtered) to set
+        uint32_t cmd = g_host_config.read(s.bdf, 0x04, 2);
+        if (cmd != s.cmd) {
+            changed++;
+            print("moat: guest %s: host config %02x:%02x.%u command CHANGED: 0x%x, was 0x%x\n", g.spec->name, s.bdf.bus, s.bdf.dev,
+                  s.bdf.fn, cmd, s.cmd);
+        }
+        cmds++;
+    }
+    print("moat: guest %s: host config space after it: BARs and ROM of %u functions, command of the %u no guest has: %s\n",
+          g.spec->name, bars, cmds, changed ? "CHANGED" : "as before the guests ran");
+}
+
 // A load or store to one of the emulated devices. `uart` says whether it was the vPL011's.
 Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
     Guest& g = *v.g;
@@ -408,7 +498,7 @@ Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
         if (bytes < 8) val &= (uint64_t{1} << (8 * bytes)) - 1;
         ok = dev == gicd   ? g.vgic.dist_write(off, bytes, val)
              : dev == gicr ? g.vgic.redist_write(off, bytes, val)
-             : dev == ecam ? g.vpci->write(off, bytes, static_cast<uint32_t>(val))
+             : dev == ecam ? config_write(g, off, bytes, static_cast<uint32_t>(val))
                            : g.uart->write(off, bytes, val);
     } else {
         uint32_t v32 = 0;
@@ -734,6 +824,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
             g = Guest{};
         }
     }
+    snapshot_host_config();
     if (cfg.nguests > kMaxGuests) print("moat: only %u guests run at once on this CPU; the others are not started\n", kMaxGuests);
     if (!started) {
         print("moat: no guest could be started; exit %d\n", hyp::kExitCheckFailed);

@@ -222,4 +222,43 @@ TEST(VPci, BridgesStrayBusesLoneFunctionsAndSharedPagesAreRefusedByName) {
     EXPECT_EQ(r.v.add({0, 0, 2, 0}, r.virtio, err), Status::in_use);
 }
 
+// Each refusal is recorded for moat's report: the function, offset, width and value the guest
+// wrote, and what stays; writes to functions the guest was not given are recorded as ignored.
+// Linux's own sizing of the (unimplemented) ROM and its latency-timer write are not refusals.
+TEST(VPci, RefusalsAreRecordedWithFunctionOffsetAndWhatStays) {
+    Rig r;
+    StrSink err;
+    ASSERT_EQ(r.v.add({0, 0, 2, 0}, r.virtio, err), Status::ok);
+    ASSERT_EQ(r.v.add({0, 0, 3, 0}, r.edu, err), Status::ok);
+    auto said = [&] {
+        StrSink s;
+        VPci::describe(r.v.last_refusal(), 0, 0, s);
+        return s.text;
+    };
+    r.wr(ecam(2, 0, 0x30), 0xfffff800);
+    r.wr(ecam(2, 0, 0x30), 0);
+    r.wr(ecam(2, 0, 0x0d), 0x40, 1);
+    EXPECT_EQ(r.v.refusals(), 0u);
+    r.wr(ecam(3, 0, 0x10), 0x20000000);
+    EXPECT_EQ(r.v.refusals(), 1u);
+    EXPECT_EQ(said(), "config write to 0000:00:03.0 offset 0x010 (4 bytes, 0x20000000) refused: BAR0 stays at 0x10100000, where moat placed it");
+    r.wr(ecam(2, 0, 0x24), 0x1);
+    EXPECT_EQ(said(), "config write to 0000:00:02.0 offset 0x024 (4 bytes, 0x1) refused: the high half of BAR4 stays 0x0 (BAR at 0x10004000, where moat placed it)");
+    r.wr(ecam(3, 0, 0x04), 0x0201, 2);
+    EXPECT_EQ(said(), "config write to 0000:00:03.0 offset 0x004 (2 bytes, 0x201) filtered: command bits 0x201 are not the guest's (memory, bus master, parity, SERR, INTx disable are)");
+    r.wr(ecam(3, 0, 0x0e), 0x80, 1);
+    EXPECT_EQ(said(), "config write to 0000:00:03.0 offset 0x00e (1 bytes, 0x80) refused: read-only to the guest");
+    EXPECT_EQ(r.v.refused_writes(), 4u);
+    r.wr(ecam(4, 0, 0x10), 0x10100000);
+    EXPECT_EQ(said(), "config write to 0000:00:04.0 offset 0x010 (4 bytes, 0x10100000) ignored: no function of the guest's there");
+    r.wr(ecam(3, 1, 0x04), 0x6, 2);
+    EXPECT_EQ(said(), "config write to 0000:00:03.1 offset 0x004 (2 bytes, 0x6) ignored: no function of the guest's there");
+    EXPECT_EQ(r.v.absent_writes(), 2u);
+    EXPECT_EQ(r.v.refusals(), 6u);
+    // Accepted writes leave the record alone: the caller reports only when the count moved.
+    r.wr(ecam(3, 0, 0x04), 0x6, 2);
+    EXPECT_EQ(r.v.refusals(), 6u);
+    EXPECT_EQ(r.host.get(4, 0x10), 0u);  // nothing reached the unassigned function
+}
+
 }  // namespace
