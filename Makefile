@@ -12,12 +12,13 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 .DEFAULT_GOAL := all
 .SECONDARY:  # keep intermediate objects (the fuzz and guest links would otherwise rebuild them each time)
-.PHONY: all help deps run run-linux test unit tsan-unit bench fuzz image clean
+.PHONY: all help deps run run-linux run-passthrough test unit tsan-unit bench fuzz image clean
 
 help:
 	@echo "make run        boot moat in QEMU 7.2 (virt + SMMUv3 + edu): DMA translated and faulting, then a PV-IOMMU guest"
 	@echo "                QEMU=10: in QEMU 10.0 (SMMUv3 with stage 2: edu's DMA through the guest's own stage-2 table)"
-	@echo "make run-linux  boot moat with Debian's arm64 kernel as a dom0less guest (also the last step of make run)"
+	@echo "make run-linux  boot moat with Debian's arm64 kernel as a dom0less guest"
+	@echo "make run-passthrough  the same kernel with virtio-blk-pci and edu passed through (the last step of make run)"
 	@echo "make test       unit (ASan/UBSan), QEMU boots (on QEMU 7.2 and 10), dt, pv and fuzz-smoke suites; ends with 'N passed, M failed'"
 	@echo "make bench      page-table benchmarks (figures, ratio to memset, callgrind instruction counts)"
 	@echo "make fuzz       libFuzzer targets (FUZZ_SECONDS per target, default 60)"
@@ -105,7 +106,7 @@ run: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image
 	@echo "== booting $(IMG_OUT)/Image: $$($(QEMU_SYSTEM_AARCH64) --version | head -n 1), virt at EL2 with an SMMUv3 and an edu PCI device (exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image; status=$$?; echo "== moat exited with status $$status"; exit $$status
-	@$(MAKE) --no-print-directory run-linux
+	@$(MAKE) --no-print-directory run-passthrough
 
 endif
 
@@ -115,6 +116,27 @@ run-linux: deps
 	@$(MAKE) --no-print-directory $(IMG_OUT)/Image linux-config
 	@echo "== booting $(IMG_OUT)/Image with Debian's arm64 kernel as guest domU1 ($(LINUX_CFG); exit: Ctrl-A x)"
 	$(QEMU_RUN) -kernel $(IMG_OUT)/Image $$(cat $(LINUX_DIR)/qemu.args); status=$$?; echo "== moat exited with status $$status"; exit $$status
+
+# The same kernel with virtio-blk-pci and edu passed through (PT_CFG, tools/imagebuilder/imagebuilder.mk):
+# its /init reads the disk through the SMMU and prints the checksum, lists the PCI functions it
+# sees, pokes its ECAM, and points edu's DMA into its RAM and then at moat's image (the fault).
+# The guest's checksum is compared with the disk's own at the end. Bounded: PT_TIMEOUT seconds.
+PT_TIMEOUT ?= 300
+PT_QEMU_DEVICES = -drive if=none,id=d0,file=$(PT_DISK),format=raw \
+    -device virtio-blk-pci,drive=d0,disable-legacy=on,iommu_platform=on,addr=02.0 \
+    -device edu,addr=03.0,dma_mask=0xffffffffffff -device pci-testdev,addr=04.0
+run-passthrough: deps
+	@$(MAKE) --no-print-directory $(IMG_OUT)/Image passthrough-config
+	@echo "== booting $(IMG_OUT)/Image with Debian's arm64 kernel as guest domU1, virtio-blk-pci (00:02.0) and edu (00:03.0)" \
+	      "passed through ($(PT_CFG); exit: Ctrl-A x)"
+	@echo "== $(PT_DISK): 8 MiB of pseudo-random data (tools/mkdisk.py), md5 $$(cat $(PT_DISK).md5)"
+	@{ timeout --foreground $(PT_TIMEOUT) $(QEMU_BASE) $(PT_QEMU_DEVICES) -kernel $(IMG_OUT)/Image $$(cat $(PT_DIR)/qemu.args); \
+	   echo $$? > $(PT_DIR)/status; } | tee $(PT_DIR)/run.log; \
+	status=$$(cat $(PT_DIR)/status); \
+	sum=$$(tr -d '\r' < $(PT_DIR)/run.log | sed -n 's/^(domU1) moat-guest: checksum //p'); \
+	if [ "$$sum" = "$$(cat $(PT_DISK).md5)" ]; then echo "== the guest read the disk through the SMMU: its checksum $$sum is the disk's"; \
+	else echo "== the guest's checksum '$$sum' is not the disk's $$(cat $(PT_DISK).md5)"; [ "$$status" -ne 0 ] || status=1; fi; \
+	echo "== moat exited with status $$status"; exit $$status
 
 # ---------------------------------------------------------------- the arm64 EL2 image
 CROSS ?= aarch64-linux-gnu-
@@ -181,7 +203,8 @@ QEMU_SYSTEM_AARCH64 ?= .deps/qemu10/bin/qemu-system-aarch64
 else
 QEMU_SYSTEM_AARCH64 ?= qemu-system-aarch64
 endif
-QEMU_RUN := $(QEMU_SYSTEM_AARCH64) -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting -device edu
+QEMU_BASE := $(QEMU_SYSTEM_AARCH64) -machine $(QEMU_MACHINE) -cpu cortex-a57 -m 1G -nographic -nic none -semihosting
+QEMU_RUN := $(QEMU_BASE) -device edu
 ifeq ($(ARM_BOARD),qemu-virt)
 $(IMG_OUT)/board.dtb:
 	@mkdir -p $(dir $@)

@@ -29,4 +29,27 @@ $(LINUX_DIR)/qemu.args: $(LINUX_CFG) tools/imagebuilder/moat-imagebuilder $(LINU
 
 linux-config: $(LINUX_DIR)/qemu.args
 
+# The passthrough guest `make run-passthrough` boots (PT_CFG; tests/qemu/linux_passthrough.sh
+# boots the same guest with its own copies):
+#   build/linux/passthrough-initramfs.cpio.gz  busybox, Debian's virtio modules, tests/qemu/passthrough.init
+#   build/linux/disk.img                       tools/mkdisk.py: 8 MiB of known pseudo-random data, then zeroes
+#   PT_DIR                                     moat-imagebuilder PT_CFG -> host.dtb, qemu.args, boot.scr
+PT_CFG ?= tools/imagebuilder/examples/qemu-virt-passthrough.cfg
+PT_DIR = $(IMG_OUT)/linux/$(notdir $(basename $(PT_CFG)))
+PT_DISK := $(LINUX_OUT)/disk.img
+
+$(LINUX_OUT)/passthrough-initramfs.cpio.gz: tools/mkinitramfs.py tests/qemu/passthrough.init .deps/linux/busybox .deps/linux/Image
+	tools/mkinitramfs.py --busybox .deps/linux/busybox --modules .deps/linux/modules --init tests/qemu/passthrough.init $@
+
+$(PT_DISK): tools/mkdisk.py
+	@mkdir -p $(dir $@)
+	tools/mkdisk.py $@ > $@.md5
+
+$(PT_DIR)/qemu.args: $(PT_CFG) tools/imagebuilder/moat-imagebuilder $(IMG_OUT)/board.dtb $(IMG_OUT)/Image \
+                     $(LINUX_OUT)/passthrough-initramfs.cpio.gz .deps/linux/Image $(HOST_OUT)/moat-dt
+	MOAT_DT=$(HOST_OUT)/moat-dt tools/imagebuilder/moat-imagebuilder $(PT_CFG) -o $(PT_DIR)
+
+.PHONY: passthrough-config
+passthrough-config: $(PT_DIR)/qemu.args $(PT_DISK)
+
 endif
