@@ -339,25 +339,23 @@ void report_dma_faults() {
     g_faults_seen = log->total();
 }
 
-// Before any return to the guest: the vPL011's line, then the list registers.
-void resume(arch::TrapFrame& f, bool uart_access) {
+// Before any return to the guest: the vPL011's line (its FIFO moves with the guest's own
+// accesses only, hyp/vpl011.hpp), then the list registers.
+void resume(arch::TrapFrame& f) {
     if (g_resched || !g_cur || g_cur->st != VState::runnable || !g_cur->g->running) {
         g_resched = false;
         schedule(f);
     }
     Guest& g = *g_cur->g;
     report_dma_faults();
-    if (g.uart) {
-        if (!uart_access) g.uart->drain();
-        g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
-    }
+    if (g.uart) g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
     sync_lrs(*g_cur);
 }
 
 void on_irq_exit(arch::TrapFrame& f) {
     if (!g_cur) return;
     g_cur->g->exits++;
-    resume(f, false);
+    resume(f);
 }
 
 // ---------------------------------------------------------------- traps
@@ -377,8 +375,8 @@ uint64_t fault_va() {
 
 enum class Mmio : uint8_t { none, done, refused };
 
-// A load or store to one of the emulated devices. `uart` says whether it was the vPL011's.
-Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
+// A load or store to one of the emulated devices.
+Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr) {
     Guest& g = *v.g;
     uint64_t ipa = fault_ipa();
     enum { gicd, gicr, pl011, ecam } dev;
@@ -426,7 +424,6 @@ Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
         return Mmio::refused;
     }
     g.mmio++;
-    uart = dev == pl011;
     f.elr += 4;
     return Mmio::done;
 }
@@ -489,14 +486,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
     Vcpu& v = *g_cur;
     Guest& g = *v.g;
     g.exits++;
-    bool uart = false;
     if (vector != 8) {
         // An SError, or a trap from AArch32 (never entered: HCR_EL2.RW): nothing moat can answer.
         char how[96];
         format_to(how, sizeof how, "was stopped: %s from EL1 (ESR 0x%lx) at ELR 0x%lx",
                   vector == 11 ? "SError" : "exception", esr, f.elr);
         end_guest(g, how, hyp::kExitGuestFault);
-        return resume(f, false);
+        return resume(f);
     }
     switch (arch::esr::ec(esr)) {
     case 0x01:  // WFI / WFE
@@ -509,7 +505,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         if (arch::vtimer_fired_and_mask()) g.vgic.pulse(v.idx, kVtimerIntid);
         sync_lrs(v);  // what it acknowledged since it last trapped, and what is still pending in its LRs
         if (g.uart) {
-            g.uart->drain();
+            g.uart->idle();
             g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
         }
         if (!g.vgic.wants_vcpu(v.idx)) v.st = VState::waiting;
@@ -527,7 +523,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         break;
     case 0x18: do_sysreg(v, f, esr); break;
     case 0x24: {
-        Mmio m = emulate_mmio(v, f, esr, uart);
+        Mmio m = emulate_mmio(v, f, esr);
         if (m == Mmio::done) break;
         if (m == Mmio::none) {
             uint64_t ipa = fault_ipa();
@@ -557,7 +553,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         arch::inject_undef(f);
         break;
     }
-    resume(f, uart);
+    resume(f);
 }
 
 // ---------------------------------------------------------------- building
