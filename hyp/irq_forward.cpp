@@ -64,6 +64,7 @@ void IrqForwarder::on_irq(void* ctx) {
     Line& l = *static_cast<Line*>(ctx);
     IrqController& ic = *l.self->ic_;
     l.arrivals++;
+    l.self->total_++;
     if (l.level) {
         ic.mask(l.p);  // until the guest is done with it
         l.masked = true;

@@ -56,6 +56,8 @@ public:
     // Reports: physical arrivals forwarded to `guest` (all its lines), or on one line.
     uint64_t arrivals(const VGic& guest) const;
     uint64_t arrivals_on(uint32_t pintid) const;
+    // Every arrival on every line so far: a caller that sees it move knows a guest's line rose.
+    uint64_t total() const { return total_; }
     unsigned lines(const VGic& guest) const;
     // The guest P is forwarded to, nullptr when none.
     const VGic* owner(uint32_t pintid) const;
@@ -76,6 +78,7 @@ private:
 
     IrqController* ic_ = nullptr;
     Line line_[kMaxLines];
+    uint64_t total_ = 0;
 };
 
 }  // namespace moat::hyp

@@ -355,6 +355,16 @@ void resume(arch::TrapFrame& f) {
 void on_irq_exit(arch::TrapFrame& f) {
     if (!g_cur) return;
     g_cur->g->exits++;
+    // A device's line forwarded meanwhile may be for a vCPU that waits: it runs at once rather
+    // than at the next tick.
+    static uint64_t seen = 0;
+    if (g_fwd.total() != seen) {
+        seen = g_fwd.total();
+        for (unsigned i = 0; i < g_nvcpus; i++)
+            if (&g_vcpu[i] != g_cur && g_vcpu[i].st == VState::waiting && g_vcpu[i].g->running &&
+                g_vcpu[i].g->vgic.wants_vcpu(g_vcpu[i].idx))
+                g_resched = true;
+    }
     resume(f);
 }
 

@@ -108,6 +108,7 @@ TEST_F(IrqForwardTest, DeactivationWithTheLineStillHighInjectsAgain) {
     EXPECT_EQ(VGic::kLrState.get(a.lrs[a.lr_of(kV)]), VGic::kStatePending);
     EXPECT_EQ(a.vgic.injected(), 2u);
     EXPECT_EQ(fwd.arrivals(a.vgic), 2u);
+    EXPECT_EQ(fwd.total(), 2u);
 }
 
 TEST_F(IrqForwardTest, DeactivationAfterTheLineDroppedInjectsNothing) {
