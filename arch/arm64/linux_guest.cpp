@@ -180,10 +180,13 @@ void end_guest(Guest& g, const char* how, int result) {
     if (unsigned n = g_fwd.lines(g.vgic)) {
         uint64_t arrivals = g_fwd.arrivals(g.vgic);
         print("moat: guest %s: %lu physical interrupts forwarded on %u line%s; ", g.spec->name, arrivals, n, n == 1 ? "" : "s");
-        for (unsigned i = 0; i < g.pci.n; i++)
-            if (g.intx[i].intid)
-                print("%s%02x:%02x.%u SPI %u: %lu", i ? ", " : "", g.pci.fn[i].bdf.bus, g.pci.fn[i].bdf.dev, g.pci.fn[i].bdf.fn,
-                      g.intx[i].intid - 32, g_fwd.arrivals_on(g.intx[i].intid));
+        const char* sep = "";
+        for (unsigned i = 0; i < g.pci.n; i++) {
+            if (!g.intx[i].intid) continue;
+            print("%s%02x:%02x.%u SPI %u: %lu", sep, g.pci.fn[i].bdf.bus, g.pci.fn[i].bdf.dev, g.pci.fn[i].bdf.fn,
+                  g.intx[i].intid - 32, g_fwd.arrivals_on(g.intx[i].intid));
+            sep = ", ";
+        }
         print("; masked and released: %u\n", g_fwd.unbind(g.vgic));
     }
     if (g.dma) {
