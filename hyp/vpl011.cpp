@@ -21,8 +21,11 @@ bool VPl011::read(uint64_t off, unsigned bytes, uint64_t& val) {
     case CR: v = cr_; break;
     case IFLS: v = ifls_; break;
     case IMSC: v = imsc_; break;
-    case RIS: v = ris(); break;
-    case MIS: v = ris() & imsc_; break;
+    case RIS:
+    case MIS:
+        v = reg == RIS ? ris() : ris() & imsc_;
+        drain();  // the handler looked: by its next look the wire has caught up
+        break;
     case DMACR: v = dmacr_; break;
     default:
         if (reg >= PERIPHID0 && reg < CELLID0) v = (kPeriphId >> (8 * ((reg - PERIPHID0) / 4))) & 0xff;

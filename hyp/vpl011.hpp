@@ -3,13 +3,19 @@
 // (hyp/guest_console.hpp: whole lines, prefixed with the guest's name). There is no input: the
 // receive FIFO is always empty and receive interrupts never rise.
 //
-// The transmit side is modelled as a FIFO of kFifo characters that the "wire" drains when time
-// passes for the guest (drain(): the runtime calls it on every guest exit that is not an access
-// to this UART, i.e. a timer tick, a WFI, another device), and when the guest polls FR and finds
-// it full (a console write spinning on TXFF, reported with BUSY). Its TX interrupt (RIS.TX) is high while the FIFO
-// holds no more than half of kFifo, as the PL011's default trigger level (IFLS) says; IMSC masks
-// it; the line to the GIC is RIS & IMSC (irq()). So a driver that fills the FIFO, enables TXIM
-// and waits is woken by an interrupt, as on hardware; a polling console is never slowed.
+// The transmit side is modelled as a FIFO of kFifo characters whose "wire" moves only when the
+// guest looks at it, never with time, so what the guest sees (and how many TX interrupts its
+// driver takes) depends on what it writes and nothing else, however its vCPUs are scheduled:
+//  - a poll of FR that finds the FIFO full reports it full (TXFF, BUSY) once, then it is empty;
+//  - a read of RIS or MIS (an interrupt handler asking what is pending) reports the state, then
+//    the FIFO is empty: a handler that refills it and asks again is told TX is still due;
+//  - idle() (the guest waits, WFI) empties it only when the guest waits for the TX interrupt
+//    (TXIM enabled, FIFO above the trigger level), a state Linux's driver never leaves it in,
+//    so another driver cannot wait for ever either.
+// Its TX interrupt (RIS.TX) is high while the FIFO holds no more than half of kFifo, as the
+// PL011's default trigger level (IFLS) says; IMSC masks it; the line to the GIC is RIS & IMSC
+// (irq()). So a driver that fills the FIFO, enables TXIM and waits is woken by an interrupt, as
+// on hardware; a polling console is never slowed.
 // Register facts: docs/hardware.md §9.3.
 #pragma once
 #include "hyp/guest_console.hpp"
@@ -33,8 +39,12 @@ public:
     // and the caller injects an external abort.
     bool read(uint64_t off, unsigned bytes, uint64_t& val);
     bool write(uint64_t off, unsigned bytes, uint64_t val);
-    // Time passed on the wire: the transmit FIFO is empty again.
+    // The wire caught up: the transmit FIFO is empty again.
     void drain() { level_ = 0; }
+    // The guest waits (WFI): the wire catches up if the guest waits for it (see above).
+    void idle() {
+        if ((imsc_ & kIntTx) && !(ris() & kIntTx)) drain();
+    }
     // The interrupt line to the GIC (level, high while RIS & IMSC).
     bool irq() const { return (ris() & imsc_) != 0; }
     unsigned level() const { return level_; }

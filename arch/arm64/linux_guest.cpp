@@ -27,6 +27,8 @@
 #include "arch/time.hpp"
 #include "hyp/boot.hpp"
 #include "hyp/guest_console.hpp"
+#include "hyp/irq_forward.hpp"
+#include "hyp/pci_intx.hpp"
 #include "hyp/vgic.hpp"
 #include "hyp/passthrough.hpp"
 #include "hyp/vpci.hpp"
@@ -94,7 +96,7 @@ struct Guest {
     hyp::VPci* vpci = nullptr;
     GuestDmaDomain* dma = nullptr;
     GuestPci pci;
-    uint32_t intx_high = 0;  // guest SPIs (bit n: kPciIntxIntid + n) whose line is up
+    hyp::IntxLine intx[xen::kDom0lessMaxPci] = {};  // each function's host INTx line (intid 0: none)
     size_t pool_before_dma = 0;
 };
 
@@ -120,6 +122,8 @@ alignas(hyp::VPci) unsigned char g_vpci_storage[kMaxGuests][sizeof(hyp::VPci)];
 alignas(GuestDmaDomain) unsigned char g_dma_storage[kMaxGuests][sizeof(GuestDmaDomain)];
 PagePool* g_pool = nullptr;
 uint64_t g_faults_seen = 0;
+// The physical lines of the guests' devices (their INTx), each delivered to its guest's vGIC.
+hyp::IrqForwarder g_fwd;
 
 // moat's own code, which no guest's device may reach: a checksum taken before the guests start
 // and taken again when a guest's DMA faults at an address inside it (a device without moat's
@@ -201,11 +205,22 @@ void check_host_config(Guest& g);
 
 // The guest is over: its vCPUs off, its console's last line out, a line saying how and what it did.
 void report_dma_faults();
-void sample_intx(Guest& g);
 
 void end_guest(Guest& g, const char* how, int result) {
     report_dma_faults();
     flush_console(g);
+    if (unsigned n = g_fwd.lines(g.vgic)) {
+        uint64_t arrivals = g_fwd.arrivals(g.vgic);
+        print("moat: guest %s: %lu physical interrupts forwarded on %u line%s; ", g.spec->name, arrivals, n, n == 1 ? "" : "s");
+        const char* sep = "";
+        for (unsigned i = 0; i < g.pci.n; i++) {
+            if (!g.intx[i].intid) continue;
+            print("%s%02x:%02x.%u SPI %u: %lu", sep, g.pci.fn[i].bdf.bus, g.pci.fn[i].bdf.dev, g.pci.fn[i].bdf.fn,
+                  g.intx[i].intid - 32, g_fwd.arrivals_on(g.intx[i].intid));
+            sep = ", ";
+        }
+        print("; masked and released: %u\n", g_fwd.unbind(g.vgic));
+    }
     if (g.dma) {
         // The functions stop mastering first, then their streams abort and the tables go back.
         for (unsigned i = 0; i < g.pci.n; i++) {
@@ -242,6 +257,7 @@ void sync_lrs(Vcpu& v) {
     arch::ich_read_lrs(lrs, g_nlr);
     bool more = v.g->vgic.lr_sync(v.idx, lrs, g_nlr);
     arch::ich_write_lrs(lrs, g_nlr, more);
+    g_fwd.resample(v.g->vgic);  // forwarded level lines the guest deactivated: unmasked, looked at again
 }
 
 void on_vtimer(void*) {
@@ -310,6 +326,7 @@ void switch_to(Vcpu& next, arch::TrapFrame& f) {
         arch::vcpu_save(g_cur->ctx, f);
         // What it left in its list registers, so a WFI of its own sees a pending one.
         (void)g_cur->g->vgic.lr_sync(g_cur->idx, g_cur->ctx.lr, g_nlr);
+        g_fwd.resample(g_cur->g->vgic);
     }
     Guest& g = *next.g;
     if (!g_cur || g_cur->g != &g || !g.entered) arch::guest_traps_on(g.vm->vttbr(), g.vm->vtcr(), g.cntvoff, !g.entered);
@@ -326,7 +343,6 @@ void schedule(arch::TrapFrame& f) {
         bool any = false;
         for (unsigned i = 0; i < g_nguests; i++) any |= g_guest[i].running;
         if (!any) all_guests_ended();
-        for (unsigned i = 0; i < g_nguests; i++) sample_intx(g_guest[i]);
         Vcpu* next = pick();
         if (next) {
             switch_to(*next, f);
@@ -336,23 +352,6 @@ void schedule(arch::TrapFrame& f) {
         asm volatile("msr daifclr, #2\n\twfi\n\tmsr daifset, #2" ::: "memory");
         wake_alarm_off();
     }
-}
-
-// INTx: each assigned function's line is its Interrupt Status bit (config status bit 3), read
-// at every exit and every scheduling round (moat's tick bounds the delay); a guest SPI is up
-// while any function wired to it is.
-void sample_intx(Guest& g) {
-    if (!g.vpci || !g.running) return;
-    uint32_t high = 0;
-    for (unsigned i = 0; i < g.pci.n; i++) {
-        const xen::PciBdf& f = g.pci.fn[i].bdf;
-        uint32_t w = g_host_config.read(f, 0x04, 4);
-        unsigned pin = g_host_config.read(f, 0x3d, 1);
-        if (pin >= 1 && pin <= 4 && (w >> 16 & 0x8)) high |= 1u << ((f.dev + pin - 1) % 4);
-    }
-    for (unsigned n = 0; n < 4; n++)
-        if ((high ^ g.intx_high) & (1u << n)) g.vgic.set_level(0, gm::kPciIntxIntid + n, high & (1u << n));
-    g.intx_high = high;
 }
 
 // SMMU faults the IOMMUs' interrupts recorded since the last look, each said against the guest
@@ -382,26 +381,33 @@ void report_dma_faults() {
     g_faults_seen = log->total();
 }
 
-// Before any return to the guest: the vPL011's line, then the list registers.
-void resume(arch::TrapFrame& f, bool uart_access) {
+// Before any return to the guest: the vPL011's line (its FIFO moves with the guest's own
+// accesses only, hyp/vpl011.hpp), then the list registers.
+void resume(arch::TrapFrame& f) {
     if (g_resched || !g_cur || g_cur->st != VState::runnable || !g_cur->g->running) {
         g_resched = false;
         schedule(f);
     }
     Guest& g = *g_cur->g;
     report_dma_faults();
-    sample_intx(g);
-    if (g.uart) {
-        if (!uart_access) g.uart->drain();
-        g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
-    }
+    if (g.uart) g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
     sync_lrs(*g_cur);
 }
 
 void on_irq_exit(arch::TrapFrame& f) {
     if (!g_cur) return;
     g_cur->g->exits++;
-    resume(f, false);
+    // A device's line forwarded meanwhile may be for a vCPU that waits: it runs at once rather
+    // than at the next tick.
+    static uint64_t seen = 0;
+    if (g_fwd.total() != seen) {
+        seen = g_fwd.total();
+        for (unsigned i = 0; i < g_nvcpus; i++)
+            if (&g_vcpu[i] != g_cur && g_vcpu[i].st == VState::waiting && g_vcpu[i].g->running &&
+                g_vcpu[i].g->vgic.wants_vcpu(g_vcpu[i].idx))
+                g_resched = true;
+    }
+    resume(f);
 }
 
 // ---------------------------------------------------------------- traps
@@ -472,8 +478,8 @@ void check_host_config(Guest& g) {
           g.spec->name, bars, cmds, changed ? "CHANGED" : "as before the guests ran");
 }
 
-// A load or store to one of the emulated devices. `uart` says whether it was the vPL011's.
-Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
+// A load or store to one of the emulated devices.
+Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr) {
     Guest& g = *v.g;
     uint64_t ipa = fault_ipa();
     enum { gicd, gicr, pl011, ecam } dev;
@@ -521,7 +527,6 @@ Mmio emulate_mmio(Vcpu& v, arch::TrapFrame& f, uint64_t esr, bool& uart) {
         return Mmio::refused;
     }
     g.mmio++;
-    uart = dev == pl011;
     f.elr += 4;
     return Mmio::done;
 }
@@ -584,14 +589,13 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
     Vcpu& v = *g_cur;
     Guest& g = *v.g;
     g.exits++;
-    bool uart = false;
     if (vector != 8) {
         // An SError, or a trap from AArch32 (never entered: HCR_EL2.RW): nothing moat can answer.
         char how[96];
         format_to(how, sizeof how, "was stopped: %s from EL1 (ESR 0x%lx) at ELR 0x%lx",
                   vector == 11 ? "SError" : "exception", esr, f.elr);
         end_guest(g, how, hyp::kExitGuestFault);
-        return resume(f, false);
+        return resume(f);
     }
     switch (arch::esr::ec(esr)) {
     case 0x01:  // WFI / WFE
@@ -604,7 +608,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         if (arch::vtimer_fired_and_mask()) g.vgic.pulse(v.idx, kVtimerIntid);
         sync_lrs(v);  // what it acknowledged since it last trapped, and what is still pending in its LRs
         if (g.uart) {
-            g.uart->drain();
+            g.uart->idle();
             g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
         }
         if (!g.vgic.wants_vcpu(v.idx)) v.st = VState::waiting;
@@ -622,7 +626,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         break;
     case 0x18: do_sysreg(v, f, esr); break;
     case 0x24: {
-        Mmio m = emulate_mmio(v, f, esr, uart);
+        Mmio m = emulate_mmio(v, f, esr);
         if (m == Mmio::done) break;
         if (m == Mmio::none) {
             uint64_t ipa = fault_ipa();
@@ -652,7 +656,7 @@ void on_guest_trap(arch::TrapFrame& f, uint64_t esr, unsigned vector) {
         arch::inject_undef(f);
         break;
     }
-    resume(f, uart);
+    resume(f);
 }
 
 // ---------------------------------------------------------------- building
@@ -719,14 +723,44 @@ bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PageP
         g.dma = nullptr;
         return false;
     }
-    print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), INTx on SPIs %u..%u; DMA domain: %lu pool pages\n",
+    print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), guest INTx on INTIDs %u..%u; DMA domain: %lu pool pages\n",
           spec.name, gm::kPciEcamBase, dt.win_base, dt.win_base + dt.win_size, gm::kPciIntxIntid, gm::kPciIntxIntid + 3,
           g.dma->pool_pages());
     return true;
 }
 
+// Each assigned function's INTx: the host SPI its pin reaches (the host bridge's interrupt-map)
+// forwarded to the guest's line for the same pin, kPciIntxIntid + (device + pin - 1) % 4 as the
+// guest's tree maps it. A line another guest's function or moat itself holds is refused; two
+// of this guest's functions on one line share it. false (reported) when any is refused.
+bool forward_intx(Guest& g, const xen::Dom0lessGuest& spec, const dt::Tree& t) {
+    int bridge = hyp::host_pci().host->node();
+    for (unsigned i = 0; i < g.pci.n; i++) {
+        const xen::PciBdf& f = g.pci.fn[i].bdf;
+        unsigned pin = g_host_config.read(f, 0x3d, 1);  // Interrupt Pin: 0 none, 1..4 INTA..INTD
+        if (pin == 0) continue;
+        Why why;
+        hyp::IntxLine line;
+        uint32_t vintid = gm::kPciIntxIntid + (f.dev + pin - 1) % 4;
+        Status st = pin <= 4 ? hyp::pci_intx_line(t, bridge, f, pin, line, why)
+                             : why.set(Status::bad_dt, "its Interrupt Pin register reads %u", pin);
+        if (st == Status::ok) st = g_fwd.forward_spi(g.vgic, spec.name, line.intid, vintid, line.level, why);
+        if (st != Status::ok) {
+            print("moat: guest %s: %04x:%02x:%02x.%u INT%c: %s; not started\n", spec.path, f.seg, f.bus, f.dev, f.fn,
+                  pin >= 1 && pin <= 4 ? static_cast<char>('A' + pin - 1) : '?', why.text());
+            (void)g_fwd.unbind(g.vgic);
+            return false;
+        }
+        g.intx[i] = line;
+        print("guest:    %s: %04x:%02x:%02x.%u INT%c: host SPI %u (INTID %u, %s) forwarded as its INTID %u\n", spec.name, f.seg,
+              f.bus, f.dev, f.fn, static_cast<char>('A' + pin - 1), line.intid - 32, line.intid, line.level ? "level" : "edge",
+              vintid);
+    }
+    return true;
+}
+
 // Guest i from its spec; false (reported, naming the guest) when it cannot be built.
-bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
+bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool, const dt::Tree& t) {
     g.spec = &spec;
     if (spec.vcpus > hyp::VPsci::kMaxVcpus || g_nvcpus + spec.vcpus > kMaxVcpus) {
         print("moat: guest %s: %u vCPUs, but this CPU runs at most %u in all; not started\n", spec.path, spec.vcpus, kMaxVcpus);
@@ -775,6 +809,11 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);
     g.vgic.reset(spec.vcpus, mpidr);
     g.psci.reset(spec.vcpus, mpidr, spec.ram_base, spec.memory);
+    if (g.vpci && !forward_intx(g, spec, t)) {
+        if (g.dma) (void)g.dma->teardown(&console());
+        g.dma = nullptr;
+        return false;
+    }
     if (spec.vpl011) {
         g.con = new (g_con_storage[index]) hyp::GuestConsole(spec.name, console());
         g.uart = new (g_uart_storage[index]) hyp::VPl011(*g.con);
@@ -804,12 +843,13 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
 
 }  // namespace
 
-[[noreturn]] void run_dom0less_guests(const dt::Tree&, PagePool& pool, const xen::Dom0lessConfig& cfg) {
+[[noreturn]] void run_dom0less_guests(const dt::Tree& tree, PagePool& pool, const xen::Dom0lessConfig& cfg) {
     arch::GicV3* gic = arch::gic();
     if (!gic) {
         print("moat: guests need the GICv3 moat drives (virtual interrupts); none started; exit %d\n", hyp::kExitCheckFailed);
         arch::halt(hyp::kExitCheckFailed);
     }
+    g_fwd.set_controller(gic);
     g_nlr = arch::ich_lrs();
     g_pool = &pool;
     g_text_sum = text_sum();
@@ -817,7 +857,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];
-        if (build(g, cfg.guests[i], g_nguests, pool)) {
+        if (build(g, cfg.guests[i], g_nguests, pool, tree)) {
             g_nguests++;
             started++;
         } else {
