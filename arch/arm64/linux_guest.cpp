@@ -29,6 +29,7 @@
 #include "hyp/guest_console.hpp"
 #include "hyp/vgic.hpp"
 #include "hyp/passthrough.hpp"
+#include "hyp/platform_passthrough.hpp"
 #include "hyp/vpci.hpp"
 #include "hyp/vpl011.hpp"
 #include "hyp/vpsci.hpp"
@@ -94,6 +95,10 @@ struct Guest {
     GuestPci pci;
     uint32_t intx_high = 0;  // guest SPIs (bit n: kPciIntxIntid + n) whose line is up
     size_t pool_before_dma = 0;
+    // Platform devices from its partial tree (multiboot,device-tree): their MMIO mapped in its
+    // stage 2, their streams in the DMA domain above.
+    xen::PartialTree* pt = nullptr;
+    GuestPlatform plat;
 };
 
 enum class VState : uint8_t { off, runnable, waiting };
@@ -116,6 +121,9 @@ alignas(hyp::GuestConsole) unsigned char g_con_storage[kMaxGuests][sizeof(hyp::G
 alignas(hyp::VPl011) unsigned char g_uart_storage[kMaxGuests][sizeof(hyp::VPl011)];
 alignas(hyp::VPci) unsigned char g_vpci_storage[kMaxGuests][sizeof(hyp::VPci)];
 alignas(GuestDmaDomain) unsigned char g_dma_storage[kMaxGuests][sizeof(GuestDmaDomain)];
+xen::PartialTree g_pt[kMaxGuests];
+alignas(PlatformHost) unsigned char g_plat_storage[sizeof(PlatformHost)];
+PlatformHost* g_plat = nullptr;
 PagePool* g_pool = nullptr;
 uint64_t g_faults_seen = 0;
 
@@ -332,6 +340,13 @@ void report_dma_faults() {
                               "reported by %s's interrupt; nothing of the guest's is there, the access was aborted",
                            g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev, g.pci.fn[j].bdf.fn, r.stream,
                            r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+            for (unsigned j = 0; g.dma && j < g.plat.n; j++)
+                for (unsigned s = 0; s < g.plat.dev[j].nstreams; s++)
+                    if (g.plat.dev[j].sid[s] == r.stream && __builtin_strcmp(g.plat.dev[j].iommu[s]->name(), r.iommu) == 0)
+                        report(g, "DMA fault from %s: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), reported by %s's "
+                                  "interrupt; nothing of the guest's is there, the access was aborted",
+                               g.plat.dev[j].pt->host_path, r.stream, r.write ? "write" : "read", r.address, to_string(r.kind),
+                               r.detail ? r.detail : "", r.iommu);
         }
         uint64_t lo = reinterpret_cast<uintptr_t>(_start_image), hi = reinterpret_cast<uintptr_t>(__text_end);
         if (r.address >= lo && r.address < hi) {
@@ -573,6 +588,66 @@ uint64_t le64(const uint8_t* p) {
     return v;
 }
 
+// The guest's DMA domain: its PCI functions' and its platform devices' streams, before it runs.
+bool build_dma(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
+    g.pool_before_dma = pool.used_pages();
+    g.dma = new (g_dma_storage[index]) GuestDmaDomain(pool, nullptr);
+    if (g.dma->build(spec.name, g.pci, &g.plat, spec.ram_base, g.vm->ram_pa(), spec.memory, console()) != Status::ok) {
+        print("moat: guest %s: its DMA domain could not be built; not started\n", spec.path);
+        g.dma = nullptr;
+        return false;
+    }
+    return true;
+}
+
+// The guest's platform devices (its partial tree, read from the module the loader put in host
+// RAM): each checked against the host node its xen,path
+// names (hyp/platform_passthrough.hpp), its MMIO mapped in the guest's stage 2 as device memory
+// at the guest address xen,reg gives, its SPIs checked against what the virtual GIC has. The DMA
+// domain follows (build_dma, with the PCI functions' streams). false (reported) on any problem.
+bool platform_passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) {
+    xen::PartialTree& pt = g_pt[index];
+    const void* blob = reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.dtb.addr));
+    if (xen::parse_partial_dt(spec, blob, spec.dtb.size, pt, console(), &console()) != Status::ok) return false;
+    if (!g_plat) {
+        print("moat: guest %s: its partial device tree names host devices, but moat has no host topology; not started\n", spec.path);
+        return false;
+    }
+    if (g_plat->resolve(spec, pt, g.plat, console()) != Status::ok) return false;
+    g.pt = &pt;
+    for (unsigned i = 0; i < g.plat.n; i++) {
+        const PlatformAssignment& a = g.plat.dev[i];
+        const xen::PtDevice& d = *a.pt;
+        for (unsigned k = 0; k < d.nirqs; k++)
+            if (d.intids[k] >= 32 + hyp::VGic::kSpis) {
+                print("moat: guest %s: %s: interrupts: SPI %u is beyond the %u SPIs of the guest's GIC; not started\n", spec.path,
+                      d.name, d.intids[k] - 32, hyp::VGic::kSpis);
+                return false;
+            }
+        for (unsigned k = 0; k < d.nranges; k++) {
+            const xen::PtRange& r = d.ranges[k];
+            Status st = g.vm->map_mmio(r.guest, r.host, r.size);
+            if (st != Status::ok) {
+                print("moat: guest %s: %s: xen,reg: mapping [0x%lx, +0x%lx) at IPA 0x%lx in its stage 2: %s; not started\n",
+                      spec.path, d.name, r.host, r.size, r.guest, to_string(st));
+                return false;
+            }
+        }
+        print("guest:    %s: %s passed through as %s", spec.name, d.host_path, d.name);
+        for (unsigned k = 0; k < d.nranges; k++)
+            print(", MMIO PA 0x%lx -> IPA 0x%lx (%lu KiB)", d.ranges[k].host, d.ranges[k].guest, d.ranges[k].size / KiB);
+        for (unsigned k = 0; k < d.nirqs; k++) print(", SPI %u", d.intids[k] - 32);
+        if (a.unconfined) print(", NO IOMMU: its DMA is unconfined\n");
+        else {
+            for (unsigned s = 0; s < a.nstreams; s++) print(", stream 0x%x on %s", a.sid[s], a.iommu[s]->name());
+            print("\n");
+        }
+    }
+    if (g.plat.unconfined)
+        print("moat: guest %s: WARNING: its DMA is unconfined (xen,force-assign-without-iommu)\n", spec.name);
+    return true;
+}
+
 // The guest's PCI functions: checked against the host, each function's BARs assigned (bus
 // mastering off until the guest turns it on), added to the guest's trapped ECAM, mapped in its
 // stage 2 as device memory (nothing else of the window), and its stream attached to the DMA
@@ -622,13 +697,7 @@ bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PageP
     }
     if (hi) dt.win_base = align_down(lo, MiB), dt.win_size = align_up(hi, MiB) - dt.win_base;
     else dt.win_base = hp.host->window_base(), dt.win_size = MiB;
-    g.pool_before_dma = pool.used_pages();
-    g.dma = new (g_dma_storage[index]) GuestDmaDomain(pool, nullptr);
-    if (g.dma->build(spec.name, g.pci, spec.ram_base, g.vm->ram_pa(), spec.memory, console()) != Status::ok) {
-        print("moat: guest %s: its DMA domain could not be built; not started\n", spec.path);
-        g.dma = nullptr;
-        return false;
-    }
+    if (!build_dma(g, spec, index, pool)) return false;
     print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), INTx on SPIs %u..%u; DMA domain: %lu pool pages\n",
           spec.name, gm::kPciEcamBase, dt.win_base, dt.win_base + dt.win_size, gm::kPciIntxIntid, gm::kPciIntxIntid + 3,
           g.dma->pool_pages());
@@ -640,10 +709,6 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     g.spec = &spec;
     if (spec.vcpus > hyp::VPsci::kMaxVcpus || g_nvcpus + spec.vcpus > kMaxVcpus) {
         print("moat: guest %s: %u vCPUs, but this CPU runs at most %u in all; not started\n", spec.path, spec.vcpus, kMaxVcpus);
-        return false;
-    }
-    if (spec.dtb.present) {
-        print("moat: guest %s: a multiboot,device-tree module (passthrough) is not served yet; not started\n", spec.path);
         return false;
     }
     const uint8_t* k = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(spec.kernel.addr));
@@ -666,10 +731,14 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         return false;
     }
     xen::GuestPciDt pcidt;
+    if (spec.dtb.present && !platform_passthrough(g, spec, index)) return false;
     if (spec.npci && !passthrough(g, spec, index, pool, pcidt)) return false;
+    bool plat_streams = false;
+    for (unsigned i = 0; i < g.plat.n; i++) plat_streams |= g.plat.dev[i].nstreams != 0;
+    if (!spec.npci && plat_streams && !build_dma(g, spec, index, pool)) return false;
     size_t dtb_size = 0;
     if (xen::build_linux_guest_dt(spec, place, g_dtb, min<uint64_t>(sizeof g_dtb, place.dtb_max), dtb_size, console(),
-                                  spec.npci ? &pcidt : nullptr) != Status::ok)
+                                  spec.npci ? &pcidt : nullptr, g.pt) != Status::ok)
         return false;
     memcpy(g.vm->ram(place.kernel, spec.kernel.size), k, spec.kernel.size);
     if (place.initrd_size)
@@ -714,7 +783,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
 
 }  // namespace
 
-[[noreturn]] void run_dom0less_guests(const dt::Tree&, PagePool& pool, const xen::Dom0lessConfig& cfg) {
+[[noreturn]] void run_dom0less_guests(const dt::Tree& host, PagePool& pool, const xen::Dom0lessConfig& cfg) {
     arch::GicV3* gic = arch::gic();
     if (!gic) {
         print("moat: guests need the GICv3 moat drives (virtual interrupts); none started; exit %d\n", hyp::kExitCheckFailed);
@@ -724,6 +793,16 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     g_pool = &pool;
     g_text_sum = text_sum();
     if (hyp::host_pci().faults) g_faults_seen = hyp::host_pci().faults->total();
+    const hyp::HostDevices& hd = hyp::host_devices();
+    if (hd.topo) {
+        // What no guest's platform device may be or map: moat's IOMMUs, GIC and console (the
+        // constructor), and every byte of RAM (moat's image, the boot tree and modules among it).
+        g_plat = new (g_plat_storage) PlatformHost(host, *hd.topo, hd.iommus);
+        for (unsigned i = 0; hd.plan && i < hd.plan->nram; i++) g_plat->own_range(hd.plan->ram[i].base, hd.plan->ram[i].size, "RAM");
+        for (unsigned i = 0; hd.plan && i < hd.plan->nreserved; i++)
+            g_plat->own_range(hd.plan->reserved[i].base, hd.plan->reserved[i].size,
+                              hd.plan->reserved_why[i] ? hd.plan->reserved_why[i] : "a reserved range");
+    }
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];
@@ -731,6 +810,9 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
             g_nguests++;
             started++;
         } else {
+            // What it had is given back: its claims on host devices, its DMA domain's streams.
+            if (g_plat) g_plat->release(cfg.guests[i].name);
+            if (g.dma) (void)g.dma->teardown(nullptr);
             g = Guest{};
         }
     }
