@@ -46,7 +46,7 @@ struct Partial {
         return *this;
     }
     Partial& str(const char* path, const char* name, const char* s) {
-        EXPECT_EQ(fdt_setprop_string(b.data(), node(path), name, s), 0);
+        EXPECT_EQ(fdt_setprop(b.data(), node(path), name, s, static_cast<int>(strlen(s) + 1)), 0);
         return *this;
     }
     Partial& empty(const char* path, const char* name) {
@@ -244,7 +244,9 @@ struct GuestTree {
         GuestPlacement place;
         EXPECT_EQ(place_guest_modules(g, 0, 40 * MiB, place, err), Status::ok) << err.text;
         st = build_linux_guest_dt(g, place, buf.data(), buf.size() * 8, size, err, nullptr, pt);
-        if (st == Status::ok) EXPECT_EQ(fdt_check_full(buf.data(), size), 0);
+        if (st == Status::ok) {
+            EXPECT_EQ(fdt_check_full(buf.data(), size), 0);
+        }
     }
     int node(const char* p) const { return fdt_path_offset(buf.data(), p); }
     bool has(const char* p, const char* prop) const { return fdt_getprop(buf.data(), node(p), prop, nullptr) != nullptr; }
