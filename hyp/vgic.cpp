@@ -43,6 +43,18 @@ void VGic::reset(unsigned nvcpus, const uint64_t* mpidr) {
         router_[i] = mpidr_[0];
     }
     injected_ = 0;
+    resample_ = 0;
+}
+
+bool VGic::set_forwarded(unsigned intid, bool on) {
+    if (intid < 32 || intid >= kLines) return false;
+    Irq& q = spi_[intid - 32];
+    q.forwarded = on;
+    if (!on) {
+        q.level = false;
+        resample_ &= ~(uint64_t{1} << (intid - 32));
+    }
+    return true;
 }
 
 bool VGic::deliverable(const Irq& q) const {
@@ -125,6 +137,12 @@ bool VGic::lr_sync(unsigned vcpu, uint64_t* lrs, unsigned nlr) {
         bool level_gone = q.level_src && !q.level && !q.latched;
         if (state == 0 || (state == kStatePending && (level_gone || !q.enabled))) {
             // Deactivated by the guest, or withdrawn before it took it.
+            if (state == 0 && q.forwarded && intid >= 32) {
+                // The guest is done with it: the physical line, masked since it fired, is
+                // resampled; if it is still high it fires again and raises this one anew.
+                q.level = false;
+                resample_ |= uint64_t{1} << (intid - 32);
+            }
             q.in_lr = false;
             q.active = false;
             lrs[i] = 0;

@@ -16,7 +16,10 @@
 // Interrupt inputs: pulse() latches an edge (a timer expiry, an SGI, a forwarded edge SPI);
 // set_level() follows a level line (the vPL011, a forwarded level SPI): a level interrupt stays
 // deliverable while its line is high, and one the guest has not taken yet is withdrawn from
-// its LR when the line drops.
+// its LR when the line drops. A forwarded level SPI (set_forwarded(), hyp/irq_forward.hpp) is
+// one whose physical line moat masked when it fired: the guest's deactivation lowers the
+// virtual line and is noted (take_resample()) so that the physical one is unmasked and looked
+// at again; a line still high then fires again.
 #pragma once
 #include "common/types.hpp"
 
@@ -53,6 +56,16 @@ public:
     // A trapped ICC_SGI1R_EL1 write by vCPU `from`: the SGI made pending on every target.
     // Returns the targets as a bit mask of vCPUs.
     uint32_t sgi1r(unsigned from, uint64_t value);
+    // Marks SPI `intid` as a forwarded level line (or no longer). false: not an SPI.
+    bool set_forwarded(unsigned intid, bool on);
+    bool forwarded(unsigned intid) const { return intid >= 32 && intid < kLines && spi_[intid - 32].forwarded; }
+    // The forwarded SPIs the guest deactivated since the last call (bit n: INTID 32 + n), their
+    // virtual lines already lowered; the caller unmasks their physical lines.
+    uint64_t take_resample() {
+        uint64_t m = resample_;
+        resample_ = 0;
+        return m;
+    }
 
     // The list registers of `vcpu`, as read back from the hardware (nlr of them): takes note of
     // what the guest acknowledged and deactivated, withdraws what is no longer pending, fills
@@ -77,6 +90,7 @@ private:
         bool enabled = false, latched = false, level = false, edge = false, group1 = false;
         bool level_src = false;  // fed by set_level(): pending follows the line (else pulse() latches)
         bool in_lr = false, active = false;
+        bool forwarded = false;  // a forwarded level SPI: deactivation lowers the line (resampled)
     };
     Irq& ref(unsigned vcpu, unsigned intid) { return intid < 32 ? local_[vcpu][intid] : spi_[intid - 32]; }
     const Irq& ref(unsigned vcpu, unsigned intid) const { return intid < 32 ? local_[vcpu][intid] : spi_[intid - 32]; }
@@ -94,6 +108,8 @@ private:
     Irq spi_[kSpis];
     uint64_t router_[kSpis] = {};
     uint64_t injected_ = 0;
+    uint64_t resample_ = 0;
+    static_assert(kSpis <= 64, "take_resample() gives one bit per SPI");
 };
 
 }  // namespace moat::hyp

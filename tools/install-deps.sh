@@ -149,7 +149,9 @@ EOF
 LINUX=${LINUX:-$(cd "$(dirname "$0")/.." && pwd)/.deps/linux}
 
 linux_guest() {
-  [ -f "$LINUX/Image" ] && [ -x "$LINUX/busybox" ] && [ -f "$LINUX/VERSION" ] && return 0
+  # uio_pci_generic: the passthrough guest's driver for edu's INTx (tests/qemu/passthrough.init).
+  [ -f "$LINUX/Image" ] && [ -x "$LINUX/busybox" ] && [ -f "$LINUX/VERSION" ] &&
+      [ -n "$(find "$LINUX/modules" -name 'uio_pci_generic.ko*' 2>/dev/null)" ] && return 0
   [ "${1:-}" = "--check" ] && { echo "install-deps: missing: Debian's arm64 kernel and busybox-static:arm64 (into $LINUX)"; return 1; }
   local SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
@@ -168,7 +170,8 @@ linux_guest() {
   dpkg-deb --fsys-tarfile "$tmp"/linux-image-*_arm64.deb | tar -x -C "$tmp/img" --wildcards "./boot/vmlinuz-$kver" \
       "./lib/modules/$kver/modules.*" "./lib/modules/$kver/kernel/drivers/virtio/*" "./lib/modules/$kver/kernel/drivers/block/virtio_blk.ko*" \
       "./lib/modules/$kver/kernel/drivers/net/virtio_net.ko*" "./lib/modules/$kver/kernel/drivers/net/net_failover.ko*" \
-      "./lib/modules/$kver/kernel/net/core/failover.ko*"
+      "./lib/modules/$kver/kernel/net/core/failover.ko*" "./lib/modules/$kver/kernel/drivers/uio/uio.ko*" \
+      "./lib/modules/$kver/kernel/drivers/uio/uio_pci_generic.ko*"
   # Debian's arm64 vmlinuz is the Image gzipped; QEMU and booti want it plain (magic "ARM\x64" at 56).
   local vmlinuz="$tmp/img/boot/vmlinuz-$kver"
   if [ "$(head -c 2 "$vmlinuz" | od -An -tx1 | tr -d ' ')" = "1f8b" ]; then gzip -dc "$vmlinuz" > "$tmp/Image"; else cp "$vmlinuz" "$tmp/Image"; fi

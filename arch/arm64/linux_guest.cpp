@@ -27,6 +27,8 @@
 #include "arch/time.hpp"
 #include "hyp/boot.hpp"
 #include "hyp/guest_console.hpp"
+#include "hyp/irq_forward.hpp"
+#include "hyp/pci_intx.hpp"
 #include "hyp/vgic.hpp"
 #include "hyp/passthrough.hpp"
 #include "hyp/platform_passthrough.hpp"
@@ -93,7 +95,7 @@ struct Guest {
     hyp::VPci* vpci = nullptr;
     GuestDmaDomain* dma = nullptr;
     GuestPci pci;
-    uint32_t intx_high = 0;  // guest SPIs (bit n: kPciIntxIntid + n) whose line is up
+    hyp::IntxLine intx[xen::kDom0lessMaxPci] = {};  // each function's host INTx line (intid 0: none)
     size_t pool_before_dma = 0;
     // Platform devices from its partial tree (multiboot,device-tree): their MMIO mapped in its
     // stage 2, their streams in the DMA domain above.
@@ -126,6 +128,8 @@ alignas(PlatformHost) unsigned char g_plat_storage[sizeof(PlatformHost)];
 PlatformHost* g_plat = nullptr;
 PagePool* g_pool = nullptr;
 uint64_t g_faults_seen = 0;
+// The physical lines of the guests' devices (their INTx), each delivered to its guest's vGIC.
+hyp::IrqForwarder g_fwd;
 
 // moat's own code, which no guest's device may reach: a checksum taken before the guests start
 // and taken again when a guest's DMA faults at an address inside it (a device without moat's
@@ -177,11 +181,24 @@ void report(Guest& g, const char* fmt, ...) {
 
 // The guest is over: its vCPUs off, its console's last line out, a line saying how and what it did.
 void report_dma_faults();
-void sample_intx(Guest& g);
 
 void end_guest(Guest& g, const char* how, int result) {
     report_dma_faults();
     flush_console(g);
+    if (unsigned n = g_fwd.lines(g.vgic)) {
+        uint64_t arrivals = g_fwd.arrivals(g.vgic);
+        print("moat: guest %s: %lu physical interrupts forwarded on %u line%s; ", g.spec->name, arrivals, n, n == 1 ? "" : "s");
+        for (unsigned i = 0; i < g.pci.n; i++)
+            if (g.intx[i].intid)
+                print("%s%02x:%02x.%u SPI %u: %lu", i ? ", " : "", g.pci.fn[i].bdf.bus, g.pci.fn[i].bdf.dev, g.pci.fn[i].bdf.fn,
+                      g.intx[i].intid - 32, g_fwd.arrivals_on(g.intx[i].intid));
+        for (unsigned i = 0; i < g.plat.n; i++)
+            for (unsigned k = 0; k < g.plat.dev[i].pt->nirqs; k++)
+                print("%s%s SPI %u: %lu", g.pci.n || i || k ? ", " : "", g.plat.dev[i].pt->host_path,
+                      g.plat.dev[i].pt->intids[k] - 32, g_fwd.arrivals_on(g.plat.dev[i].pt->intids[k]));
+        print("; masked and released: %u\n", g_fwd.unbind(g.vgic));
+    }
+    if (g_plat && g.plat.n) g_plat->release(g.spec->name);
     if (g.dma) {
         // The functions stop mastering first, then their streams abort and the tables go back.
         for (unsigned i = 0; i < g.pci.n; i++) {
@@ -211,6 +228,7 @@ void sync_lrs(Vcpu& v) {
     arch::ich_read_lrs(lrs, g_nlr);
     bool more = v.g->vgic.lr_sync(v.idx, lrs, g_nlr);
     arch::ich_write_lrs(lrs, g_nlr, more);
+    g_fwd.resample(v.g->vgic);  // forwarded level lines the guest deactivated: unmasked, looked at again
 }
 
 void on_vtimer(void*) {
@@ -279,6 +297,7 @@ void switch_to(Vcpu& next, arch::TrapFrame& f) {
         arch::vcpu_save(g_cur->ctx, f);
         // What it left in its list registers, so a WFI of its own sees a pending one.
         (void)g_cur->g->vgic.lr_sync(g_cur->idx, g_cur->ctx.lr, g_nlr);
+        g_fwd.resample(g_cur->g->vgic);
     }
     Guest& g = *next.g;
     if (!g_cur || g_cur->g != &g || !g.entered) arch::guest_traps_on(g.vm->vttbr(), g.vm->vtcr(), g.cntvoff, !g.entered);
@@ -295,7 +314,6 @@ void schedule(arch::TrapFrame& f) {
         bool any = false;
         for (unsigned i = 0; i < g_nguests; i++) any |= g_guest[i].running;
         if (!any) all_guests_ended();
-        for (unsigned i = 0; i < g_nguests; i++) sample_intx(g_guest[i]);
         Vcpu* next = pick();
         if (next) {
             switch_to(*next, f);
@@ -305,23 +323,6 @@ void schedule(arch::TrapFrame& f) {
         asm volatile("msr daifclr, #2\n\twfi\n\tmsr daifset, #2" ::: "memory");
         wake_alarm_off();
     }
-}
-
-// INTx: each assigned function's line is its Interrupt Status bit (config status bit 3), read
-// at every exit and every scheduling round (moat's tick bounds the delay); a guest SPI is up
-// while any function wired to it is.
-void sample_intx(Guest& g) {
-    if (!g.vpci || !g.running) return;
-    uint32_t high = 0;
-    for (unsigned i = 0; i < g.pci.n; i++) {
-        const xen::PciBdf& f = g.pci.fn[i].bdf;
-        uint32_t w = g_host_config.read(f, 0x04, 4);
-        unsigned pin = g_host_config.read(f, 0x3d, 1);
-        if (pin >= 1 && pin <= 4 && (w >> 16 & 0x8)) high |= 1u << ((f.dev + pin - 1) % 4);
-    }
-    for (unsigned n = 0; n < 4; n++)
-        if ((high ^ g.intx_high) & (1u << n)) g.vgic.set_level(0, gm::kPciIntxIntid + n, high & (1u << n));
-    g.intx_high = high;
 }
 
 // SMMU faults the IOMMUs' interrupts recorded since the last look, each said against the guest
@@ -366,7 +367,6 @@ void resume(arch::TrapFrame& f, bool uart_access) {
     }
     Guest& g = *g_cur->g;
     report_dma_faults();
-    sample_intx(g);
     if (g.uart) {
         if (!uart_access) g.uart->drain();
         g.vgic.set_level(0, gm::kPl011Intid, g.uart->irq());
@@ -698,14 +698,64 @@ bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PageP
     if (hi) dt.win_base = align_down(lo, MiB), dt.win_size = align_up(hi, MiB) - dt.win_base;
     else dt.win_base = hp.host->window_base(), dt.win_size = MiB;
     if (!build_dma(g, spec, index, pool)) return false;
-    print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), INTx on SPIs %u..%u; DMA domain: %lu pool pages\n",
+    print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), guest INTx on INTIDs %u..%u; DMA domain: %lu pool pages\n",
           spec.name, gm::kPciEcamBase, dt.win_base, dt.win_base + dt.win_size, gm::kPciIntxIntid, gm::kPciIntxIntid + 3,
           g.dma->pool_pages());
     return true;
 }
 
+// Each assigned function's INTx: the host SPI its pin reaches (the host bridge's interrupt-map)
+// forwarded to the guest's line for the same pin, kPciIntxIntid + (device + pin - 1) % 4 as the
+// guest's tree maps it. A line another guest's function or moat itself holds is refused; two
+// of this guest's functions on one line share it. false (reported) when any is refused.
+bool forward_intx(Guest& g, const xen::Dom0lessGuest& spec, const dt::Tree& t) {
+    int bridge = hyp::host_pci().host->node();
+    for (unsigned i = 0; i < g.pci.n; i++) {
+        const xen::PciBdf& f = g.pci.fn[i].bdf;
+        unsigned pin = g_host_config.read(f, 0x3d, 1);  // Interrupt Pin: 0 none, 1..4 INTA..INTD
+        if (pin == 0) continue;
+        Why why;
+        hyp::IntxLine line;
+        uint32_t vintid = gm::kPciIntxIntid + (f.dev + pin - 1) % 4;
+        Status st = pin <= 4 ? hyp::pci_intx_line(t, bridge, f, pin, line, why)
+                             : why.set(Status::bad_dt, "its Interrupt Pin register reads %u", pin);
+        if (st == Status::ok) st = g_fwd.forward_spi(g.vgic, spec.name, line.intid, vintid, line.level, why);
+        if (st != Status::ok) {
+            print("moat: guest %s: %04x:%02x:%02x.%u INT%c: %s; not started\n", spec.path, f.seg, f.bus, f.dev, f.fn,
+                  pin >= 1 && pin <= 4 ? static_cast<char>('A' + pin - 1) : '?', why.text());
+            (void)g_fwd.unbind(g.vgic);
+            return false;
+        }
+        g.intx[i] = line;
+        print("guest:    %s: %04x:%02x:%02x.%u INT%c: host SPI %u (INTID %u, %s) forwarded as its INTID %u\n", spec.name, f.seg,
+              f.bus, f.dev, f.fn, static_cast<char>('A' + pin - 1), line.intid - 32, line.intid, line.level ? "level" : "edge",
+              vintid);
+    }
+    return true;
+}
+
+// Each platform device's SPIs, forwarded 1:1 (host SPI n is the guest's SPI n, as Xen maps them)
+// with the trigger its partial tree gives. A line moat or another guest holds is refused.
+bool forward_platform_irqs(Guest& g, const xen::Dom0lessGuest& spec) {
+    for (unsigned i = 0; i < g.plat.n; i++) {
+        const xen::PtDevice& d = *g.plat.dev[i].pt;
+        for (unsigned k = 0; k < d.nirqs; k++) {
+            bool level = (d.flags[k] & 3) == 0;  // GIC binding: 1 rising edge, 4 level-high
+            Why why;
+            if (g_fwd.forward_spi(g.vgic, spec.name, d.intids[k], d.intids[k], level, why) != Status::ok) {
+                print("moat: guest %s: %s: interrupts: SPI %u: %s; not started\n", spec.path, d.name, d.intids[k] - 32, why.text());
+                (void)g_fwd.unbind(g.vgic);
+                return false;
+            }
+            print("guest:    %s: %s: host SPI %u (INTID %u, %s) forwarded as its INTID %u\n", spec.name, d.host_path,
+                  d.intids[k] - 32, d.intids[k], level ? "level" : "edge", d.intids[k]);
+        }
+    }
+    return true;
+}
+
 // Guest i from its spec; false (reported, naming the guest) when it cannot be built.
-bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
+bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool, const dt::Tree& t) {
     g.spec = &spec;
     if (spec.vcpus > hyp::VPsci::kMaxVcpus || g_nvcpus + spec.vcpus > kMaxVcpus) {
         print("moat: guest %s: %u vCPUs, but this CPU runs at most %u in all; not started\n", spec.path, spec.vcpus, kMaxVcpus);
@@ -754,6 +804,12 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);
     g.vgic.reset(spec.vcpus, mpidr);
     g.psci.reset(spec.vcpus, mpidr, spec.ram_base, spec.memory);
+    if ((g.vpci && !forward_intx(g, spec, t)) || (g.plat.n && !forward_platform_irqs(g, spec))) {
+        (void)g_fwd.unbind(g.vgic);
+        if (g.dma) (void)g.dma->teardown(&console());
+        g.dma = nullptr;
+        return false;
+    }
     if (spec.vpl011) {
         g.con = new (g_con_storage[index]) hyp::GuestConsole(spec.name, console());
         g.uart = new (g_uart_storage[index]) hyp::VPl011(*g.con);
@@ -783,12 +839,13 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
 
 }  // namespace
 
-[[noreturn]] void run_dom0less_guests(const dt::Tree& host, PagePool& pool, const xen::Dom0lessConfig& cfg) {
+[[noreturn]] void run_dom0less_guests(const dt::Tree& tree, PagePool& pool, const xen::Dom0lessConfig& cfg) {
     arch::GicV3* gic = arch::gic();
     if (!gic) {
         print("moat: guests need the GICv3 moat drives (virtual interrupts); none started; exit %d\n", hyp::kExitCheckFailed);
         arch::halt(hyp::kExitCheckFailed);
     }
+    g_fwd.set_controller(gic);
     g_nlr = arch::ich_lrs();
     g_pool = &pool;
     g_text_sum = text_sum();
@@ -797,7 +854,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     if (hd.topo) {
         // What no guest's platform device may be or map: moat's IOMMUs, GIC and console (the
         // constructor), and every byte of RAM (moat's image, the boot tree and modules among it).
-        g_plat = new (g_plat_storage) PlatformHost(host, *hd.topo, hd.iommus);
+        g_plat = new (g_plat_storage) PlatformHost(tree, *hd.topo, hd.iommus);
         for (unsigned i = 0; hd.plan && i < hd.plan->nram; i++) g_plat->own_range(hd.plan->ram[i].base, hd.plan->ram[i].size, "RAM");
         for (unsigned i = 0; hd.plan && i < hd.plan->nreserved; i++)
             g_plat->own_range(hd.plan->reserved[i].base, hd.plan->reserved[i].size,
@@ -806,7 +863,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];
-        if (build(g, cfg.guests[i], g_nguests, pool)) {
+        if (build(g, cfg.guests[i], g_nguests, pool, tree)) {
             g_nguests++;
             started++;
         } else {

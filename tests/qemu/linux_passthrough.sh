@@ -91,6 +91,23 @@ else
     expect_line "(domU1) moat-guest: ecam 00:04.0 id 0xFFFFFFFF (status 0)"
 fi
 expect_line "moat: guest domU1 powered off (PSCI SYSTEM_OFF) after"
+# INTx from the physical line (moat forwards host SPIs 5 and 6, level; no polling): moat counts
+# the arrivals per line, the guest's virtio-blk line counted interrupts, and edu's, raised by
+# devmem, reached the guest's uio_pci_generic each time.
+expect_line "guest:    domU1: 0000:00:02.0 INTA: host SPI 5 (INTID 37, level) forwarded as its INTID 37"
+expect_line "guest:    domU1: 0000:00:03.0 INTA: host SPI 6 (INTID 38, level) forwarded as its INTID 38"
+expect_line "(domU1) moat-guest: edu irq via uio: 3 of 3"
+fwd=$(sed -n 's/^moat: guest domU1: \([0-9]*\) physical interrupts forwarded on 2 lines; 00:02.0 SPI 5: \([0-9]*\), 00:03.0 SPI 6: \([0-9]*\); masked and released: 2.*/\1 \2 \3/p' "$LOG")
+read -r fwd_all fwd_blk fwd_edu <<<"${fwd:-0 0 0}"
+if [ "$fwd_blk" -lt 1 ] || [ "$fwd_edu" -lt 3 ] || [ "$fwd_all" -ne $((fwd_blk + fwd_edu)) ]; then
+    echo "FAIL: moat's count of forwarded physical interrupts: '${fwd:-none}' (virtio-blk >= 1, edu >= 3 expected)"
+    failures=$((failures + 1))
+fi
+virq=$(sed -n 's/^(domU1) moat-guest: irq *[0-9]*: *\([0-9]*\) .*virtio0.*/\1/p' "$LOG" | head -n 1)
+if [ "${virq:-0}" -lt 1 ]; then echo "FAIL: the guest's virtio-blk interrupt count is '${virq:-none}'"; failures=$((failures + 1)); fi
+uirq=$(sed -n 's/^(domU1) moat-guest: irq *[0-9]*: *\([0-9]*\) .*uio_pci_generic.*/\1/p' "$LOG" | head -n 1)
+if [ "${uirq:-0}" -lt 3 ]; then echo "FAIL: the guest's uio (edu) interrupt count is '${uirq:-none}'"; failures=$((failures + 1)); fi
+echo "figure: physical INTx forwarded: ${fwd_blk} on virtio-blk's SPI 5 (guest counted ${virq:-?}), ${fwd_edu} on edu's SPI 6 (guest counted ${uirq:-?})"
 expect_line "passthrough: DMA domain"
 expect_line "2 streams detached to abort: ok"
 expect_line "moat: guest domU1: DMA domain torn down (ok)"
