@@ -151,6 +151,12 @@ if t passthrough 0 "$IB" "$W/pt.cfg" -o "$W/pt"; then
     prop "$W/pt/host.dtb" /chosen/domU1/module@50600000 compatible "multiboot,device-tree multiboot,module" s
 fi
 
+# Xen ImageBuilder's spelling of the same key.
+config "$W/pt-xen.cfg" qemu-virt "$QEMU_DTB" none "DOMU_PASSTHROUGH_PATHS = /pl061@9030000"
+if t passthrough-xen-key 0 "$IB" "$W/pt-xen.cfg" -o "$W/pt-xen"; then
+    prop "$W/pt-xen/domU1-passthrough.dtb" /passthrough/pl061@9030000 xen,path "/pl061@9030000" s
+fi
+
 # A device under ZCU102's /axi (a bus with `ranges;`): its host address is its guest address.
 config "$W/pt-zcu.cfg" zcu102 "$TREES/zynqmp-zcu102-rev1.0.dtb" none "devices = /axi/ethernet@ff0e0000"
 if t passthrough-zcu102 0 "$IB" "$W/pt-zcu.cfg" -o "$W/pt-zcu"; then
