@@ -600,12 +600,11 @@ bool build_dma(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePoo
     return true;
 }
 
-// The guest's platform devices (its partial tree, read from the module the loader put in host
-// RAM): each checked against the host node its xen,path
-// names (hyp/platform_passthrough.hpp), its MMIO mapped in the guest's stage 2 as device memory
-// at the guest address xen,reg gives, its SPIs checked against what the virtual GIC has. The DMA
-// domain follows (build_dma, with the PCI functions' streams). false (reported) on any problem.
-bool platform_passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) {
+// The guest's platform devices, before anything is allocated for it: its partial tree (the
+// module the loader put in host RAM) read, each device checked against the host node its
+// xen,path names (hyp/platform_passthrough.hpp, which claims the nodes for the guest), its SPIs
+// against what the virtual GIC has. false (reported) on any problem.
+bool platform_resolve(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) {
     xen::PartialTree& pt = g_pt[index];
     const void* blob = reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.dtb.addr));
     if (xen::parse_partial_dt(spec, blob, spec.dtb.size, pt, console(), &console()) != Status::ok) return false;
@@ -613,17 +612,24 @@ bool platform_passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned ind
         print("moat: guest %s: its partial device tree names host devices, but moat has no host topology; not started\n", spec.path);
         return false;
     }
+    for (unsigned i = 0; i < pt.ndevices; i++)
+        for (unsigned k = 0; k < pt.dev[i].nirqs; k++)
+            if (pt.dev[i].intids[k] >= 32 + hyp::VGic::kSpis) {
+                print("moat: guest %s: partial device tree: %s: interrupts: SPI %u is beyond the %u SPIs of the guest's GIC; "
+                      "not started\n", spec.path, pt.dev[i].name, pt.dev[i].intids[k] - 32, hyp::VGic::kSpis);
+                return false;
+            }
     if (g_plat->resolve(spec, pt, g.plat, console()) != Status::ok) return false;
     g.pt = &pt;
+    return true;
+}
+
+// Each platform device's MMIO mapped in the guest's stage 2 as device memory at the guest
+// address xen,reg gives; the DMA domain follows (build_dma, with the PCI functions' streams).
+bool platform_map(Guest& g, const xen::Dom0lessGuest& spec) {
     for (unsigned i = 0; i < g.plat.n; i++) {
         const PlatformAssignment& a = g.plat.dev[i];
         const xen::PtDevice& d = *a.pt;
-        for (unsigned k = 0; k < d.nirqs; k++)
-            if (d.intids[k] >= 32 + hyp::VGic::kSpis) {
-                print("moat: guest %s: %s: interrupts: SPI %u is beyond the %u SPIs of the guest's GIC; not started\n", spec.path,
-                      d.name, d.intids[k] - 32, hyp::VGic::kSpis);
-                return false;
-            }
         for (unsigned k = 0; k < d.nranges; k++) {
             const xen::PtRange& r = d.ranges[k];
             Status st = g.vm->map_mmio(r.guest, r.host, r.size);
@@ -772,6 +778,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     xen::GuestPlacement place;
     if (xen::place_guest_modules(spec, text_offset, image_size, place, console()) != Status::ok) return false;
 
+    if (spec.dtb.present && !platform_resolve(g, spec, index)) return false;
     g.vm = new (g_vm_storage[index]) arch::Vm(pool);
     size_t before = pool.used_pages();
     Status st = g.vm->create(spec.ram_base, spec.memory);
@@ -781,7 +788,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         return false;
     }
     xen::GuestPciDt pcidt;
-    if (spec.dtb.present && !platform_passthrough(g, spec, index)) return false;
+    if (g.pt && !platform_map(g, spec)) return false;
     if (spec.npci && !passthrough(g, spec, index, pool, pcidt)) return false;
     bool plat_streams = false;
     for (unsigned i = 0; i < g.plat.n; i++) plat_streams |= g.plat.dev[i].nstreams != 0;
