@@ -295,6 +295,25 @@ TEST(PartialDtGuest, TheGicTakesThePartialTreesGicPhandle) {
     EXPECT_LT(t.node("/gic"), 0);
 }
 
+TEST(PartialDtGuest, ARangeOverThePciWindowIsRefused) {
+    Dom0lessGuest g = guest();
+    g.npci = 1;
+    Partial p = rtc_tree();
+    p.cells(kRtc, "xen,reg", {0, 0x9010000, 0, 0x1000, 0, 0x10100000}).cells(kRtc, "reg", {0, 0x10100000, 0, 0x1000});
+    Parsed r(p, g);
+    ASSERT_EQ(r.st, Status::ok) << r.err.text;
+    GuestPlacement place;
+    StrSink err;
+    ASSERT_EQ(place_guest_modules(g, 0, 40 * MiB, place, err), Status::ok);
+    std::vector<uint64_t> buf(8192);
+    size_t size = 0;
+    GuestPciDt win{0x10000000, 0x200000};
+    EXPECT_EQ(build_linux_guest_dt(g, place, buf.data(), buf.size() * 8, size, err, &win, &r.pt), Status::out_of_range);
+    EXPECT_NE(err.text.find("dom0less: /chosen/domU1: partial device tree: /passthrough/rtc@1c000000: xen,reg: guest "
+                            "[0x10100000, 0x10101000) overlaps the guest's PCI window [0x10000000, 0x10200000)"),
+              std::string::npos) << err.text;
+}
+
 // ---------------------------------------------------------------- against the host
 
 struct Host {
@@ -370,6 +389,17 @@ TEST(PlatformHost, WhatMoatUsesIsRefusedByName) {
         EXPECT_EQ(r.st, Status::denied) << c.path;
         EXPECT_TRUE(r.says(std::string("passthrough: domU1: /passthrough/rtc@1c000000: ") + c.says)) << r.err.text;
     }
+}
+
+TEST(PlatformHost, APciHostBridgeIsNoPlatformDevice) {
+    Host h;
+    Partial p = rtc_tree();
+    p.cells(kRtc, "xen,reg", {0, 0x3f000000, 0, 0x1000, 0, 0x1c000000}).str(kRtc, "xen,path", "/pcie@3f000000");
+    p.del(kRtc, "interrupts");
+    Resolved r(h, std::move(p));
+    EXPECT_EQ(r.st, Status::denied);
+    EXPECT_TRUE(r.says("xen,path: /pcie@3f000000 is a PCI host bridge (iommu-map); its functions are passed through with moat,pci"))
+        << r.err.text;
 }
 
 TEST(PlatformHost, AHostRangeOutsideTheNodesRegOrOverMoatsIsRefused) {
