@@ -206,8 +206,9 @@ struct Reader {
                 strcmp(name, "xen,force-assign-without-iommu"))
                 problem(node, "%s: not a property moat knows (xen,reg, xen,path, xen,force-assign-without-iommu)", name);
         }
+        unsigned before = problems;
         xen_reg(node, d);
-        reg_inside(node, d);
+        if (problems == before) reg_inside(node, d);  // against ranges it refused, reg would fail for nothing
         interrupts(node, d);
         pt.ndevices++;
     }

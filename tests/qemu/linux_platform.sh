@@ -3,8 +3,8 @@
 # guest of moat on QEMU virt: domU1's multiboot,device-tree module (tests/qemu/platform/rtc.dts)
 # passes the host's PL031 RTC (/pl031@9010000, behind no IOMMU on virt, so forced with
 # xen,force-assign-without-iommu) through at guest-physical 0x1c000000, not its host address;
-# domU2's (tests/qemu/platform/bad.dts) names moat's own console UART and must be refused by name
-# while domU1 runs. Asserted: moat's report of the mapping and of the unconfined DMA, the
+# domU2's (tests/qemu/platform/bad.dts) names moat's own console UART and domU3's
+# (unaligned.dts) has an unaligned xen,reg: each must be refused by name while domU1 runs. Asserted: moat's report of the mapping and of the unconfined DMA, the
 # refusal, Linux's rtc-pl031 probing the copy at 0x1c000000 and reading a time through it, the
 # guest's clean poweroff, exit 0; its SPI forwarded 1:1 (hyp/irq_forward), so that an alarm set
 # through wakealarm fires (the guest's interrupt count rises within 6 s).
@@ -16,7 +16,7 @@ mkdir -p "$dir"
 initrd=$dir/initramfs.cpio.gz
 tools/mkinitramfs.py --busybox "$LINUX/busybox" --init tests/qemu/platform.init "$initrd" >/dev/null ||
     { echo "FAIL: mkinitramfs"; exit 1; }
-for t in rtc bad; do
+for t in rtc bad unaligned; do
     dtc -q -I dts -O dtb -o "$dir/$t.dtb" tests/qemu/platform/$t.dts || { echo "FAIL: dtc $t.dts"; exit 1; }
 done
 dump_dtb "$dir/virt.dtb" || { echo "FAIL: dumpdtb"; exit 1; }
@@ -38,6 +38,11 @@ kernel = $LINUX/Image
 device-tree = $dir/bad.dtb
 memory = 64M
 vpl011 = no
+[domU3]
+kernel = $LINUX/Image
+device-tree = $dir/unaligned.dtb
+memory = 64M
+vpl011 = no
 CFG
 MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
     { cat "$dir/imagebuilder.log"; echo "FAIL: moat-imagebuilder"; exit 1; }
@@ -50,6 +55,9 @@ expect_line "moat: guest domU1: WARNING: its DMA is unconfined (xen,force-assign
 expect_line "passthrough: domU2: /passthrough/serial@1c000000: xen,path: /pl011@9000000 is moat's console UART moat uses itself; no guest may have it"
 expect_line "passthrough: domU2: not started (its partial device tree)"
 expect_no_line "guest:    domU2:"
+expect_line "dom0less: /chosen/domU3: partial device tree: /passthrough/gpio@1d000000: xen,reg: range 0 <0x9030800 0x1000 0x1d000000> is not 4 KiB-aligned"
+expect_line "dom0less: /chosen/domU3: not started (1 problem in its partial device tree)"
+expect_no_line "guest:    domU3:"
 expect_line "(domU1) moat-guest: uname -r: $kver"
 expect_line "(domU1) moat-guest: rtc0 name: rtc-pl031 1c000000.rtc"
 expect_line "(domU1) moat-guest: rtc0 device: 1c000000.rtc"
