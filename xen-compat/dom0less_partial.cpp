@@ -159,14 +159,7 @@ struct Reader {
                         intid == m::kPl011Intid ? "vPL011's" : "PCI INTx line");
                 continue;
             }
-            bool dup = false;
-            for (unsigned j = 0; j < d.nirqs; j++) dup |= d.intids[j] == intid;
-            for (unsigned o = 0; o < pt.ndevices; o++)
-                for (unsigned j = 0; j < pt.dev[o].nirqs; j++) dup |= pt.dev[o].intids[j] == intid;
-            if (dup) {
-                problem(node, "interrupts: SPI %u is listed twice", num);
-                continue;
-            }
+            // The same SPI twice is allowed: Linux's trees list one line under two names (ZynqMP's GEMs).
             d.intids[d.nirqs] = intid, d.flags[d.nirqs] = fl;
             d.nirqs++;
         }

@@ -35,7 +35,7 @@
 // guest's RAM, its GIC, its vPL011, its PCI ECAM and every other passthrough range of the guest
 // (host ranges too: two nodes cannot share one); xen,path a host path; the node's `reg` inside its
 // guest ranges (when /passthrough's `ranges` is empty); `interrupts` GIC SPIs through the guest GIC
-// phandle, none twice nor one the guest's own devices use; no copied phandle equal to one the guest
+// phandle, none that the guest's own devices use; no copied phandle equal to one the guest
 // tree gives its GIC or clock. The host side (xen,path exists, the ranges lie inside its `reg`, its
 // IOMMU, its SPIs, who else has it) is hyp/platform_passthrough.hpp's.
 #pragma once

@@ -1,7 +1,7 @@
 // libFuzzer target: arbitrary bytes as a dom0less guest's partial device tree (Xen's
 // multiboot,device-tree module), through parse_partial_dt and the Linux guest tree built with it.
 // What the parser accepts must keep its promises (every range page-aligned, non-empty, clear of the
-// guest's RAM and devices and of every other range; SPIs only, none twice), and the guest tree it
+// guest's RAM and devices and of every other range; SPIs only), and the guest tree it
 // yields must open again with no xen, property in it. Nothing may crash, hang or read outside the blob.
 #include <libfdt.h>
 

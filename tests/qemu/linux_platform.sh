@@ -44,7 +44,10 @@ device-tree = $dir/unaligned.dtb
 memory = 64M
 vpl011 = no
 CFG
-MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" >"$dir/imagebuilder.log" 2>&1 ||
+# --no-check: the tool would refuse domU3's tree itself (moat-dt reads partial trees as moat does);
+# here moat must be the one refusing it, at boot.
+MOAT_DT=${MOAT_DT:-build/host/moat-dt} tools/imagebuilder/moat-imagebuilder "$dir/guest.cfg" -o "$dir/out" --no-check \
+    >"$dir/imagebuilder.log" 2>&1 ||
     { cat "$dir/imagebuilder.log"; echo "FAIL: moat-imagebuilder"; exit 1; }
 # shellcheck disable=SC2086
 run_qemu linux_platform 120 -- -kernel "$IMAGE" -smp 1 $(tr '\n' ' ' < "$dir/out/qemu.args")
