@@ -45,6 +45,7 @@ private:
 };
 BridgeView g_bridge_view;
 HostPci g_host_pci;
+HostDevices g_host_devices;
 
 // The word of /chosen/bootargs equal to `arg` (or, with `prefix`, starting with it): a pointer
 // just past `arg` inside that word; nullptr if there is none.
@@ -216,6 +217,7 @@ unsigned smp_dma(const dt::Tree& t, const Outcome& o, const ArchHooks& hooks) {
 }  // namespace
 
 const HostPci& host_pci() { return g_host_pci; }
+const HostDevices& host_devices() { return g_host_devices; }
 
 [[noreturn]] void boot(const BootInfo& info, const ArchHooks& hooks) {
     // 1. The tree, checked whole before anything reads it.
@@ -287,6 +289,7 @@ const HostPci& host_pci() { return g_host_pci; }
     }
 
     // 7. The guests run last and never return: only when nothing before them failed.
+    g_host_devices = HostDevices{&g_topo, &g_iommus, &g_plan};
     if (g_guests.nguests && g_topo.problems == 0 && hw_problems == 0 && info.firmware_problems == 0) hooks.run_guests(tree, g_pool, g_guests);
     if (o.guest_ready && g_topo.problems == 0 && hw_problems == 0 && info.firmware_problems == 0) {
         if (hooks.run_pv_guest) hooks.run_pv_guest(tree, g_pool, *o.iommu, *o.edu, o.sid, g_faults);

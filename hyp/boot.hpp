@@ -16,7 +16,9 @@
 //      pool), else the PV-IOMMU test guest (neither returns), when the arch can run guests
 //   8. report and exit with a status
 #pragma once
+#include "common/boot_memory.hpp"
 #include "common/fault_log.hpp"
+#include "common/iommu_set.hpp"
 #include "common/fdt.hpp"
 #include "common/irq.hpp"
 #include "common/iommu.hpp"
@@ -47,6 +49,16 @@ struct HostPci {
     FaultLog* faults = nullptr;
 };
 const HostPci& host_pci();
+
+// What platform-device passthrough checks a guest's partial tree against (set before step 7):
+// the IOMMUs and masters step 3 found and step 4 probed, and the memory step 2 planned (RAM,
+// moat's image, the boot tree and reserved ranges: no guest maps any of it as a device).
+struct HostDevices {
+    const Topology* topo = nullptr;
+    const IommuSet* iommus = nullptr;
+    const MemoryPlan* plan = nullptr;
+};
+const HostDevices& host_devices();
 
 struct BootInfo {
     const char* board;

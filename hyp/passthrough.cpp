@@ -64,18 +64,24 @@ Status resolve_pci_assignment(const xen::Dom0lessGuest& g, const PciHostView& ho
     return worst;
 }
 
-Status GuestDmaDomain::build(const char* guest, const GuestPci& pci, uint64_t ram_ipa, uint64_t ram_pa, uint64_t ram_size,
-                             Sink& report) {
+Status GuestDmaDomain::build(const char* guest, const GuestPci& pci, const GuestPlatform* plat, uint64_t ram_ipa,
+                             uint64_t ram_pa, uint64_t ram_size, Sink& report) {
     if (n_) return Status::busy;
     size_t before = pool_.used_pages();
+    // Every IOMMU the guest's streams sit behind, in order of first use: one domain each.
+    Iommu* iommus[kMaxIommus + 1];
+    unsigned n = 0;
+    auto add = [&](Iommu* m) {
+        if (!m) return;
+        for (unsigned j = 0; j < n; j++)
+            if (iommus[j] == m) return;
+        if (n <= kMaxIommus) iommus[n++] = m;
+    };
+    for (unsigned i = 0; i < pci.n; i++) add(pci.fn[i].iommu);
+    for (unsigned d = 0; plat && d < plat->n; d++)
+        for (unsigned s = 0; s < plat->dev[d].nstreams; s++) add(plat->dev[d].iommu[s]);
     Status st = Status::ok;
-    for (unsigned i = 0; i < pci.n && st == Status::ok; i++) {
-        Iommu* m = pci.fn[i].iommu;
-        if (!m) continue;
-        bool seen = false;
-        for (unsigned j = 0; j < i; j++) seen |= pci.fn[j].iommu == m;
-        if (!seen) st = build_one(guest, pci, *m, ram_ipa, ram_pa, ram_size, report);
-    }
+    for (unsigned i = 0; i < n && st == Status::ok; i++) st = build_one(guest, pci, plat, *iommus[i], ram_ipa, ram_pa, ram_size, report);
     if (st != Status::ok) {
         (void)teardown(nullptr);
         return st;
@@ -84,8 +90,8 @@ Status GuestDmaDomain::build(const char* guest, const GuestPci& pci, uint64_t ra
     return Status::ok;
 }
 
-Status GuestDmaDomain::build_one(const char* guest, const GuestPci& pci, Iommu& iommu, uint64_t ram_ipa, uint64_t ram_pa,
-                                 uint64_t ram_size, Sink& report) {
+Status GuestDmaDomain::build_one(const char* guest, const GuestPci& pci, const GuestPlatform* plat, Iommu& iommu,
+                                 uint64_t ram_ipa, uint64_t ram_pa, uint64_t ram_size, Sink& report) {
     if (n_ == kMaxIommus) {
         format(report, "passthrough: %s: functions behind more than %u IOMMUs\n", guest, kMaxIommus);
         return Status::no_space;
@@ -124,6 +130,16 @@ Status GuestDmaDomain::build_one(const char* guest, const GuestPci& pci, Iommu& 
             return st;
         }
     }
+    for (unsigned k = 0; plat && k < plat->n; k++)
+        for (unsigned s = 0; s < plat->dev[k].nstreams; s++) {
+            if (plat->dev[k].iommu[s] != &iommu) continue;
+            st = d->attach(iommu, plat->dev[k].sid[s]);
+            format(report, " 0x%x (%s)", plat->dev[k].sid[s], plat->dev[k].pt ? plat->dev[k].pt->host_path : "?");
+            if (st != Status::ok) {
+                format(report, " refused: %s\n", to_string(st));
+                return st;
+            }
+        }
     format(report, "\n");
     return Status::ok;
 }

@@ -10,7 +10,7 @@
 // every table page back in the pool. Portable: the image and the host tests use it alike.
 #pragma once
 #include "common/io_domain.hpp"
-#include "xen-compat/dom0less.hpp"
+#include "xen-compat/dom0less_partial.hpp"
 
 namespace moat {
 
@@ -45,6 +45,24 @@ struct GuestPci {
 // fails the guest (invalid_argument / denied), `out` then holds nothing the caller may use.
 Status resolve_pci_assignment(const xen::Dom0lessGuest& g, const PciHostView& host, GuestPci& out, Sink& err);
 
+// A platform device of the guest's partial tree (hyp/platform_passthrough.hpp resolves it from
+// its host node): the streams its `iommus` name, or none when forced without an IOMMU.
+constexpr unsigned kPlatformMaxStreams = 16;
+struct PlatformAssignment {
+    const xen::PtDevice* pt = nullptr;  // its /passthrough node (in the guest's PartialTree)
+    int host_node = -1;
+    unsigned nstreams = 0;
+    Iommu* iommu[kPlatformMaxStreams] = {};
+    StreamId sid[kPlatformMaxStreams] = {};
+    bool unconfined = false;             // xen,force-assign-without-iommu and no IOMMU moat drives
+};
+
+struct GuestPlatform {
+    unsigned n = 0;
+    PlatformAssignment dev[xen::kPtMaxDevices];
+    bool unconfined = false;
+};
+
 class GuestDmaDomain {
 public:
     static constexpr unsigned kMaxIommus = 4;
@@ -59,7 +77,13 @@ public:
     // On failure nothing is left attached or allocated. One report line per domain:
     // "<guest>: DMA domain on <iommu>: IOVA = guest-physical [a, b) -> PA c, <n> pages, streams 0x.."
     Status build(const char* guest, const GuestPci& pci, uint64_t ram_ipa, uint64_t ram_pa, uint64_t ram_size,
-                 Sink& report);
+                 Sink& report) {
+        return build(guest, pci, nullptr, ram_ipa, ram_pa, ram_size, report);
+    }
+    // The same with the guest's platform devices' streams too (plat may be nullptr); a platform
+    // stream is reported with its host node: " 0x23 (/soc/mmc@ee160000)".
+    Status build(const char* guest, const GuestPci& pci, const GuestPlatform* plat, uint64_t ram_ipa, uint64_t ram_pa,
+                 uint64_t ram_size, Sink& report);
     // Detaches every stream (to abort) and frees every table page; the hardware's status when a
     // detach was not confirmed (that domain is quarantined, see IoDomain). report may be nullptr.
     Status teardown(Sink* report);
@@ -71,8 +95,8 @@ public:
     uint64_t bytes_mapped() const { return bytes_; }
 
 private:
-    Status build_one(const char* guest, const GuestPci& pci, Iommu& iommu, uint64_t ram_ipa, uint64_t ram_pa,
-                     uint64_t ram_size, Sink& report);
+    Status build_one(const char* guest, const GuestPci& pci, const GuestPlatform* plat, Iommu& iommu, uint64_t ram_ipa,
+                     uint64_t ram_pa, uint64_t ram_size, Sink& report);
     PagePool& pool_;
     PageQuota* quota_;
     alignas(IoDomain) unsigned char storage_[kMaxIommus][sizeof(IoDomain)];

@@ -77,7 +77,8 @@
 //      their host-physical modules into the guest's RAM at the placed addresses,
 //      build_linux_guest_dt() into guest RAM at place.dtb (cap place.dtb_max), and enter vCPU 0 at
 //      place.kernel with x0 = place.dtb (Linux's arm64 boot protocol; MMU off, caches may be off).
-//   The `multiboot,device-tree` module (Xen's partial tree for passthrough) is only located here.
+//   The `multiboot,device-tree` module (Xen's partial tree for platform-device passthrough) is
+//   located here and read by parse_partial_dt() (xen-compat/dom0less_partial.hpp).
 #pragma once
 #include "common/boot_memory.hpp"
 #include "common/fdt.hpp"
@@ -199,6 +200,8 @@ Status place_guest_modules(const Dom0lessGuest& g, uint64_t text_offset, uint64_
 // The guest's PCI host bridge, when it has functions: the 32-bit memory window (guest-physical =
 // host-physical) that holds every assigned BAR. The window must lie in the device window below
 // kGuestRamBase, clear of the GIC, the vPL011 and the ECAM.
+struct PartialTree;  // xen-compat/dom0less_partial.hpp
+
 struct GuestPciDt {
     uint64_t win_base = 0, win_size = 0;
 };
@@ -209,8 +212,11 @@ struct GuestPciDt {
 // moat,reserved-memory, and with `pci` a `pci-host-ecam-generic` bridge
 // (bus 0, the window, the INTx interrupt-map, `linux,pci-probe-only` in chosen). No `hypervisor`
 // node: moat is not Xen to this guest, and no IOMMU: moat's own translates the guest's DMA.
-// Written into out[0..cap); `size` set. Errors name the guest.
+// With `pt` (the guest's partial tree, parsed), its /passthrough node and everything below it
+// (minus the xen, properties) and its /aliases are copied in, and the GIC carries the partial
+// tree's /gic phandle when it gives one (Xen's 65000 otherwise, which the copies' interrupt-parent
+// names). Written into out[0..cap); `size` set. Errors name the guest.
 Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
-                            Sink& err, const GuestPciDt* pci = nullptr);
+                            Sink& err, const GuestPciDt* pci = nullptr, const PartialTree* pt = nullptr);
 
 }  // namespace moat::xen

@@ -2,6 +2,7 @@
 // of dom0less.hpp. Linux is not told about Xen (no `hypervisor` node): a kernel that saw
 // `xen,xen` would make Xen's own hypercalls, which moat does not serve.
 #include "xen-compat/dom0less.hpp"
+#include "xen-compat/dom0less_partial.hpp"
 #include "xen-compat/guest_dt_detail.hpp"
 
 namespace moat::xen {
@@ -20,11 +21,49 @@ void u64(Writer& w, const char* name, uint64_t v) {
     w.cells(name, c, 2);
 }
 
+// The properties of partial-tree node `n` (not the xen, ones, nor one named `skip`), then its
+// subnodes, recursively: what Xen copies of a partial tree.
+void copy_props(Writer& w, const dt::Tree& t, int n, const char* skip = nullptr) {
+    for (int p = fdt_first_property_offset(t.blob(), n); p >= 0 && !w.err; p = fdt_next_property_offset(t.blob(), p)) {
+        const char* name = nullptr;
+        int len = 0;
+        const void* v = fdt_getprop_by_offset(t.blob(), p, &name, &len);
+        if (!v || !name || strncmp(name, "xen,", 4) == 0 || (skip && strcmp(name, skip) == 0)) continue;
+        w.raw(name, v, static_cast<size_t>(len));
+    }
+}
+
+void copy_tree(Writer& w, const dt::Tree& t, int n, unsigned depth) {
+    if (depth > 16) {
+        w.err = -FDT_ERR_BADSTRUCTURE;
+        return;
+    }
+    copy_props(w, t, n);
+    for (int c = t.first_subnode(n); c >= 0 && !w.err; c = t.next_subnode(c)) {
+        w.begin(t.name(c));
+        copy_tree(w, t, c, depth + 1);
+        w.end();
+    }
+}
+
 }  // namespace
 
 Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place, void* out, size_t cap, size_t& size,
-                            Sink& err, const GuestPciDt* pci) {
+                            Sink& err, const GuestPciDt* pci, const PartialTree* pt) {
     size = 0;
+    const uint32_t gic_ph = pt ? pt->gic_phandle : m::kPhandleGic;
+    if (pci && pt) {
+        for (unsigned d = 0; d < pt->ndevices; d++)
+            for (unsigned k = 0; k < pt->dev[d].nranges; k++) {
+                const PtRange& r = pt->dev[d].ranges[k];
+                if (r.guest < pci->win_base + pci->win_size && pci->win_base < r.guest + r.size) {
+                    format(err, "dom0less: %s: partial device tree: %s: xen,reg: guest [0x%lx, 0x%lx) overlaps the guest's PCI "
+                                "window [0x%lx, 0x%lx)\n", g.path, pt->dev[d].name, r.guest, r.guest + r.size, pci->win_base,
+                           pci->win_base + pci->win_size);
+                    return Status::out_of_range;
+                }
+            }
+    }
     if (pci) {
         uint64_t b = pci->win_base, e = pci->win_base + pci->win_size;
         auto clash = [&](uint64_t a, uint64_t n) { return b < a + n && a < e; };
@@ -50,7 +89,7 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
     w.str("compatible", "moat,dom0less-guest");
     format_to(buf, sizeof buf, "moat guest %s", g.name);
     w.str("model", buf);
-    w.u32("interrupt-parent", m::kPhandleGic);
+    w.u32("interrupt-parent", gic_ph);
     w.u32("#address-cells", 2);
     w.u32("#size-cells", 2);
 
@@ -64,9 +103,11 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
     }
     w.end();
 
-    if (g.vpl011) {
+    bool pt_aliases = pt && pt->aliases >= 0;
+    if (g.vpl011 || pt_aliases) {
         w.begin("aliases");
-        w.str("serial0", uart);
+        if (g.vpl011) w.str("serial0", uart);
+        if (pt_aliases) copy_props(w, pt->tree, pt->aliases, g.vpl011 ? "serial0" : nullptr);
         w.end();
     }
 
@@ -119,7 +160,7 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
     w.u32("#interrupt-cells", 3);
     w.u32("#address-cells", 0);
     w.empty("interrupt-controller");
-    w.u32("phandle", m::kPhandleGic);
+    w.u32("phandle", gic_ph);
     w.end();
 
     w.begin("timer");
@@ -175,7 +216,7 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
         unsigned k = 0;
         for (uint32_t dev = 0; dev < 4; dev++)
             for (uint32_t pin = 1; pin <= 4; pin++) {
-                uint32_t e[8] = {dev << 11, 0, 0, pin, m::kPhandleGic, kGicSpi, m::kPciIntxIntid - 32 + (dev + pin - 1) % 4,
+                uint32_t e[8] = {dev << 11, 0, 0, pin, gic_ph, kGicSpi, m::kPciIntxIntid - 32 + (dev + pin - 1) % 4,
                                  kLevelHigh};
                 for (uint32_t c : e) map[k++] = c;
             }
@@ -183,6 +224,21 @@ Status build_linux_guest_dt(const Dom0lessGuest& g, const GuestPlacement& place,
         w.raw("interrupt-map", map, k * 4);  // more cells than Writer::cells takes
         uint32_t mask[4] = {0x1800, 0, 0, 7};
         w.cells("interrupt-map-mask", mask, 4);
+        w.end();
+    }
+
+    if (pt && pt->passthrough >= 0) {
+        // A simple-bus Linux probes the copies on (Xen's guests write it so; moat adds what is missing).
+        const dt::Tree& t = pt->tree;
+        w.begin("passthrough");
+        copy_props(w, t, pt->passthrough);
+        if (!t.has(pt->passthrough, "compatible")) w.str("compatible", "simple-bus");
+        if (!t.has(pt->passthrough, "ranges")) w.empty("ranges");
+        for (int c = t.first_subnode(pt->passthrough); c >= 0 && !w.err; c = t.next_subnode(c)) {
+            w.begin(t.name(c));
+            copy_tree(w, t, c, 0);
+            w.end();
+        }
         w.end();
     }
 

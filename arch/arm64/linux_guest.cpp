@@ -31,6 +31,7 @@
 #include "hyp/pci_intx.hpp"
 #include "hyp/vgic.hpp"
 #include "hyp/passthrough.hpp"
+#include "hyp/platform_passthrough.hpp"
 #include "hyp/vpci.hpp"
 #include "hyp/vpl011.hpp"
 #include "hyp/vpsci.hpp"
@@ -98,6 +99,10 @@ struct Guest {
     GuestPci pci;
     hyp::IntxLine intx[xen::kDom0lessMaxPci] = {};  // each function's host INTx line (intid 0: none)
     size_t pool_before_dma = 0;
+    // Platform devices from its partial tree (multiboot,device-tree): their MMIO mapped in its
+    // stage 2, their streams in the DMA domain above.
+    xen::PartialTree* pt = nullptr;
+    GuestPlatform plat;
 };
 
 enum class VState : uint8_t { off, runnable, waiting };
@@ -120,6 +125,9 @@ alignas(hyp::GuestConsole) unsigned char g_con_storage[kMaxGuests][sizeof(hyp::G
 alignas(hyp::VPl011) unsigned char g_uart_storage[kMaxGuests][sizeof(hyp::VPl011)];
 alignas(hyp::VPci) unsigned char g_vpci_storage[kMaxGuests][sizeof(hyp::VPci)];
 alignas(GuestDmaDomain) unsigned char g_dma_storage[kMaxGuests][sizeof(GuestDmaDomain)];
+xen::PartialTree g_pt[kMaxGuests];
+alignas(PlatformHost) unsigned char g_plat_storage[sizeof(PlatformHost)];
+PlatformHost* g_plat = nullptr;
 PagePool* g_pool = nullptr;
 uint64_t g_faults_seen = 0;
 // The physical lines of the guests' devices (their INTx), each delivered to its guest's vGIC.
@@ -219,8 +227,15 @@ void end_guest(Guest& g, const char* how, int result) {
                   g.intx[i].intid - 32, g_fwd.arrivals_on(g.intx[i].intid));
             sep = ", ";
         }
+        for (unsigned i = 0; i < g.plat.n; i++)
+            for (unsigned k = 0; k < g.plat.dev[i].pt->nirqs; k++) {
+                print("%s%s SPI %u: %lu", sep, g.plat.dev[i].pt->host_path, g.plat.dev[i].pt->intids[k] - 32,
+                      g_fwd.arrivals_on(g.plat.dev[i].pt->intids[k]));
+                sep = ", ";
+            }
         print("; masked and released: %u\n", g_fwd.unbind(g.vgic));
     }
+    if (g_plat && g.plat.n) g_plat->release(g.spec->name);
     if (g.dma) {
         // The functions stop mastering first, then their streams abort and the tables go back.
         for (unsigned i = 0; i < g.pci.n; i++) {
@@ -370,6 +385,13 @@ void report_dma_faults() {
                               "reported by %s's interrupt; nothing of the guest's is there, the access was aborted",
                            g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev, g.pci.fn[j].bdf.fn, r.stream,
                            r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+            for (unsigned j = 0; g.dma && j < g.plat.n; j++)
+                for (unsigned s = 0; s < g.plat.dev[j].nstreams; s++)
+                    if (g.plat.dev[j].sid[s] == r.stream && __builtin_strcmp(g.plat.dev[j].iommu[s]->name(), r.iommu) == 0)
+                        report(g, "DMA fault from %s: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), reported by %s's "
+                                  "interrupt; nothing of the guest's is there, the access was aborted",
+                               g.plat.dev[j].pt->host_path, r.stream, r.write ? "write" : "read", r.address, to_string(r.kind),
+                               r.detail ? r.detail : "", r.iommu);
         }
         uint64_t lo = reinterpret_cast<uintptr_t>(_start_image), hi = reinterpret_cast<uintptr_t>(__text_end);
         if (r.address >= lo && r.address < hi) {
@@ -667,6 +689,72 @@ uint64_t le64(const uint8_t* p) {
     return v;
 }
 
+// The guest's DMA domain: its PCI functions' and its platform devices' streams, before it runs.
+bool build_dma(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool) {
+    g.pool_before_dma = pool.used_pages();
+    g.dma = new (g_dma_storage[index]) GuestDmaDomain(pool, nullptr);
+    if (g.dma->build(spec.name, g.pci, &g.plat, spec.ram_base, g.vm->ram_pa(), spec.memory, console()) != Status::ok) {
+        print("moat: guest %s: its DMA domain could not be built; not started\n", spec.path);
+        g.dma = nullptr;
+        return false;
+    }
+    return true;
+}
+
+// The guest's platform devices, before anything is allocated for it: its partial tree (the
+// module the loader put in host RAM) read, each device checked against the host node its
+// xen,path names (hyp/platform_passthrough.hpp, which claims the nodes for the guest), its SPIs
+// against what the virtual GIC has. false (reported) on any problem.
+bool platform_resolve(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) {
+    xen::PartialTree& pt = g_pt[index];
+    const void* blob = reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.dtb.addr));
+    if (xen::parse_partial_dt(spec, blob, spec.dtb.size, pt, console(), &console()) != Status::ok) return false;
+    if (!g_plat) {
+        print("moat: guest %s: its partial device tree names host devices, but moat has no host topology; not started\n", spec.path);
+        return false;
+    }
+    for (unsigned i = 0; i < pt.ndevices; i++)
+        for (unsigned k = 0; k < pt.dev[i].nirqs; k++)
+            if (pt.dev[i].intids[k] >= 32 + hyp::VGic::kSpis) {
+                print("moat: guest %s: partial device tree: %s: interrupts: SPI %u is beyond the %u SPIs of the guest's GIC; "
+                      "not started\n", spec.path, pt.dev[i].name, pt.dev[i].intids[k] - 32, hyp::VGic::kSpis);
+                return false;
+            }
+    if (g_plat->resolve(spec, pt, g.plat, console()) != Status::ok) return false;
+    g.pt = &pt;
+    return true;
+}
+
+// Each platform device's MMIO mapped in the guest's stage 2 as device memory at the guest
+// address xen,reg gives; the DMA domain follows (build_dma, with the PCI functions' streams).
+bool platform_map(Guest& g, const xen::Dom0lessGuest& spec) {
+    for (unsigned i = 0; i < g.plat.n; i++) {
+        const PlatformAssignment& a = g.plat.dev[i];
+        const xen::PtDevice& d = *a.pt;
+        for (unsigned k = 0; k < d.nranges; k++) {
+            const xen::PtRange& r = d.ranges[k];
+            Status st = g.vm->map_mmio(r.guest, r.host, r.size);
+            if (st != Status::ok) {
+                print("moat: guest %s: %s: xen,reg: mapping [0x%lx, +0x%lx) at IPA 0x%lx in its stage 2: %s; not started\n",
+                      spec.path, d.name, r.host, r.size, r.guest, to_string(st));
+                return false;
+            }
+        }
+        print("guest:    %s: %s passed through as %s", spec.name, d.host_path, d.name);
+        for (unsigned k = 0; k < d.nranges; k++)
+            print(", MMIO PA 0x%lx -> IPA 0x%lx (%lu KiB)", d.ranges[k].host, d.ranges[k].guest, d.ranges[k].size / KiB);
+        for (unsigned k = 0; k < d.nirqs; k++) print(", SPI %u", d.intids[k] - 32);
+        if (a.unconfined) print(", NO IOMMU: its DMA is unconfined\n");
+        else {
+            for (unsigned s = 0; s < a.nstreams; s++) print(", stream 0x%x on %s", a.sid[s], a.iommu[s]->name());
+            print("\n");
+        }
+    }
+    if (g.plat.unconfined)
+        print("moat: guest %s: WARNING: its DMA is unconfined (xen,force-assign-without-iommu)\n", spec.name);
+    return true;
+}
+
 // The guest's PCI functions: checked against the host, each function's BARs assigned (bus
 // mastering off until the guest turns it on), added to the guest's trapped ECAM, mapped in its
 // stage 2 as device memory (nothing else of the window), and its stream attached to the DMA
@@ -716,13 +804,7 @@ bool passthrough(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PageP
     }
     if (hi) dt.win_base = align_down(lo, MiB), dt.win_size = align_up(hi, MiB) - dt.win_base;
     else dt.win_base = hp.host->window_base(), dt.win_size = MiB;
-    g.pool_before_dma = pool.used_pages();
-    g.dma = new (g_dma_storage[index]) GuestDmaDomain(pool, nullptr);
-    if (g.dma->build(spec.name, g.pci, spec.ram_base, g.vm->ram_pa(), spec.memory, console()) != Status::ok) {
-        print("moat: guest %s: its DMA domain could not be built; not started\n", spec.path);
-        g.dma = nullptr;
-        return false;
-    }
+    if (!build_dma(g, spec, index, pool)) return false;
     print("guest:    %s: PCI ECAM at 0x%lx (bus 0), window [0x%lx, 0x%lx), guest INTx on INTIDs %u..%u; DMA domain: %lu pool pages\n",
           spec.name, gm::kPciEcamBase, dt.win_base, dt.win_base + dt.win_size, gm::kPciIntxIntid, gm::kPciIntxIntid + 3,
           g.dma->pool_pages());
@@ -759,15 +841,31 @@ bool forward_intx(Guest& g, const xen::Dom0lessGuest& spec, const dt::Tree& t) {
     return true;
 }
 
+// Each platform device's SPIs, forwarded 1:1 (host SPI n is the guest's SPI n, as Xen maps them)
+// with the trigger its partial tree gives. A line moat or another guest holds is refused.
+bool forward_platform_irqs(Guest& g, const xen::Dom0lessGuest& spec) {
+    for (unsigned i = 0; i < g.plat.n; i++) {
+        const xen::PtDevice& d = *g.plat.dev[i].pt;
+        for (unsigned k = 0; k < d.nirqs; k++) {
+            bool level = (d.flags[k] & 3) == 0;  // GIC binding: 1 rising edge, 4 level-high
+            Why why;
+            if (g_fwd.forward_spi(g.vgic, spec.name, d.intids[k], d.intids[k], level, why) != Status::ok) {
+                print("moat: guest %s: %s: interrupts: SPI %u: %s; not started\n", spec.path, d.name, d.intids[k] - 32, why.text());
+                (void)g_fwd.unbind(g.vgic);
+                return false;
+            }
+            print("guest:    %s: %s: host SPI %u (INTID %u, %s) forwarded as its INTID %u\n", spec.name, d.host_path,
+                  d.intids[k] - 32, d.intids[k], level ? "level" : "edge", d.intids[k]);
+        }
+    }
+    return true;
+}
+
 // Guest i from its spec; false (reported, naming the guest) when it cannot be built.
 bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool, const dt::Tree& t) {
     g.spec = &spec;
     if (spec.vcpus > hyp::VPsci::kMaxVcpus || g_nvcpus + spec.vcpus > kMaxVcpus) {
         print("moat: guest %s: %u vCPUs, but this CPU runs at most %u in all; not started\n", spec.path, spec.vcpus, kMaxVcpus);
-        return false;
-    }
-    if (spec.dtb.present) {
-        print("moat: guest %s: a multiboot,device-tree module (passthrough) is not served yet; not started\n", spec.path);
         return false;
     }
     const uint8_t* k = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(spec.kernel.addr));
@@ -781,6 +879,7 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     xen::GuestPlacement place;
     if (xen::place_guest_modules(spec, text_offset, image_size, place, console()) != Status::ok) return false;
 
+    if (spec.dtb.present && !platform_resolve(g, spec, index)) return false;
     g.vm = new (g_vm_storage[index]) arch::Vm(pool);
     size_t before = pool.used_pages();
     Status st = g.vm->create(spec.ram_base, spec.memory);
@@ -790,10 +889,14 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         return false;
     }
     xen::GuestPciDt pcidt;
+    if (g.pt && !platform_map(g, spec)) return false;
     if (spec.npci && !passthrough(g, spec, index, pool, pcidt)) return false;
+    bool plat_streams = false;
+    for (unsigned i = 0; i < g.plat.n; i++) plat_streams |= g.plat.dev[i].nstreams != 0;
+    if (!spec.npci && plat_streams && !build_dma(g, spec, index, pool)) return false;
     size_t dtb_size = 0;
     if (xen::build_linux_guest_dt(spec, place, g_dtb, min<uint64_t>(sizeof g_dtb, place.dtb_max), dtb_size, console(),
-                                  spec.npci ? &pcidt : nullptr) != Status::ok)
+                                  spec.npci ? &pcidt : nullptr, g.pt) != Status::ok)
         return false;
     memcpy(g.vm->ram(place.kernel, spec.kernel.size), k, spec.kernel.size);
     if (place.initrd_size)
@@ -809,7 +912,8 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);
     g.vgic.reset(spec.vcpus, mpidr);
     g.psci.reset(spec.vcpus, mpidr, spec.ram_base, spec.memory);
-    if (g.vpci && !forward_intx(g, spec, t)) {
+    if ((g.vpci && !forward_intx(g, spec, t)) || (g.plat.n && !forward_platform_irqs(g, spec))) {
+        (void)g_fwd.unbind(g.vgic);
         if (g.dma) (void)g.dma->teardown(&console());
         g.dma = nullptr;
         return false;
@@ -854,6 +958,16 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     g_pool = &pool;
     g_text_sum = text_sum();
     if (hyp::host_pci().faults) g_faults_seen = hyp::host_pci().faults->total();
+    const hyp::HostDevices& hd = hyp::host_devices();
+    if (hd.topo) {
+        // What no guest's platform device may be or map: moat's IOMMUs, GIC and console (the
+        // constructor), and every byte of RAM (moat's image, the boot tree and modules among it).
+        g_plat = new (g_plat_storage) PlatformHost(tree, *hd.topo, hd.iommus);
+        for (unsigned i = 0; hd.plan && i < hd.plan->nram; i++) g_plat->own_range(hd.plan->ram[i].base, hd.plan->ram[i].size, "RAM");
+        for (unsigned i = 0; hd.plan && i < hd.plan->nreserved; i++)
+            g_plat->own_range(hd.plan->reserved[i].base, hd.plan->reserved[i].size,
+                              hd.plan->reserved_why[i] ? hd.plan->reserved_why[i] : "a reserved range");
+    }
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];
@@ -861,6 +975,9 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
             g_nguests++;
             started++;
         } else {
+            // What it had is given back: its claims on host devices, its DMA domain's streams.
+            if (g_plat) g_plat->release(cfg.guests[i].name);
+            if (g.dma) (void)g.dma->teardown(nullptr);
             g = Guest{};
         }
     }

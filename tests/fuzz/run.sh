@@ -20,6 +20,8 @@ for f in "$OUT"/*_fuzz; do
     case $name in
     dtb_fuzz | dom0_fuzz | dom0less_fuzz) cp build/host/testdata/*.dtb tests/dt/hostile/*.dtb tests/dt/fuzz/*.dtb "$corpus"/ 2>/dev/null ;;
     guest_config_fuzz) cp tools/dt/examples/*.cfg "$corpus"/ 2>/dev/null ;;
+    partial_dt_fuzz)  # the QEMU run's partial trees, good and bad
+        for d in tests/qemu/platform/*.dts; do dtc -q -I dts -O dtb -o "$corpus/$(basename "$d" .dts).dtb" "$d"; done ;;
     esac
     if "$f" -runs="$RUNS" -seed=1 -timeout="$TIMEOUT" "$corpus" > "$T/$name.log" 2>&1; then
         echo "PASS $name ($RUNS inputs)"

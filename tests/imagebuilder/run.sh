@@ -151,6 +151,24 @@ if t passthrough 0 "$IB" "$W/pt.cfg" -o "$W/pt"; then
     prop "$W/pt/host.dtb" /chosen/domU1/module@50600000 compatible "multiboot,device-tree multiboot,module" s
 fi
 
+# A partial tree written by hand (device-tree): read back as moat reads it; a bad one refused by name.
+dtc -q -I dts -O dtb -o "$W/rtc.dtb" tests/qemu/platform/rtc.dts
+dtc -q -I dts -O dtb -o "$W/unaligned.dtb" tests/qemu/platform/unaligned.dts
+config "$W/pt-hand.cfg" qemu-virt "$QEMU_DTB" none "device-tree = $W/rtc.dtb"
+if t passthrough-hand 0 "$IB" "$W/pt-hand.cfg" -o "$W/pt-hand"; then
+    prop "$W/pt-hand/host.dtb" /chosen/domU1/module@50600000 compatible "multiboot,device-tree multiboot,module" s
+fi
+config "$W/pt-bad.cfg" qemu-virt "$QEMU_DTB" none "DOMU_PASSTHROUGH_DTB = $W/unaligned.dtb"
+if t passthrough-unaligned 1 "$IB" "$W/pt-bad.cfg" -o "$W/pt-bad"; then
+    has "$W/passthrough-unaligned.err" "dom0less: /chosen/domU1: partial device tree: /passthrough/gpio@1d000000: xen,reg: range 0 <0x9030800 0x1000 0x1d000000> is not 4 KiB-aligned"
+fi
+
+# Xen ImageBuilder's spelling of the same key.
+config "$W/pt-xen.cfg" qemu-virt "$QEMU_DTB" none "DOMU_PASSTHROUGH_PATHS = /pl061@9030000"
+if t passthrough-xen-key 0 "$IB" "$W/pt-xen.cfg" -o "$W/pt-xen"; then
+    prop "$W/pt-xen/domU1-passthrough.dtb" /passthrough/pl061@9030000 xen,path "/pl061@9030000" s
+fi
+
 # A device under ZCU102's /axi (a bus with `ranges;`): its host address is its guest address.
 config "$W/pt-zcu.cfg" zcu102 "$TREES/zynqmp-zcu102-rev1.0.dtb" none "devices = /axi/ethernet@ff0e0000"
 if t passthrough-zcu102 0 "$IB" "$W/pt-zcu.cfg" -o "$W/pt-zcu"; then

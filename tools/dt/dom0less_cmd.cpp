@@ -6,11 +6,13 @@
 
 #include "tools/dt/cli.hpp"
 #include "xen-compat/dom0less.hpp"
+#include "xen-compat/dom0less_partial.hpp"
 
 namespace moat::tool {
 
 const char* const kDom0lessHelp =
     "usage: moat-dt dom0less HOST.dtb [--image ADDR,SIZE] [--dtb-at ADDR] [--pool SIZE] [--cpus N] [--guest-dtb DIR]\n"
+    "                        [--module ADDR=FILE]...\n"
     "\n"
     "Reads the guests HOST.dtb's /chosen describes in Xen's dom0less binding (`xen,domain` nodes with\n"
     "memory, cpus, vpl011, moat,ram-base and multiboot,kernel / ramdisk / device-tree modules) as moat\n"
@@ -26,6 +28,10 @@ const char* const kDom0lessHelp =
     "                      on moat's CPUs as it schedules them, so a guest may have more than the tree)\n"
     "  --guest-dtb DIR     write DIR/<guest>.dtb: the tree each guest boots with (the kernel taken as\n"
     "                      an Image with text_offset 0 and its module's size)\n"
+    "  --module ADDR=FILE  the file a loader puts at ADDR: a guest's multiboot,device-tree module there is\n"
+    "                      read as Xen's partial tree and checked as moat checks it before looking at\n"
+    "                      the host (xen,reg, xen,path, interrupts; the host side is checked at boot),\n"
+    "                      and its /passthrough copied into the --guest-dtb tree\n"
     "\n"
     "exit status: 0 every guest accepted, 1 a guest refused, 2 unusable input or usage error\n";
 
@@ -77,6 +83,7 @@ void print_module(const char* what, const xen::Dom0lessModule& m) {
 int cmd_dom0less(int argc, char** argv) {
     std::vector<std::string> pos;
     std::string image, dtb_at, pool, cpus, guest_dir;
+    std::vector<std::pair<uint64_t, std::string>> modules;
     for (int i = 0; i < argc; i++) {
         std::string a = argv[i];
         auto value = [&](std::string& dst) {
@@ -90,6 +97,14 @@ int cmd_dom0less(int argc, char** argv) {
         else if (a == "--pool") { if (!value(pool)) return usage(a + " needs a size"); }
         else if (a == "--cpus") { if (!value(cpus)) return usage(a + " needs a count"); }
         else if (a == "--guest-dtb") { if (!value(guest_dir)) return usage(a + " needs a directory"); }
+        else if (a == "--module") {
+            std::string v;
+            uint64_t at;
+            size_t eq;
+            if (!value(v) || (eq = v.find('=')) == std::string::npos || !number(v.substr(0, eq), at, false))
+                return usage(a + " needs ADDR=FILE");
+            modules.emplace_back(at, v.substr(eq + 1));
+        }
         else if (a.size() > 1 && a[0] == '-') return usage("unknown option '" + a + "'");
         else pos.push_back(a);
     }
@@ -139,14 +154,38 @@ int cmd_dom0less(int argc, char** argv) {
     lim.pool_bytes = pool_bytes;
     Status st = xen::parse_dom0less(h.tree, lim, *cfg, err, &out);
 
+    auto pt = std::make_unique<xen::PartialTree>();
+    std::string partial;
+    unsigned refused = 0;
     for (unsigned i = 0; i < cfg->nguests; i++) {
         const xen::Dom0lessGuest& g = cfg->guests[i];
+        bool have_pt = false, bad_pt = false;
+        for (const auto& m : modules) {
+            if (!g.dtb.present || m.first != g.dtb.addr) continue;
+            if (!read_file(m.second, partial)) return kUnusable;
+            if (partial.size() > g.dtb.size) {
+                std::fprintf(stderr, "moat-dt: %s: %zu bytes, more than %s's device-tree module (0x%llx bytes)\n",
+                             m.second.c_str(), partial.size(), g.path, static_cast<unsigned long long>(g.dtb.size));
+                return kUnusable;
+            }
+            if (xen::parse_partial_dt(g, partial.data(), partial.size(), *pt, err, &out) != Status::ok) {
+                refused++;
+                st = Status::invalid_argument;
+                bad_pt = true;
+                break;
+            }
+            have_pt = true;
+        }
+        if (bad_pt) continue;  // reported, naming the node and property
         std::printf("%s: %u vCPU%s, %llu MiB of RAM at guest 0x%llx%s\n", g.path, g.vcpus, g.vcpus == 1 ? "" : "s",
                     static_cast<unsigned long long>(g.memory / MiB), static_cast<unsigned long long>(g.ram_base),
                     g.vpl011 ? ", vpl011 console" : "");
         print_module("kernel", g.kernel);
         print_module("ramdisk", g.ramdisk);
         print_module("device-tree", g.dtb);
+        for (unsigned d = 0; have_pt && d < pt->ndevices; d++)
+            std::printf("  %-12s %s -> host %s%s\n", "passthrough", pt->dev[d].name, pt->dev[d].host_path,
+                        pt->dev[d].force ? " (xen,force-assign-without-iommu)" : "");
         if (g.bootargs[0]) std::printf("  %-12s \"%s\"\n", "bootargs", g.bootargs);
         if (g.resv_size)
             std::printf("  %-12s guest 0x%llx + 0x%llx (no-map to the guest's kernel)\n", "reserved",
@@ -157,14 +196,16 @@ int cmd_dom0less(int argc, char** argv) {
         if (xen::place_guest_modules(g, 0, g.kernel.size, place, err) != Status::ok) return kProblems;
         std::vector<uint64_t> buf(8192);
         size_t size = 0;
-        if (xen::build_linux_guest_dt(g, place, buf.data(), buf.size() * 8, size, err) != Status::ok) return kProblems;
+        if (xen::build_linux_guest_dt(g, place, buf.data(), buf.size() * 8, size, err, nullptr, have_pt ? pt.get() : nullptr) !=
+            Status::ok)
+            return kProblems;
         std::string path = guest_dir + "/" + g.name + ".dtb";
         if (!write_file(path, buf.data(), size)) return kUnusable;
         std::printf("  %-12s %s (%zu bytes; at guest 0x%llx, initrd at 0x%llx)\n", "guest tree", path.c_str(), size,
                     static_cast<unsigned long long>(place.dtb), static_cast<unsigned long long>(place.initrd));
     }
     std::printf("%s: %u guest%s accepted, %u refused (pool %llu MiB; up to %u vCPUs a guest; the tree has %u CPU%s)\n",
-                h.file.c_str(), cfg->nguests, cfg->nguests == 1 ? "" : "s", cfg->nskipped,
+                h.file.c_str(), cfg->nguests - refused, cfg->nguests - refused == 1 ? "" : "s", cfg->nskipped + refused,
                 static_cast<unsigned long long>(pool_bytes / MiB), ncpus, tree_cpus, tree_cpus == 1 ? "" : "s");
     return st == Status::ok ? kOk : kProblems;
 }
