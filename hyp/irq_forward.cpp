@@ -19,6 +19,14 @@ const VGic* IrqForwarder::owner(uint32_t pintid) const {
     return nullptr;
 }
 
+Status IrqForwarder::reserve(uint32_t pintid, const char* what) {
+    for (unsigned i = 0; i < nreserved_; i++)
+        if (reserved_[i].p == pintid) return Status::ok;
+    if (nreserved_ == kMaxReserved) return Status::no_space;
+    reserved_[nreserved_++] = Reserved{pintid, what};
+    return Status::ok;
+}
+
 Status IrqForwarder::forward_spi(VGic& guest, const char* name, uint32_t pintid, uint32_t vintid, bool level, Why& why) {
     const char* trig = level ? "level" : "edge";
     if (pintid < kFirstSpi || pintid >= kEndSpi)
@@ -26,6 +34,10 @@ Status IrqForwarder::forward_spi(VGic& guest, const char* name, uint32_t pintid,
     if (vintid < kFirstSpi || vintid >= VGic::kLines)
         return why.set(Status::out_of_range, "guest %s: virtual INTID %u is not one of its SPIs (32..%u)", name, vintid,
                        VGic::kLines - 1);
+    for (unsigned i = 0; i < nreserved_; i++)
+        if (reserved_[i].p == pintid)
+            return why.set(Status::in_use, "guest %s: SPI %u (INTID %u) is %s's, which moat itself uses", name, pintid - 32,
+                           pintid, reserved_[i].what);
     if (Line* l = find(pintid)) {
         if (l->guest != &guest)
             return why.set(Status::denied, "guest %s: SPI %u (INTID %u) is already forwarded to guest %s", name, pintid - 32,

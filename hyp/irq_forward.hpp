@@ -25,11 +25,17 @@ namespace moat::hyp {
 class IrqForwarder {
 public:
     static constexpr unsigned kMaxLines = 32;
+    static constexpr unsigned kMaxReserved = 8;
     static constexpr unsigned kPriority = 0xa0;  // as moat's own guest interrupts (timer, maintenance)
 
     // The controller P is requested from; nullptr (no interrupt controller) makes forward_spi()
     // refuse with not_ready.
     void set_controller(IrqController* ic) { ic_ = ic; }
+
+    // A line moat itself owns without having requested it (the console UART it polls; a device
+    // it drives by polling): forward_spi() refuses it as in_use, naming `what` (kept: it must
+    // outlive the forwarder's use). no_space beyond kMaxReserved; ok again for a line reserved.
+    Status reserve(uint32_t pintid, const char* what);
 
     // Forwards physical SPI `pintid` to `guest` (its virtual GIC; `name` for messages, kept, so
     // it must outlive the binding) as its SPI `vintid`, level-high or rising-edge. ok also when
@@ -37,7 +43,7 @@ public:
     // changes and `why` says, naming the guest and the lines:
     //   out_of_range      P or V is not an SPI (P: 32..1019; V: one of the guest's VGic::kSpis);
     //   denied            P is forwarded to another guest;
-    //   in_use            P is requested by moat itself (the controller says so), or this guest
+    //   in_use            P is moat's own (requested from the controller, or reserve()d), or this guest
     //                     has P as another V or trigger, or V already carries another line;
     //   no_space          kMaxLines lines are forwarded;
     //   not_ready         there is no interrupt controller;
@@ -79,6 +85,11 @@ private:
     IrqController* ic_ = nullptr;
     Line line_[kMaxLines];
     uint64_t total_ = 0;
+    struct Reserved {
+        uint32_t p;
+        const char* what;
+    } reserved_[kMaxReserved] = {};
+    unsigned nreserved_ = 0;
 };
 
 }  // namespace moat::hyp

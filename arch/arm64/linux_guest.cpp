@@ -25,6 +25,7 @@
 #include "arch/cache.hpp"
 #include "arch/cpu.hpp"
 #include "arch/time.hpp"
+#include "drivers/serial/serial.hpp"
 #include "hyp/boot.hpp"
 #include "hyp/guest_console.hpp"
 #include "hyp/irq_forward.hpp"
@@ -954,6 +955,16 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
         arch::halt(hyp::kExitCheckFailed);
     }
     g_fwd.set_controller(gic);
+    // The console UART moat writes by polling: its line is moat's, never a guest's.
+    int con = stdout_node(tree);
+    dt::Irq con_irq[4];
+    unsigned ncon = 0;
+    static char con_path[dt::kPathMax];  // the forwarder keeps the name
+    if (con >= 0 && tree.interrupts(con, con_irq, 4, ncon) == Status::ok) {
+        tree.path(con, con_path, sizeof con_path);
+        for (unsigned i = 0; i < ncon; i++)
+            if (con_irq[i].kind == dt::IrqKind::spi) (void)g_fwd.reserve(con_irq[i].intid, con_path);
+    }
     g_nlr = arch::ich_lrs();
     g_pool = &pool;
     g_text_sum = text_sum();

@@ -187,6 +187,17 @@ TEST_F(IrqForwardTest, OneLineOneGuestAndNotMoatsOwn) {
     EXPECT_NE(std::string(why.text()).find("guest b: SPI 42 (INTID 74) is one moat itself uses"), std::string::npos)
         << why.text();
     EXPECT_EQ(fwd.owner(74), nullptr);
+    // A line moat owns without a handler (the console UART it polls) is refused as well.
+    EXPECT_EQ(fwd.reserve(33, "/pl011@9000000"), Status::ok);
+    EXPECT_EQ(fwd.reserve(33, "/pl011@9000000"), Status::ok);
+    why.clear();
+    EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 33, 40, true, why), Status::in_use);
+    EXPECT_NE(std::string(why.text()).find("guest b: SPI 1 (INTID 33) is /pl011@9000000's, which moat itself uses"),
+              std::string::npos)
+        << why.text();
+    EXPECT_FALSE(ic.bound(33));
+    for (unsigned k = 1; k < IrqForwarder::kMaxReserved; k++) EXPECT_EQ(fwd.reserve(600 + k, "x"), Status::ok);
+    EXPECT_EQ(fwd.reserve(700, "x"), Status::no_space);
     // Not SPIs.
     EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 27, 40, true, why), Status::out_of_range);
     EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 1020, 40, true, why), Status::out_of_range);
