@@ -119,4 +119,18 @@ Status PagePool::free(uint64_t pa, size_t pages) {
     return Status::ok;
 }
 
+size_t PagePool::free_each(const uint64_t* pas, size_t n) {
+    LockGuard g(lock_);
+    size_t done = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t bit;
+        if (!locate(pas[k], 1, bit) || !test(bit)) continue;
+        bits_[bit / 64] &= ~(uint64_t{1} << (bit % 64));
+        if (bit / 64 < hint_) hint_ = bit / 64;
+        done++;
+    }
+    used_ -= done;
+    return done;
+}
+
 }  // namespace moat

@@ -39,6 +39,9 @@ public:
     // Gives back pages from alloc(). Returns invalid_argument (and changes nothing) for a page
     // that is not in the pool or not allocated: a double free is a bug worth reporting.
     Status free(uint64_t pa, size_t pages = 1);
+    // Gives back n single pages under one acquisition of the lock (a large unmap's leaf tables).
+    // Returns how many went back; one that free() would refuse is skipped and not counted.
+    size_t free_each(const uint64_t* pas, size_t n);
 
     // One 32-bit word per page for whoever allocated it (the page-table engine keeps a table's
     // counts of valid and of wholly mapped entries there: the walker reads the page itself, so

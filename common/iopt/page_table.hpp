@@ -197,13 +197,24 @@ public:
             if (g.nheld_ <= kCacheTables - ncache_)  // the hot path: everything fits, no page is touched
                 for (; k < g.nheld_ && !(g.held_[k] & kNotEmpty); k++) cache_[ncache_++] = g.held_[k];
             for (; k < g.nheld_; k++) recycle(g.held_[k] & desc::kOa, !(g.held_[k] & kNotEmpty), false);
+            // A dropped subtree's pages go straight back, a batch per acquisition of the pool's lock.
+            uint64_t batch[kFreeBatch];
+            size_t nb = 0;
             uint64_t pa = g.free_head_;
             for (size_t j = 0; j < g.free_count_; j++) {
                 const uint64_t link = table(pa)[0];
-                if (link & kNotEmpty) mem_.free(pa, 1);  // a dropped subtree's: straight back
-                else recycle(pa, true, true);
+                if (!(link & kNotEmpty)) {
+                    recycle(pa, true, true);
+                } else {
+                    batch[nb++] = pa;
+                    if (nb == kFreeBatch) {
+                        mem_.free_each(batch, nb);
+                        nb = 0;
+                    }
+                }
                 pa = link & desc::kOa;
             }
+            if (nb) mem_.free_each(batch, nb);
             g.nheld_ = 0;
             g.free_head_ = 0;
             g.free_count_ = 0;
@@ -755,6 +766,7 @@ private:
     // descriptor there; bit 1 (kNotEmpty) says the page holding it is not all zeroes (a dropped
     // subtree's), so release() gives it to the pool without looking at it again.
     static constexpr uint64_t kNotEmpty = 2;
+    static constexpr size_t kFreeBatch = 64;  // pages release() gives back per call into the pool
     void defer_free(uint64_t pa, Gather& g, bool empty) {
         const uint64_t tag = empty ? 0 : kNotEmpty;
         if (g.nheld_ < Gather::kHeldPages) {  // the common case: no store into the page at all

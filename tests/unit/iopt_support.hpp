@@ -85,6 +85,9 @@ public:
         note(Event::free, pa, pages, 0);
         EXPECT_EQ(pool_.free(pa, pages), Status::ok);
     }
+    void free_each(const uint64_t* pas, size_t n) {
+        for (size_t k = 0; k < n; k++) free(pas[k], 1);
+    }
     uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
     uint32_t& side(uint64_t pa) const {
         auto it = pages_.find(pa);
