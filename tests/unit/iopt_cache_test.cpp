@@ -1,6 +1,7 @@
 // The engine's cache of empty tables (with parking off: iopt_park_test.cpp has the parked tables):
 // what goes in (tables that emptied, after the caller's invalidation), what comes out (before the
-// pool, also when the pool is exhausted), and that it stays bounded and goes back to the pool (pressure, idleness, trim, destroy).
+// pool, also when the pool is exhausted), and that it stays bounded and goes back to the pool
+// (pressure, idleness, trim, destroy).
 #include "tests/unit/iopt_rig.hpp"
 
 using namespace iopt_test;

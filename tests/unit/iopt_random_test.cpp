@@ -67,7 +67,8 @@ public:
         using PT = PageTable<F, RecordingMemory>;
         EXPECT_LE(pt_.cached_tables(), PT::kCacheTables);
         EXPECT_LE(pt_.parked_tables(), PT::kParkedTables);
-        EXPECT_LE(pool_->used_pages(), pt_.geometry().root_tables + pt_.cached_tables() + pt_.parked_tables() * (pt_.geometry().levels() - 1));
+        EXPECT_LE(pool_->used_pages(),
+                  pt_.geometry().root_tables + pt_.cached_tables() + pt_.parked_tables() * (pt_.geometry().levels() - 1));
         Gather g(hook_for(mem_));
         EXPECT_EQ(pt_.unlink_parked(g), w_.empty_tables);
         flush(g);
@@ -257,7 +258,8 @@ private:
         ASSERT_TRUE(w.errors.empty()) << w.errors.front();
         // The only empty tables linked are parked ones (leaf tables; a parked one may be in use again).
         size_t parked_empty = 0;
-        for (size_t k = 0; k < pt_.parked_tables(); k++) parked_empty += PageTable<F, RecordingMemory>::valid_entries(pt_.side_word(pt_.parked_table(k))) == 0;
+        for (size_t k = 0; k < pt_.parked_tables(); k++)
+            parked_empty += PageTable<F, RecordingMemory>::valid_entries(pt_.side_word(pt_.parked_table(k))) == 0;
         EXPECT_EQ(w.empty_tables, parked_empty);
         // No leak, no early free: the root, the tables linked (parked included), the cached empty ones.
         EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + w.tables + pt_.cached_tables());
