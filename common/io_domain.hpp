@@ -95,8 +95,8 @@ public:
     // Flushes issued (one per distinct attached IOMMU per invalidation: at the end of a call that
     // removed something, and for each break-before-make in it).
     uint64_t flushes() const { return flushes_; }
-    // Times a map short of pool pages took back what the domain's table held for reuse (parked
-    // and cached empty tables, page_table.hpp) before going on.
+    // Times a map short of pool pages tried to take back what the domain's table holds for reuse
+    // (parked and cached empty tables, page_table.hpp) before going on.
     uint64_t reclaims() const { return reclaims_; }
     // Table pages withheld from the pool because an invalidation that should have preceded their
     // release failed (a walker may still read them).
