@@ -138,12 +138,27 @@ Status IoDomain::flush_iommus(const iopt::Gather& g) {
     return first;
 }
 
-// Break-before-make inside the engine: the block's range, as a gather of its own, down the same
-// path as the end-of-call flush. (A block is a leaf: leaf invalidation is enough.)
+// Break-before-make inside the engine: the range, as a gather of its own, down the same path as
+// the end-of-call flush. Walk caches too: the break may have been of a table entry (parked empty
+// tables making room for a block), not only of a block.
 Status IoDomain::invalidate_now(void* ctx, uint64_t iova, uint64_t size, unsigned granule_shift) {
     iopt::Gather one;
     one.add(iova, size, granule_shift, true);
+    one.mark_tables_freed();
     return static_cast<IoDomain*>(ctx)->flush_iommus(one);
+}
+
+// Pool pressure: the tables this domain's engine holds for reuse go back, with the invalidation
+// they need (parked tables are still linked: unlinked, flushed, released; then the cache is
+// trimmed). Under the domain's lock, so the order stays domain -> driver -> pool. Returns whether
+// any page went back.
+bool IoDomain::reclaim_locked() {
+    const uint64_t before = table_->pages();
+    iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
+    if (table_->unlink_parked(g) && finish(g) != Status::ok) return table_->pages() < before;
+    table_->trim();
+    reclaims_++;
+    return table_->pages() < before;
 }
 
 // End of a call. Unlinked table pages go back only once every walker has been told to forget
@@ -168,7 +183,18 @@ Progress IoDomain::map(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Pr
     return map_locked(iova, pa, size, prot, pgsize);
 }
 
+// A map that runs out of pages first gets back what its own table holds for reuse, then goes on
+// from where it stopped (what it mapped stays mapped either way).
 Progress IoDomain::map_locked(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
+    Progress p = map_once(iova, pa, size, prot, pgsize);
+    if (p.status != Status::no_memory || !reclaim_locked()) return p;
+    const uint64_t done = p.bytes_done;
+    p = map_once(iova + done, pa + done, size - done, prot, pgsize);
+    p.bytes_done += done;
+    return p;
+}
+
+Progress IoDomain::map_once(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize) {
     if (!tag_) return {0, Status::invalid_argument};
     iopt::Gather g(iopt::InvalidateHook{&IoDomain::invalidate_now, this});
     Progress p = table_->map(iova, pa, size, prot, g, pgsize);

@@ -95,6 +95,9 @@ public:
     // Flushes issued (one per distinct attached IOMMU per invalidation: at the end of a call that
     // removed something, and for each break-before-make in it).
     uint64_t flushes() const { return flushes_; }
+    // Times a map short of pool pages tried to take back what the domain's table holds for reuse
+    // (parked and cached empty tables, page_table.hpp) before going on.
+    uint64_t reclaims() const { return reclaims_; }
     // Table pages withheld from the pool because an invalidation that should have preceded their
     // release failed (a walker may still read them).
     uint64_t quarantined_pages() const { return quarantined_; }
@@ -120,6 +123,8 @@ private:
     Status flush_iommus(const iopt::Gather& g);
     Status finish(iopt::Gather& g);
     Progress map_locked(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize);
+    Progress map_once(uint64_t iova, uint64_t pa, uint64_t size, const iopt::Prot& prot, uint64_t pgsize);
+    bool reclaim_locked();
     Progress unmap_locked(uint64_t iova, uint64_t size);
     // Whether a stream attached here other than (iommu, sid) reserves exactly region r.
     bool reserved_by_other(const Iommu& iommu, StreamId sid, const Iommu::ReservedRegion& r) const;
@@ -135,6 +140,7 @@ private:
     Attachment attached_[kMaxAttached] = {};
     uint64_t flushes_ = 0;
     uint64_t quarantined_ = 0;
+    uint64_t reclaims_ = 0;
     CpuWalker cpu_;
     uint64_t cpu_flushes_ = 0;
     Why why_;

@@ -11,13 +11,16 @@ Status PagePool::add_region(uint64_t pa, uint64_t size) {
     // registers alike (a null CPU pointer where RAM is identity mapped, as on ZynqMP).
     if (lo == 0) lo = kPageSize;
     if (hi <= lo) return Status::ok;  // nothing whole inside: not an error
-    size_t pages = static_cast<size_t>((hi - lo) >> kPageShift);
+    const size_t all = static_cast<size_t>((hi - lo) >> kPageShift), meta = meta_pages(all), pages = all - meta;
+    if (pages == 0) return Status::ok;  // one page: no room for a page and its owner word
     if (nregions_ == kMaxRegions || pages > kMaxPages - nbits_) return Status::no_space;
     for (size_t i = 0; i < nregions_; i++) {
-        uint64_t b = regions_[i].base, e = b + (uint64_t{regions_[i].pages} << kPageShift);
+        uint64_t b = regions_[i].base, e = b + (uint64_t{regions_[i].pages + regions_[i].meta} << kPageShift);
         if (lo < e && b < hi) return Status::in_use;
     }
-    regions_[nregions_++] = Region{lo, pages, nbits_};
+    // The owner words live in the region's last pages, left as they are: owners write first.
+    uint32_t* words = static_cast<uint32_t*>(virt(lo + (uint64_t{pages} << kPageShift)));
+    regions_[nregions_++] = Region{lo, pages, nbits_, meta, words};
     // Bits beyond nbits_ are zero; they become meaningful only now.
     nbits_ += pages;
     total_ += pages;
@@ -114,6 +117,20 @@ Status PagePool::free(uint64_t pa, size_t pages) {
     used_ -= pages;
     if (bit / 64 < hint_) hint_ = bit / 64;
     return Status::ok;
+}
+
+size_t PagePool::free_each(const uint64_t* pas, size_t n) {
+    LockGuard g(lock_);
+    size_t done = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t bit;
+        if (!locate(pas[k], 1, bit) || !test(bit)) continue;
+        bits_[bit / 64] &= ~(uint64_t{1} << (bit % 64));
+        if (bit / 64 < hint_) hint_ = bit / 64;
+        done++;
+    }
+    used_ -= done;
+    return done;
 }
 
 }  // namespace moat

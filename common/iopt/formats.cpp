@@ -26,6 +26,7 @@ public:
     Progress unmap(uint64_t iova, uint64_t size, Gather& g) override { return pt_.unmap(iova, size, g); }
     Result<Translation> lookup(uint64_t iova) const override { return pt_.lookup(iova); }
     void release(Gather& g) override { pt_.release(g); }
+    unsigned unlink_parked(Gather& g) override { return pt_.unlink_parked(g); }
     void trim() override { pt_.trim(); }
     uint64_t root_pa() const override { return pt_.root_pa(); }
     uint64_t pgsize_bitmap() const override { return pt_.geometry().pgsize_bitmap(); }

@@ -18,8 +18,9 @@ namespace moat::iopt {
 template <class Format, class Memory> class PageTable;
 
 // Invalidate [iova, iova + size) (leaf entries of 2^granule_shift bytes) in every TLB that may hold
-// it and WAIT for completion. The engine calls it between the "break" and the "make" of a
-// break-before-make update (splitting a block), where a later, gathered invalidation is too late.
+// it, walk caches included (the break may have removed a table entry), and WAIT for completion.
+// The engine calls it between the "break" and the "make" of a break-before-make update (splitting a
+// block, a block replacing parked empty tables), where a later, gathered invalidation is too late.
 // Anything but ok means some walker may still hold the old entry: the engine then leaves the entry
 // broken (invalid) and stops, since making it again could let two translations coexist.
 struct InvalidateHook {
@@ -63,6 +64,10 @@ public:
     // even if a later flush succeeds: the owner quarantines them instead of calling release().
     Status immediate_status() const { return immediate_status_; }
     bool has_hook() const { return hook_.fn != nullptr; }
+
+    // Walk caches must go too: for an owner's own gather (an InvalidateHook's, which may follow the
+    // break of a table entry).
+    void mark_tables_freed() { tables_freed_ = true; }
 
     // Forget the ranges (after the driver invalidated them); pending pages stay until release().
     void clear_ranges() {

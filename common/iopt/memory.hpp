@@ -5,6 +5,7 @@
 // A policy provides (the host test memory in tests/unit implements the same and checks the rules):
 //   alloc(pages, align_pages, zero) -> Result<uint64_t>   pages by physical address, zeroed unless zero = false
 //   free(pa, pages)                                  give pages back
+//   free_each(pas, n)                                give n single pages back at once
 //   table(pa) -> uint64_t*                           CPU pointer to a table
 //   side(pa) -> uint32_t&                            the engine's word for the table at pa, outside it
 //   short_of_pages() -> bool                         the pool is running low: give cached pages back
@@ -42,6 +43,11 @@ public:
         if (pool_.free(pa, pages) != Status::ok) return;
         held_ -= pages;
         if (quota_) quota_->uncharge(pages);
+    }
+    void free_each(const uint64_t* pas, size_t n) {
+        const size_t done = pool_.free_each(pas, n);
+        held_ -= done;
+        if (quota_) quota_->uncharge(done);
     }
     // Pages of the pool this table holds now.
     uint64_t held() const { return held_; }

@@ -9,13 +9,30 @@
 //    break-before-make (invalid entry, immediate invalidation through the Gather's hook, new entry);
 //  - an unlinked table is only handed back to the pool, or reused, after the caller's invalidation
 //    (release()).
-// A table -> block change never happens: empty tables are unlinked as soon as they empty, so a table
-// entry always has something mapped under it, and pages mapped by separate calls are never folded.
+// Pages mapped by separate calls are never folded into a block.
 //
 // Counting instead of scanning. Each table below the root has a side word (Memory::side, kept
 // outside the table because the walker reads the table): its valid entries, and its "full" entries
 // (a leaf, or a table whose whole span is mapped). Emptiness and "everything under this entry is
 // mapped" are then one load, and an aligned unmap of a full table drops it without reading leaves.
+//
+// Parking. A leaf table that a one-leaf-table unmap (the DMA hot path) empties stays LINKED: the
+// walker reads invalid entries there (a translation fault, as for any hole), and the next map into
+// that span writes its entries without building a walk. Such a table is "parked": recorded in a
+// fixed set of kParkedTables per table (its span and page; its side word carries kParkedBit), never
+// more. It stays in the set while maps and unmaps reuse it (the DMA hot path touches neither the
+// set nor the pool), and is unlinked ("evicted", with its ancestors that empty, bottom-up) when
+//  - the set is full or the pool is short: a table that empties and is not in it is unlinked at once;
+//  - the set served no map for kParkIdle unmaps: the oldest, at the end of the next unmap (one
+//    that is in use again just leaves the set);
+//  - the owner asks (unlink_parked(): pool pressure, the release point) or destroy();
+//  - a map wants a block where a parked table (or a table holding only parked ones) is: break,
+//    immediate invalidation through the Gather's hook, then the block (break-before-make).
+// A parked table that a larger unmap drops whole (full) leaves the set with it.
+// An eviction outside a map adds one page of the evicted span to the caller's Gather (removed,
+// tables freed): every walk-cache entry for the unlinked tables is on the walk of that page, so the
+// caller's (non-leaf) invalidation of the Gather's ranges covers them before release() lets the
+// pages be reused. A parked table counts as valid in its parent: its parent never empties under it.
 //
 // Recycling. A table that emptied entry by entry is all zeroes again; after release() (so after the
 // caller's invalidation: no walk cache still holds it) it goes to a small cache of kCacheTables
@@ -61,6 +78,11 @@ public:
     static constexpr size_t kCacheTables = 8;
     // release() calls in a row that took nothing from the cache before it is given back.
     static constexpr unsigned kCacheIdle = 64;
+    // Emptied leaf tables kept linked (see "Parking"): a few buffers in flight in separate leaf
+    // tables. With their walks, at most 3 pages each stay out of the pool until evicted.
+    static constexpr unsigned kParkedTables = 8;
+    // Unmaps in a row while no map reused a parked table before the oldest is evicted.
+    static constexpr unsigned kParkIdle = 64;
 
     PageTable(Memory& mem, unsigned ias, unsigned oas) : mem_(mem), geo_(make_geometry(Format::kStage, ias, oas)) {}
     PageTable(const PageTable&) = delete;
@@ -77,6 +99,8 @@ public:
         ready_ = true;
         ncache_ = 0;
         idle_ = 0;
+        nparked_ = 0;
+        park_idle_ = 0;
         mem_.sync(table(root_pa_), size_t{geo_.root_tables} * kEntries);  // the pool's zeroes, too
         mem_.barrier();
         return Status::ok;
@@ -88,6 +112,7 @@ public:
         const uint64_t* root = table(root_pa_);
         for (size_t i = 0; i < geo_.root_entries(); i++)
             if (desc::is_table(root[i], geo_.start_level)) free_private(root[i] & desc::kOa, geo_.start_level + 1);
+        nparked_ = 0;  // parked tables are linked: freed with the rest
         trim();
         mem_.free(root_pa_, geo_.root_tables);
         ready_ = false;
@@ -111,7 +136,7 @@ public:
                 return p;
             }
         }
-        MapCursor c{iova, pa, iova + size, Format::encode(prot), pgsize, 63};
+        MapCursor c{iova, pa, iova + size, Format::encode(prot), pgsize, 63, &g};
         Status st = map_table(table(root_pa_), root_word_, geo_.start_level, false, c);
         uint64_t done = c.iova - iova;
         if (done) g.add(iova, done, c.granule_shift, false);
@@ -131,6 +156,7 @@ public:
             if (unmap_small(iova, size, g, freed)) {
                 g.add(iova, size, kGranuleShift, true);
                 if (freed) g.tables_freed_ = true;
+                if (nparked_ && ++park_idle_ > kParkIdle) evict_oldest(g);
                 return {size, Status::ok};
             }
         }
@@ -139,6 +165,7 @@ public:
         uint64_t done = c.iova - iova;
         if (done) g.add(iova, done, c.granule_shift, true);
         if (c.tables_freed) g.tables_freed_ = true;
+        if (nparked_ && ++park_idle_ > kParkIdle) evict_oldest(g);
         return {done, st};
     }
 
@@ -170,13 +197,24 @@ public:
             if (g.nheld_ <= kCacheTables - ncache_)  // the hot path: everything fits, no page is touched
                 for (; k < g.nheld_ && !(g.held_[k] & kNotEmpty); k++) cache_[ncache_++] = g.held_[k];
             for (; k < g.nheld_; k++) recycle(g.held_[k] & desc::kOa, !(g.held_[k] & kNotEmpty), false);
+            // A dropped subtree's pages go straight back, a batch per acquisition of the pool's lock.
+            uint64_t batch[kFreeBatch];
+            size_t nb = 0;
             uint64_t pa = g.free_head_;
             for (size_t j = 0; j < g.free_count_; j++) {
                 const uint64_t link = table(pa)[0];
-                if (link & kNotEmpty) mem_.free(pa, 1);  // a dropped subtree's: straight back
-                else recycle(pa, true, true);
+                if (!(link & kNotEmpty)) {
+                    recycle(pa, true, true);
+                } else {
+                    batch[nb++] = pa;
+                    if (nb == kFreeBatch) {
+                        mem_.free_each(batch, nb);
+                        nb = 0;
+                    }
+                }
                 pa = link & desc::kOa;
             }
+            if (nb) mem_.free_each(batch, nb);
             g.nheld_ = 0;
             g.free_head_ = 0;
             g.free_count_ = 0;
@@ -190,12 +228,28 @@ public:
         while (ncache_) mem_.free(cache_[--ncache_], 1);
         idle_ = 0;
     }
+    // Evicts every parked table into `g` (their pages wait there for the invalidation of g's ranges
+    // and release()). Returns how many. The owner's release point: unlink_parked, flush, release, trim.
+    unsigned unlink_parked(Gather& g) {
+        unsigned n = 0;
+        while (nparked_) n += evict_oldest(g);
+        return n;
+    }
+    // Leaf tables in the parked set, oldest first: linked, and empty unless a map used one again
+    // (the empty ones and their walks are part of what the table holds from the pool).
+    size_t parked_tables() const { return nparked_; }
+    uint64_t parked_table(size_t i) const { return parked_[i].pa; }
+    // Parked tables unlinked so far (each added a page to some Gather), for tests and figures.
+    uint64_t evictions() const { return evictions_; }
+    // Tests: at most n tables parked from now on (0: an emptied table is unlinked at once).
+    void set_park_limit(unsigned n) { park_limit_ = n < kParkedTables ? n : kParkedTables; }
     // Empty, invalidated tables held for reuse (part of what the table holds from the pool).
     size_t cached_tables() const { return ncache_; }
     uint64_t cached_table(size_t i) const { return cache_[i]; }
 
     // The side word of the table at `pa` (below the root): for tests, which check it against a walk.
-    static constexpr unsigned valid_entries(uint32_t w) { return w & 0xffff; }
+    static constexpr unsigned valid_entries(uint32_t w) { return w & 0x7fff; }
+    static constexpr uint32_t kParkedBit = uint32_t{1} << 15;  // the leaf table is in the parked set
     static constexpr unsigned full_entries(uint32_t w) { return w >> 16; }
     uint32_t side_word(uint64_t pa) const { return mem_.side(pa); }
 
@@ -205,6 +259,7 @@ private:
         uint64_t attrs;          // leaf attribute bits from the format
         uint64_t pgsize;         // kLargest or the exact size
         unsigned granule_shift;  // smallest leaf written
+        Gather* g;               // for the break-before-make of a block over parked tables
     };
     struct UnmapCursor {
         uint64_t iova, end;
@@ -321,9 +376,12 @@ private:
         if (deepest == kLastLevel) {
             uint64_t* t = table(p.pa[kLastLevel]);
             uint32_t& w = side(p.pa[kLastLevel]);
-            if (valid_entries(w))
+            if (valid_entries(w)) {
                 for (size_t k = 0; k < n; k++)
                     if (desc::valid(t[first + k])) return false;  // collision: the general path stops there
+            } else if (w & kParkedBit) {  // a parked table used again: no walk to build
+                park_idle_ = 0;
+            }
             for (size_t k = 0; k < n; k++) mem_.store(t + first + k, e0 + (k << kGranuleShift));
             mem_.sync(t + first, n);
             w += static_cast<uint32_t>(n) * kBoth;
@@ -387,18 +445,114 @@ private:
             }
             return true;  // n < 512: a table that was full is not empty now
         }
-        // Tables that emptied are unlinked, bottom-up: a table never stays linked empty.
-        if (valid_entries(w) == 0)
-            for (unsigned l = kLastLevel; l > geo_.start_level; l--) {
-                mem_.store(p.slot[l - 1], 0);
-                mem_.sync(p.slot[l - 1], 1);
-                defer_free(p.pa[l], g, true);
-                freed = true;
-                uint32_t& pw = word(p, l - 1);
-                pw -= kValidOne;
-                if (valid_entries(pw)) break;
-            }
+        if (valid_entries(w) != 0 || (w & kParkedBit)) return true;  // still in use, or parked again
+        // Emptied: parked (left linked for the next map into this span) while the set has room and
+        // the pool does not run short; else unlinked at once with the tables it empties, bottom-up.
+        if (nparked_ < park_limit_ && !mem_.short_of_pages()) {
+            parked_[nparked_++] = Parked{span_of(iova), p.pa[kLastLevel]};
+            w = kParkedBit;
+            return true;
+        }
+        for (unsigned l = kLastLevel; l > geo_.start_level; l--) {
+            mem_.store(p.slot[l - 1], 0);
+            mem_.sync(p.slot[l - 1], 1);
+            defer_free(p.pa[l], g, true);
+            freed = true;
+            uint32_t& pw = word(p, l - 1);
+            pw -= kValidOne;
+            if (valid_entries(pw)) break;
+        }
         return true;
+    }
+
+    // ---- Parked tables (see "Parking" at the top).
+    struct Parked {
+        uint64_t span;  // IOVA of the leaf table's span (aligned to it)
+        uint64_t pa;    // the leaf table
+    };
+    static uint64_t span_of(uint64_t iova) { return align_down(iova, level_size(kLastLevel - 1)); }
+    // The leaf table at `pa` goes away whole (a full table dropped): out of the set.
+    void forget_parked_table(uint64_t pa) {
+        side(pa) &= ~kParkedBit;
+        for (unsigned k = 0; k < nparked_; k++)
+            if (parked_[k].pa == pa) return forget_parked(k);
+    }
+    void forget_parked(unsigned k) {
+        for (unsigned j = k + 1; j < nparked_; j++) parked_[j - 1] = parked_[j];
+        nparked_--;
+    }
+    // The oldest parked table leaves the set; if it is empty it is unlinked with the ancestors it
+    // leaves empty, one page of its span goes into g (removed, tables freed) and the pages wait in
+    // g for release(). Returns whether it was unlinked (one in use again only leaves the set).
+    bool evict_oldest(Gather& g) {
+        park_idle_ = 0;
+        const Parked victim = parked_[0];
+        forget_parked(0);
+        uint32_t& w = side(victim.pa);
+        w &= ~kParkedBit;
+        if (w != 0) return false;
+        Path p;
+        if (walk(victim.span, p) != kLastLevel || p.pa[kLastLevel] != victim.pa) return false;  // cannot happen
+        for (unsigned l = kLastLevel; l > geo_.start_level; l--) {
+            mem_.store(p.slot[l - 1], 0);
+            mem_.sync(p.slot[l - 1], 1);
+            defer_free(p.pa[l], g, true);
+            uint32_t& pw = word(p, l - 1);
+            pw -= kValidOne;
+            if (valid_entries(pw)) break;
+        }
+        g.add(victim.span, kPageSize, kGranuleShift, true);
+        g.tables_freed_ = true;
+        evictions_++;
+        return true;
+    }
+    // Parked tables under the entry `e` at `level` (span [base, base + size)) are everything it
+    // holds: the entry itself is a parked leaf table, or a level-2 table whose valid entries are
+    // all parked leaf tables (the set holds exactly those of its span).
+    bool holds_only_parked(uint64_t e, unsigned level, uint64_t base, uint64_t size) {
+        if (!nparked_ || !desc::is_table(e, level)) return false;
+        const uint32_t cw = side(e & desc::kOa);
+        if (level + 1 == kLastLevel) return cw == kParkedBit;
+        if (level + 2 != kLastLevel) return false;
+        unsigned n = 0;  // parked and empty in the span
+        for (unsigned k = 0; k < nparked_; k++) n += parked_[k].span - base < size && side(parked_[k].pa) == kParkedBit;
+        return n && n == valid_entries(cw) && full_entries(cw) == 0;
+    }
+    // A block is wanted at `slot` (level, span [base, base + size)) where only parked tables are:
+    // break, invalidate now (walk caches may hold the tables), and give the pages back; the caller
+    // then writes the block into the invalid slot. If the invalidation fails the slot stays invalid
+    // and the pages wait in g, which the owner then quarantines.
+    Status clear_parked(uint64_t* slot, uint32_t& w, unsigned level, uint64_t base, uint64_t size, Gather& g) {
+        const uint64_t child = *slot & desc::kOa;
+        mem_.store(slot, 0);  // break
+        mem_.sync(slot, 1);
+        mem_.barrier();
+        w -= kValidOne;  // it was valid, never full
+        Status st = Status::ok;
+        unsigned leaves = 0;
+        uint64_t leaf_pa[kParkedTables];
+        for (unsigned k = 0; k < nparked_;) {
+            if (parked_[k].span - base >= size) {
+                k++;
+                continue;
+            }
+            // One page of each leaf table's span: every walk-cache entry for it and its parent.
+            if (st == Status::ok) st = g.invalidate_now(parked_[k].span, kPageSize, kGranuleShift);
+            side(parked_[k].pa) = 0;
+            leaf_pa[leaves++] = parked_[k].pa;
+            forget_parked(k);
+        }
+        evictions_ += leaves;
+        const bool upper = level + 2 == kLastLevel;
+        if (st != Status::ok) {
+            for (unsigned k = 0; k < leaves; k++) defer_free(leaf_pa[k], g, true);
+            if (upper) defer_free(child, g, false);
+            g.tables_freed_ = true;
+            return st;
+        }
+        for (unsigned k = 0; k < leaves; k++) recycle(leaf_pa[k], true, false);
+        if (upper) mem_.free(child, 1);  // holds the links to the leaves: not zero
+        return Status::ok;
     }
 
     // Maps what of the cursor's range falls in table `t` at `level`. `fresh`: t is a private table
@@ -416,6 +570,7 @@ private:
             if (fresh) {
                 mem_.fill(t + first, count, e0, size);  // the hot loop of a large map
             } else if (valid_entries(w) == 0) {
+                if (w & kParkedBit) park_idle_ = 0;
                 for (size_t k = 0; k < count; k++) mem_.store(t + first + k, e0 + k * size);  // nothing to collide with
             } else {
                 size_t k = 0;
@@ -446,6 +601,13 @@ private:
                         c.pa += size;
                         i++;
                         continue;
+                    }
+                    // Only parked tables here: they make room for the block (break-before-make).
+                    const uint64_t base = align_down(c.iova, size);
+                    if (c.g->has_hook() && holds_only_parked(e, level, base, size)) {
+                        st = clear_parked(t + i, w, level, base, size, *c.g);
+                        if (st != Status::ok) break;
+                        continue;  // the slot is invalid now: the block goes in
                     }
                     // Exactly this size was asked for, or a block is here: collision. A table under
                     // the largest policy holds smaller mappings: fill around them below.
@@ -545,9 +707,11 @@ private:
                         drop_subtree(cpa, level + 1, c, g);
                         c.iova += size;
                     } else {
-                        const bool was_full = is_full(cw);
+                        const bool was_full = is_full(cw), was_empty = valid_entries(cw) == 0;
                         st = unmap_table(table(cpa), cw, level + 1, c, g);
-                        if (valid_entries(cw) == 0) {  // emptied: a table never stays linked empty
+                        // Emptied by this call (its range is gathered): unlinked. One that was
+                        // empty already is parked and stays (a hole: not_found, nothing changes).
+                        if (!was_empty && cw == 0) {  // (a parked one that empties stays: cw == kParkedBit)
                             mem_.store(t + i, 0);
                             w -= was_full ? kBoth : kValidOne;
                             defer_free(cpa, g, true);
@@ -572,6 +736,7 @@ private:
     // none of its pages is empty (they go back to the pool), and leaf tables are not read at all.
     void drop_subtree(uint64_t pa, unsigned level, UnmapCursor& c, Gather& g) {
         c.granule_shift = min(c.granule_shift, level_shift(level));
+        if (level == kLastLevel && nparked_ && (side(pa) & kParkedBit)) forget_parked_table(pa);
         const uint64_t* t = table(pa);
         if (level + 1 < kLastLevel) {
             for (size_t i = 0; i < kEntries; i++)
@@ -583,6 +748,7 @@ private:
             for (size_t i = 0; i < kEntries; i++) {
                 const uint64_t e = t[i];
                 if (!desc::is_table(e, level)) continue;
+                if (nparked_ && (side(e & desc::kOa) & kParkedBit)) forget_parked_table(e & desc::kOa);
                 mem_.store(table(e & desc::kOa), head | kNotEmpty);
                 head = e & desc::kOa;
                 count++;
@@ -600,6 +766,7 @@ private:
     // descriptor there; bit 1 (kNotEmpty) says the page holding it is not all zeroes (a dropped
     // subtree's), so release() gives it to the pool without looking at it again.
     static constexpr uint64_t kNotEmpty = 2;
+    static constexpr size_t kFreeBatch = 64;  // pages release() gives back per call into the pool
     void defer_free(uint64_t pa, Gather& g, bool empty) {
         const uint64_t tag = empty ? 0 : kNotEmpty;
         if (g.nheld_ < Gather::kHeldPages) {  // the common case: no store into the page at all
@@ -689,7 +856,12 @@ private:
     bool ready_ = false;
     unsigned ncache_ = 0;
     unsigned idle_ = 0;
+    unsigned nparked_ = 0;
+    unsigned park_idle_ = 0;
+    unsigned park_limit_ = kParkedTables;
+    uint64_t evictions_ = 0;
     uint64_t cache_[kCacheTables];  // [0, ncache_): empty, zeroed, invalidated table pages
+    Parked parked_[kParkedTables];  // [0, nparked_): linked empty leaf tables, oldest first
 };
 
 }  // namespace moat::iopt

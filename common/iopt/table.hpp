@@ -30,7 +30,14 @@ public:
     // The pages `g` holds back to the pool (or to the engine's small cache of empty tables), once
     // the invalidation of its ranges has completed.
     virtual void release(Gather& g) = 0;
-    // The owner's release point: tables an engine keeps for reuse go back to the pool now.
+    // Tables an engine keeps LINKED though empty (VMSA "parked" leaf tables) are unlinked into `g`:
+    // the owner invalidates g's ranges, then release(g), like after an unmap. Returns how many.
+    virtual unsigned unlink_parked(Gather& g) {
+        (void)g;
+        return 0;
+    }
+    // The owner's release point, after unlink_parked's flush and release: tables an engine keeps
+    // unlinked for reuse go back to the pool now.
     virtual void trim() {}
     // What a driver points its hardware at (TTBR, CD.TTB0, STE.S2TTB, later a VT-d SLPTPTR).
     virtual uint64_t root_pa() const = 0;
@@ -53,7 +60,7 @@ private:
 // engine's entry in formats.cpp static_asserts that it fits.
 class TableSlot {
 public:
-    static constexpr size_t kBytes = 256;
+    static constexpr size_t kBytes = 384;
 
     TableSlot() = default;
     ~TableSlot() { reset(); }

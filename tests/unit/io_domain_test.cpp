@@ -90,13 +90,14 @@ TEST(IoDomain, TablesAreNotFreedWhenTheFlushFailed) {
     ASSERT_EQ(d.init(), Status::ok);
     ASSERT_EQ(d.attach(a, 1), Status::ok);
     size_t before = host.pool->used_pages();
-    ASSERT_TRUE(d.map(0x200000, 0x80000000, kPageSize, iopt::Prot{}).ok());
+    // A full leaf table: unmapping its whole span unlinks it (a lone page's table would be parked).
+    ASSERT_TRUE(d.map(0x200000, 0x80000000, 2 * MiB, iopt::Prot{}, kPageSize).ok());
     size_t with_tables = host.pool->used_pages();
     EXPECT_GT(with_tables, before);
     a.flush_result = Status::timeout;
-    Progress p = d.unmap(0x200000, kPageSize);
+    Progress p = d.unmap(0x200000, 2 * MiB);
     EXPECT_EQ(p.status, Status::timeout);
-    EXPECT_EQ(p.bytes_done, kPageSize);
+    EXPECT_EQ(p.bytes_done, 2 * MiB);
     EXPECT_GT(d.quarantined_pages(), 0u);
     EXPECT_EQ(host.pool->used_pages(), with_tables);  // a walker may still read them: kept out
 }
@@ -152,11 +153,10 @@ TEST(IoDomain, AFailedBreakBeforeMakeReachesTheCaller) {
     const size_t before = pool.used_pages();
     a.flush_result = Status::timeout;
     a.fail_on = 2;  // the page's flush-free unmap is #1 below; the split's invalidation is #2
-    // Unmapping the page frees its leaf table (pending); then cutting into the block needs an
-    // immediate invalidation, which times out.
+    // Unmapping the page empties its leaf table (parked: still linked); then cutting into the
+    // block needs an immediate invalidation, which times out.
     ASSERT_TRUE(d.unmap(0x100000, kPageSize).ok());
-    // Flushed fine: the leaf table was released, into the table's cache of empty tables (still
-    // the domain's pages), and nothing was quarantined.
+    // Flushed fine: nothing freed, nothing quarantined.
     EXPECT_EQ(pool.used_pages(), before);
     EXPECT_EQ(d.quarantined_pages(), 0u);
     Progress p = d.unmap(0x200000, kPageSize);
@@ -164,7 +164,7 @@ TEST(IoDomain, AFailedBreakBeforeMakeReachesTheCaller) {
     EXPECT_EQ(p.bytes_done, 0u);
     EXPECT_EQ(a.stats().commands, 3u);  // #2 failed (once for both streams), then the end-of-call flush
     EXPECT_EQ(d.lookup(0x201000).status, Status::not_found);  // left broken, not re-made
-    EXPECT_EQ(pool.used_pages(), before - 1);  // the remainder (the cached table) was never linked: it went back
+    EXPECT_EQ(pool.used_pages(), before);  // the remainder (a new table) was never linked: it went back
 }
 
 // Pages a call unlinked before its break-before-make failed are quarantined, not released, even
@@ -290,6 +290,53 @@ TEST(IoDomain, ADomainForgetsAnIommuReleasedUnderIt) {
     EXPECT_EQ(b->detaches, 0u);
     EXPECT_EQ(keep.detaches, 1u);
     b->~FakeIommu();
+}
+
+}  // namespace
+
+namespace {
+
+// Pool exhausted: a map that needs table pages first takes back what its own table holds linked
+// but empty (a parked leaf table and its walk), flushing their span before they are reused, then
+// goes on; teardown gives every page back, parked ones included.
+TEST(IoDomain, MapShortOfPagesReclaimsParkedTablesFirst) {
+    model::HostPool host(256);
+    FakeIommu a;
+    const size_t before = host.pool->used_pages();
+    {
+        IoDomain d(*host.pool, iopt::vmsa_s1(39, 40, true));
+        ASSERT_EQ(d.init(), Status::ok);
+        ASSERT_EQ(d.attach(a, 1), Status::ok);
+        const uint64_t parked_at = 0x40000000 + 7 * kPageSize;  // its own level-2 and leaf table
+        ASSERT_TRUE(d.map(parked_at, 0x80000000, kPageSize, iopt::Prot{}).ok());
+        ASSERT_TRUE(d.unmap(parked_at, kPageSize).ok());
+        EXPECT_EQ(d.reclaims(), 0u);
+        // Everything else of the pool taken: the two pages the parked walk holds are all there is.
+        std::vector<uint64_t> held;
+        for (Result<uint64_t> r = host.pool->alloc(); r.ok(); r = host.pool->alloc()) held.push_back(r.value);
+        a.ranges.clear();
+        const uint64_t flushes = d.flushes();
+        Progress p = d.map(0x1000, 0x90000000, 2 * kPageSize, iopt::Prot{});  // needs a level-2 and a leaf table
+        EXPECT_TRUE(p.ok()) << to_string(p.status);
+        EXPECT_EQ(p.bytes_done, 2 * kPageSize);
+        EXPECT_EQ(d.reclaims(), 1u);
+        EXPECT_EQ(d.lookup(0x1000 + kPageSize).value.pa, 0x90001000u);
+        EXPECT_EQ(d.lookup(parked_at).status, Status::not_found);
+        // The reclaim flushed the parked span before its pages went back (and could be reused).
+        EXPECT_EQ(d.flushes(), flushes + 1);
+        ASSERT_EQ(a.ranges.size(), 1u);
+        EXPECT_EQ(a.ranges[0].iova, align_down(parked_at, uint64_t{2} << 20));
+        // With nothing left to reclaim, a map that needs pages fails cleanly.
+        p = d.map(0x80000000, 0x90000000, kPageSize, iopt::Prot{});
+        EXPECT_EQ(p.status, Status::no_memory);
+        EXPECT_EQ(p.bytes_done, 0u);
+        EXPECT_EQ(d.reclaims(), 2u);
+        for (uint64_t pa : held) EXPECT_EQ(host.pool->free(pa), Status::ok);
+        ASSERT_TRUE(d.unmap(0x1000, 2 * kPageSize).ok());  // parks again
+        EXPECT_GT(host.pool->used_pages(), before + 1);
+        EXPECT_EQ(d.destroy(), Status::ok);
+    }
+    EXPECT_EQ(host.pool->used_pages(), before);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// The engine's cache of empty tables: what goes in (tables that emptied, after the caller's
-// invalidation), what comes out (before the pool, also when the pool is exhausted), and that it
-// stays bounded and goes back to the pool (pressure, idleness, trim, destroy).
+// The engine's cache of empty tables (with parking off: iopt_park_test.cpp has the parked tables):
+// what goes in (tables that emptied, after the caller's invalidation), what comes out (before the
+// pool, also when the pool is exhausted), and that it stays bounded and goes back to the pool
+// (pressure, idleness, trim, destroy).
 #include "tests/unit/iopt_rig.hpp"
 
 using namespace iopt_test;
@@ -27,6 +28,7 @@ std::vector<uint64_t> walk_tables(Rig<Stage1>& r, uint64_t iova) {
 
 TEST(IoptCache, CachedTableIsReusedOnlyAfterItsInvalidation) {
     Rig<Stage1> r(48);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     ASSERT_TRUE(r.map(kHot, 0x40000000, K4).ok());
     const std::vector<uint64_t> first = walk_tables(r, kHot);
     ASSERT_EQ(first.size(), 3u);
@@ -60,6 +62,7 @@ TEST(IoptCache, CachedTableIsReusedOnlyAfterItsInvalidation) {
 // again is caught.
 TEST(IoptCache, RecorderCatchesAReuseBeforeTheInvalidation) {
     Rig<Stage1> r(48);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     ASSERT_TRUE(r.map(kHot, 0x40000000, K4).ok());
     Gather g(hook_for(r.mem));
     ASSERT_TRUE(r.pt.unmap(kHot, K4, g).ok());
@@ -72,6 +75,7 @@ TEST(IoptCache, RecorderCatchesAReuseBeforeTheInvalidation) {
 
 TEST(IoptCache, PoolExhaustionIsServedFromTheCache) {
     Rig<Stage1> r(48);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     ASSERT_TRUE(r.map(kHot, 0x40000000, K4).ok());
     ASSERT_TRUE(r.unmap(kHot, K4).ok());
     ASSERT_EQ(r.cached(), 3u);
@@ -89,6 +93,7 @@ TEST(IoptCache, PoolExhaustionIsServedFromTheCache) {
 // A split (a block cut into) also takes from the cache when the pool is exhausted.
 TEST(IoptCache, SplitUnderExhaustionIsServedFromTheCache) {
     Rig<Stage1> r(48);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     ASSERT_TRUE(r.map(kHot, 0x40000000, K4).ok());
     ASSERT_TRUE(r.unmap(kHot, K4).ok());
     ASSERT_TRUE(r.map(2 * MiB, 0x40000000, 2 * MiB).ok());  // uses two cached tables (levels 1, 2)
@@ -105,6 +110,7 @@ TEST(IoptCache, SplitUnderExhaustionIsServedFromTheCache) {
 
 TEST(IoptCache, CacheIsBoundedAndGoesBackWhenIdleOrShort) {
     Rig<Stage1> r(48, true, 40, 512);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     // Five separate walks emptied: 15 tables, of which the cache keeps its bound.
     for (uint64_t k = 0; k < 5; k++) ASSERT_TRUE(r.map((k + 1) << 39, 0x40000000, K4).ok());
     for (uint64_t k = 0; k < 5; k++) ASSERT_TRUE(r.unmap((k + 1) << 39, K4).ok());
@@ -138,6 +144,7 @@ TEST(IoptCache, CacheIsBoundedAndGoesBackWhenIdleOrShort) {
 // pool, nothing is zeroed, nothing goes back, and the walk's tables are the same three pages.
 TEST(IoptCache, HotPathAllocatesNothing) {
     Rig<Stage1> r(48);
+    r.pt.set_park_limit(0);  // the cache alone: emptied tables are unlinked at once
     ASSERT_TRUE(r.map(kHot + 8 * K4, 0x40000000, 4 * K4).ok());
     ASSERT_TRUE(r.unmap(kHot + 8 * K4, 4 * K4).ok());
     const size_t used = r.pool().used_pages();
@@ -157,6 +164,7 @@ TEST(IoptCache, HotPathAllocatesNothing) {
 // destroy() gives cached tables back with everything else (the Rig checks the pool after it).
 TEST(IoptCache, DestroyEmptiesTheCache) {
     Rig<Stage2> r(40);
+    r.pt.set_park_limit(0);
     ASSERT_TRUE(r.map(0x3000, 0x40000000, K4).ok());
     ASSERT_TRUE(r.unmap(0x3000, K4).ok());
     EXPECT_EQ(r.cached(), 2u);  // level-2 and leaf table under a level-1 root

@@ -125,6 +125,7 @@ void every_prot_reads_back(unsigned ias) {
                 }
     }
     for (auto [a, size] : mapped) EXPECT_TRUE(r.unmap(a, size).ok());
+    r.release_point();  // parked leaf tables too
     EXPECT_EQ(r.tables(), 0u);
 }
 

@@ -61,10 +61,19 @@ public:
         auto extents = model_.m;
         for (auto& [iova, e] : extents) expect_unmap(iova, e.size, e.size, Status::ok, false);
         verify();
-        // Nothing mapped: what the table still holds is its cache of empty tables, bounded, and the
-        // release point gives it back.
-        EXPECT_LE(pt_.cached_tables(), (PageTable<F, RecordingMemory>::kCacheTables));
-        EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + pt_.cached_tables());
+        // Nothing mapped: what the table still holds is its parked tables (linked, empty, with the
+        // walks above them) and its cache of empty tables, both bounded, and the release point
+        // (unlink the parked ones, invalidate what that gathered, release, trim) gives it all back.
+        using PT = PageTable<F, RecordingMemory>;
+        EXPECT_LE(pt_.cached_tables(), PT::kCacheTables);
+        EXPECT_LE(pt_.parked_tables(), PT::kParkedTables);
+        EXPECT_LE(pool_->used_pages(),
+                  pt_.geometry().root_tables + pt_.cached_tables() + pt_.parked_tables() * (pt_.geometry().levels() - 1));
+        Gather g(hook_for(mem_));
+        EXPECT_EQ(pt_.unlink_parked(g), w_.empty_tables);
+        flush(g);
+        verify();
+        EXPECT_EQ(w_.tables, 0u);
         pt_.trim();
         EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables);
         pt_.destroy();
@@ -159,7 +168,7 @@ private:
             EXPECT_TRUE(is_aligned(p.bytes_done, pgsize ? pgsize : K4));
             model_.insert(iova, p.bytes_done, pa, effective<F>(prot), pgsize, ++calls_);
         }
-        check_gather(g, iova, p.bytes_done, false);
+        check_gather(g, iova, p.bytes_done, false, false);
         flush(g);
     }
 
@@ -189,13 +198,14 @@ private:
     void expect_unmap(uint64_t iova, uint64_t size, uint64_t done, Status st, bool may_inject) {
         const bool injected = may_inject && inject();
         Gather g(hook_for(mem_));
+        const uint64_t evictions = pt_.evictions();
         Progress p = pt_.unmap(iova, size, g);
         pool_->fail_after(SIZE_MAX);
         trace(describe("unmap", iova, size), p, injected);
         SCOPED_TRACE(describe("unmap", iova, size));
         check_progress(p, done, st, injected);
         model_.erase(iova, iova + p.bytes_done);
-        check_gather(g, iova, p.bytes_done, true);
+        check_gather(g, iova, p.bytes_done, true, pt_.evictions() != evictions);
         flush(g);
     }
 
@@ -209,8 +219,16 @@ private:
         EXPECT_EQ(p.bytes_done, done);
     }
 
-    void check_gather(const Gather& g, uint64_t iova, uint64_t done, bool unmap) {
-        if (done == 0) {
+    // `evicted`: the call also unlinked a parked table elsewhere, which adds one page of its span.
+    void check_gather(const Gather& g, uint64_t iova, uint64_t done, bool unmap, bool evicted) {
+        if (evicted) {
+            EXPECT_TRUE(g.tables_freed());
+            EXPECT_TRUE(g.removed());
+            bool covered = done == 0;
+            for (unsigned i = 0; i < g.range_count(); i++)
+                covered = covered || (g.range(i).iova <= iova && iova + done <= g.range(i).end());
+            EXPECT_TRUE(covered || g.overflowed());
+        } else if (done == 0) {
             EXPECT_TRUE(g.empty());
         } else {
             ASSERT_EQ(g.range_count(), 1u);
@@ -226,9 +244,11 @@ private:
         }
     }
 
+    // As a driver: exactly the ranges g names are invalidated (the recorder checks that they cover
+    // every table the call unlinked), then release.
     void flush(Gather& g) {
         mem_.check_clean();
-        mem_.invalidated(0, ~uint64_t{0});
+        invalidate_ranges(mem_, g);
         pt_.release(g);
     }
 
@@ -236,12 +256,24 @@ private:
         Walk& w = w_;
         walk_into(*pool_, pt_.geometry(), pt_.root_pa(), w);
         ASSERT_TRUE(w.errors.empty()) << w.errors.front();
-        EXPECT_EQ(w.empty_tables, 0u);
-        // No leak, no early free: the root, the tables linked, the cached empty ones.
+        // The only empty tables linked are parked ones (leaf tables; a parked one may be in use again).
+        size_t parked_empty = 0;
+        for (size_t k = 0; k < pt_.parked_tables(); k++)
+            parked_empty += PageTable<F, RecordingMemory>::valid_entries(pt_.side_word(pt_.parked_table(k))) == 0;
+        EXPECT_EQ(w.empty_tables, parked_empty);
+        // No leak, no early free: the root, the tables linked (parked included), the cached empty ones.
         EXPECT_EQ(pool_->used_pages(), pt_.geometry().root_tables + w.tables + pt_.cached_tables());
         ASSERT_TRUE(mem_.violations.empty()) << mem_.violations.front();
         // Every table's side counts agree with a full scan of it.
         using PT = PageTable<F, RecordingMemory>;
+        for (size_t k = 0; k < pt_.parked_tables(); k++) {
+            const uint64_t pa = pt_.parked_table(k);
+            EXPECT_TRUE(mem_.live(pa)) << "parked table " << hex(pa) << " is not linked";
+            EXPECT_TRUE(pt_.side_word(pa) & PT::kParkedBit) << hex(pa);
+            bool found = false;
+            for (const TableCount& t : w.counts) found = found || t.pa == pa;
+            EXPECT_TRUE(found) << "parked table " << hex(pa) << " is not a table of the walk";
+        }
         for (const TableCount& t : w.counts) {
             const uint32_t word = pt_.side_word(t.pa);
             if (PT::valid_entries(word) != t.valid || PT::full_entries(word) != t.full)

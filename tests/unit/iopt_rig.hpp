@@ -29,14 +29,23 @@ struct Rig {
     PagePool& pool() { return *host.pool; }
     // Table pages in use below the root; cached() more are held empty for reuse.
     size_t tables() { return pool().used_pages() - base - cached(); }
+    size_t parked() { return pt.parked_tables(); }
     size_t cached() { return pt.cached_tables(); }
     // Tables a walk needs between the root and a level-2 table (a level-1 table if the root is level 0).
     size_t upper() { return pt.geometry().start_level == 0 ? 1 : 0; }
 
+    // As a driver: invalidates exactly what g names (all of it if g overflowed), then releases.
     void flush(Gather& g) {
         mem.check_clean();
-        mem.invalidated(0, ~uint64_t{0});
+        invalidate_ranges(mem, g);
         pt.release(g);
+    }
+    // The release point an owner reaches: parked tables unlinked and flushed, the cache trimmed.
+    void release_point() {
+        Gather g(hook_for(mem));
+        pt.unlink_parked(g);
+        flush(g);
+        pt.trim();
     }
     Progress map(uint64_t iova, uint64_t pa, uint64_t size, Prot p = {}, uint64_t pgsize = 0) {
         Gather g(hook_for(mem));

@@ -32,6 +32,9 @@ struct HostPool : moat::model::HostPool {
 // The host "fake memory": a memory policy that records every store (address, old, new, order) and
 // checks, as each store happens, the rules a concurrent walker depends on:
 //  - only allocated pages are written, only unreachable pages are freed;
+//  - a table that became unreachable is freed or linked again only after an invalidation that
+//    covered part of its span (what a walk cache holding it is found by): per range, not "any
+//    invalidation since", so an owner that invalidates only its own call's range is caught;
 //  - a valid live entry is never replaced by another valid one, and an entry that was broken
 //    (valid -> invalid) is made valid again only after an invalidation;
 //  - a table becomes reachable only when everything in its subtree was written before the last
@@ -75,12 +78,15 @@ public:
             Page& p = pages_[pa + k * kPageSize];
             if (!p.allocated) violation("free of a page not allocated", pa);
             if (p.live) violation("free of a page a walker can reach", pa);
-            if (p.unlinked > last_invalidate_) violation("free of an unlinked page before its invalidation", pa);
+            if (pending_.count(pa + k * kPageSize)) violation("free of an unlinked page before its invalidation", pa);
             p.allocated = false;
             dirty_pages_.erase(pa + k * kPageSize);
         }
         note(Event::free, pa, pages, 0);
         EXPECT_EQ(pool_.free(pa, pages), Status::ok);
+    }
+    void free_each(const uint64_t* pas, size_t n) {
+        for (size_t k = 0; k < n; k++) free(pas[k], 1);
     }
     uint64_t* table(uint64_t pa) const { return static_cast<uint64_t*>(pool_.virt(pa)); }
     uint32_t& side(uint64_t pa) const {
@@ -137,10 +143,22 @@ public:
             Page& p = pages_[pa + k * kPageSize];
             p.live = true;
             p.level = static_cast<int>(level);
+            p.base = k * (uint64_t{kEntries} << level_shift(level));
         }
     }
-    // An invalidation completed (the hook, or the caller's flush after an operation).
-    void invalidated(uint64_t iova, uint64_t size) { last_invalidate_ = note(Event::invalidate, iova, size, 0); }
+    // An invalidation of [iova, iova + size) completed (the hook, or the caller's flush after an
+    // operation): unlinked tables whose span it touches may be freed or reused now.
+    void invalidated(uint64_t iova, uint64_t size) {
+        last_invalidate_ = note(Event::invalidate, iova, size, 0);
+        const uint64_t end = size > ~iova ? ~uint64_t{0} : iova + size;
+        for (auto it = pending_.begin(); it != pending_.end();) {
+            const Page& p = pages_[*it];
+            if (p.base < end && iova < p.base + p.span) it = pending_.erase(it);
+            else ++it;
+        }
+    }
+    // Tables unlinked and not yet covered by an invalidation.
+    size_t pending_invalidation() const { return pending_.size(); }
     bool live(uint64_t page) const {
         auto it = pages_.find(page);
         return it != pages_.end() && it->second.live;
@@ -164,6 +182,7 @@ private:
         bool allocated = false;
         bool live = false;
         int level = -1;
+        uint64_t base = 0, span = 0;  // the IOVA span the table translates where it was linked
         uint64_t last_store = 0;
         uint64_t unlinked = 0;  // seq at which it last became unreachable (0: never was reachable)
         std::bitset<512> dirty;
@@ -185,9 +204,10 @@ private:
         const unsigned level = static_cast<unsigned>(p.level);
         const bool was = desc::valid(old), is = desc::valid(v);
         if (was && is) violation("a valid live entry replaced by another valid one (no break-before-make)", pa);
+        const uint64_t iova = p.base + (((pa & (kPageSize - 1)) / 8) << level_shift(level));
         if (was && !is) {
             breaks_[pa] = seq;
-            if (desc::is_table(old, level)) set_live(old & desc::kOa, level + 1, false);
+            if (desc::is_table(old, level)) set_live(old & desc::kOa, level + 1, false, iova);
         }
         if (!was && is) {
             auto b = breaks_.find(pa);
@@ -197,7 +217,7 @@ private:
             }
             if (desc::is_table(v, level)) {
                 check_subtree_ready(v & desc::kOa, level + 1);
-                set_live(v & desc::kOa, level + 1, true);
+                set_live(v & desc::kOa, level + 1, true, iova);
             }
         }
     }
@@ -208,7 +228,7 @@ private:
         if (p.live) violation("link to a table that is already reachable", page);
         // A walk cache may still hold a table it reached before its unlink: reusing it before the
         // invalidation would let a device walk someone else's entries through it.
-        if (p.unlinked > last_invalidate_) violation("table linked again before the invalidation of its unlink", page);
+        if (pending_.count(page)) violation("table linked again before the invalidation of its unlink", page);
         if (coherent_ && p.last_store > last_order_) violation("table written after the last barrier before its link", page);
         if (!coherent_ && p.dirty.any()) violation("table linked before all of it was cleaned", page);
         const uint64_t* t = table(page);
@@ -216,15 +236,21 @@ private:
             for (size_t i = 0; i < kEntries; i++)
                 if (desc::is_table(t[i], level)) check_subtree_ready(t[i] & desc::kOa, level + 1);
     }
-    void set_live(uint64_t page, unsigned level, bool live) {
+    // The table at `page` (level, translating from `base`) and its subtree become (un)reachable.
+    void set_live(uint64_t page, unsigned level, bool live, uint64_t base) {
         Page& p = pages_[page];
         p.live = live;
-        if (!live) p.unlinked = seq_;
         p.level = static_cast<int>(level);
+        p.base = base;
+        p.span = level_size(level - 1);
+        if (!live) {
+            p.unlinked = seq_;
+            pending_.insert(page);
+        }
         const uint64_t* t = table(page);
         if (level < kLastLevel)
             for (size_t i = 0; i < kEntries; i++)
-                if (desc::is_table(t[i], level)) set_live(t[i] & desc::kOa, level + 1, live);
+                if (desc::is_table(t[i], level)) set_live(t[i] & desc::kOa, level + 1, live, base + (uint64_t{i} << level_shift(level)));
     }
 
     PagePool& pool_;
@@ -233,6 +259,7 @@ private:
     std::unordered_map<uint64_t, Page> pages_;
     std::unordered_set<uint64_t> dirty_pages_;
     std::unordered_map<uint64_t, uint64_t> breaks_;  // entry address -> seq of its break
+    std::unordered_set<uint64_t> pending_;  // unlinked tables no invalidation has covered yet
 };
 
 // The hook tests hand to a Gather: records the invalidation in the memory's log.
@@ -241,6 +268,11 @@ inline Status record_invalidation(void* ctx, uint64_t iova, uint64_t size, unsig
     return Status::ok;
 }
 inline InvalidateHook hook_for(RecordingMemory& m) { return InvalidateHook{record_invalidation, &m}; }
+// What a driver's flush does with a Gather: each range, or everything when it overflowed.
+inline void invalidate_ranges(RecordingMemory& m, const Gather& g) {
+    if (g.overflowed()) return m.invalidated(0, ~uint64_t{0});
+    for (unsigned i = 0; i < g.range_count(); i++) m.invalidated(g.range(i).iova, g.range(i).size);
+}
 
 // An independent walker: decodes the raw descriptors as the hardware would, without the engine.
 struct Leaf {

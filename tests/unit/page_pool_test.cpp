@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <string.h>
 
 #include <memory>
 #include <vector>
@@ -23,7 +24,7 @@ struct HostPool {
 TEST(PagePool, CountsAllocationsAndFrees) {
     HostPool h(0x40000000, 8);
     PagePool& p = *h.pool;
-    EXPECT_EQ(p.total_pages(), 8u);
+    EXPECT_EQ(p.total_pages(), 7u);  // the last page holds the owner words
     auto a = p.alloc();
     ASSERT_TRUE(a.ok());
     EXPECT_EQ(a.value, 0x40000000u);
@@ -49,7 +50,8 @@ TEST(PagePool, AllocatedPagesAreZeroed) {
 }
 
 TEST(PagePool, ExhaustionIsAnOrdinaryResult) {
-    HostPool h(0x1000, 3);
+    HostPool h(0x1000, 4);
+    ASSERT_EQ(h.pool->total_pages(), 3u);
     for (int i = 0; i < 3; i++) ASSERT_TRUE(h.pool->alloc().ok());
     auto r = h.pool->alloc();
     EXPECT_EQ(r.status, Status::no_memory);
@@ -80,9 +82,10 @@ TEST(PagePool, ContiguousAlignedRuns) {
 
 TEST(PagePool, RegionsMustNotOverlap) {
     HostPool h(0x200000, 16);
-    EXPECT_EQ(h.pool->add_region(0x200000 + 8 * kPageSize, kPageSize), Status::in_use);
+    EXPECT_EQ(h.pool->add_region(0x200000 + 8 * kPageSize, 2 * kPageSize), Status::in_use);
+    EXPECT_EQ(h.pool->add_region(0x200000 + 15 * kPageSize, 2 * kPageSize), Status::in_use);  // its owner words
     EXPECT_EQ(h.pool->add_region(~0ull - 10, 100), Status::invalid_argument);
-    EXPECT_EQ(h.pool->total_pages(), 16u);
+    EXPECT_EQ(h.pool->total_pages(), 15u);
 }
 
 TEST(PagePool, PhysicalPageZeroIsNeverHandedOut) {
@@ -90,8 +93,8 @@ TEST(PagePool, PhysicalPageZeroIsNeverHandedOut) {
     uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
     PagePool* pool = new PagePool(host);  // RAM at physical 0, as on ZynqMP
     ASSERT_EQ(pool->add_region(0, 8 * kPageSize), Status::ok);
-    EXPECT_EQ(pool->total_pages(), 7u);
-    for (int i = 0; i < 7; i++) {
+    EXPECT_EQ(pool->total_pages(), 6u);  // pages 1..6; page 7 holds their owner words
+    for (int i = 0; i < 6; i++) {
         auto r = pool->alloc();
         ASSERT_TRUE(r.ok());
         EXPECT_NE(r.value, 0u);
@@ -100,12 +103,69 @@ TEST(PagePool, PhysicalPageZeroIsNeverHandedOut) {
     delete pool;
 }
 
+// Many single pages back under one lock: what free() would refuse is skipped and not counted.
+TEST(PagePool, FreeEachGivesBackWhatFreeWould) {
+    HostPool h(0x40000000, 16);
+    std::vector<uint64_t> pas;
+    for (int i = 0; i < 5; i++) pas.push_back(h.pool->alloc().value);
+    ASSERT_EQ(h.pool->used_pages(), 5u);
+    ASSERT_EQ(h.pool->free(pas[2]), Status::ok);  // already back: skipped below
+    pas.push_back(0x5000);                         // not a pool page: skipped
+    pas.push_back(pas[0] + 8);                     // unaligned: skipped
+    EXPECT_EQ(h.pool->free_each(pas.data(), pas.size()), 4u);
+    EXPECT_EQ(h.pool->used_pages(), 0u);
+    EXPECT_EQ(h.pool->free(pas[1]), Status::invalid_argument);  // really free
+    EXPECT_EQ(h.pool->alloc().value, pas[0]);                    // and handed out again
+}
+
 TEST(PagePool, FailAfterInjectsExhaustion) {
     HostPool h(0x10000, 8);
     h.pool->fail_after(2);
     EXPECT_TRUE(h.pool->alloc().ok());
     EXPECT_TRUE(h.pool->alloc().ok());
     EXPECT_EQ(h.pool->alloc().status, Status::no_memory);
+}
+
+// The owner words come from each region's own last pages (one per 1024 pages), not from the
+// image: the pool object stays small whatever the pool's size, every page's word is its own, and
+// no word lies in a page the pool hands out.
+TEST(PagePool, OwnerWordsLiveInEachRegionsLastPages) {
+    static_assert(sizeof(PagePool) < 256 * KiB, "the owner words are not in the pool object");
+    EXPECT_EQ(PagePool::meta_pages(1), 1u);
+    EXPECT_EQ(PagePool::meta_pages(1025), 1u);
+    EXPECT_EQ(PagePool::meta_pages(1026), 2u);
+    const size_t n1 = 2100, n2 = 5;
+    std::vector<uint8_t> mem((n1 + n2 + 8) * kPageSize);
+    const uintptr_t host = align_up(reinterpret_cast<uintptr_t>(mem.data()), kPageSize);
+    const uint64_t base1 = 0x40000000, base2 = base1 + (n1 + 2) * kPageSize;  // a gap between them
+    PagePool pool(host - base1);
+    ASSERT_EQ(pool.add_region(base1, n1 * kPageSize), Status::ok);
+    ASSERT_EQ(pool.add_region(base2, n2 * kPageSize), Status::ok);
+    EXPECT_EQ(pool.total_pages(), (n1 - 3) + (n2 - 1));
+    EXPECT_EQ(pool.region(0).pages, n1 - 3);
+    // Every page handed out is filled with a pattern; then every page's word is written.
+    std::vector<uint64_t> pages;
+    for (Result<uint64_t> r = pool.alloc(); r.ok(); r = pool.alloc()) {
+        memset(pool.virt(r.value), 0x5a, kPageSize);
+        pages.push_back(r.value);
+    }
+    ASSERT_EQ(pages.size(), pool.total_pages());
+    for (uint64_t pa : pages) pool.owner_word(pa) = static_cast<uint32_t>(pa >> kPageShift);
+    for (uint64_t pa : pages) {
+        EXPECT_EQ(pool.owner_word(pa), static_cast<uint32_t>(pa >> kPageShift));
+        const auto* b = static_cast<const uint8_t*>(pool.virt(pa));
+        for (size_t i = 0; i < kPageSize; i += 512) ASSERT_EQ(b[i], 0x5a) << "an owner word landed in a pool page";
+        // The word is in the region's metadata pages, right after its pool pages.
+        const PagePool::Region& rg = pool.region(pa < base2 ? 0 : 1);
+        const uintptr_t w = reinterpret_cast<uintptr_t>(&pool.owner_word(pa));
+        const uintptr_t meta = reinterpret_cast<uintptr_t>(pool.virt(rg.base + rg.pages * kPageSize));
+        EXPECT_GE(w, meta);
+        EXPECT_LT(w, meta + rg.meta * kPageSize);
+    }
+    for (uint64_t pa : pages) EXPECT_EQ(pool.free(pa), Status::ok);
+    // Not a pool page: a sink that holds nobody's word.
+    pool.owner_word(0x1000) = 7;
+    EXPECT_EQ(pool.owner_word(base1), static_cast<uint32_t>(base1 >> kPageShift));
 }
 
 }  // namespace

@@ -129,17 +129,20 @@ TEST(SharedP2m, ACpuFlushThatFailsKeepsTheTablesOutOfThePool) {
     Rig r(true);
     Result<iopt::Format> f = r.smmu.domain_format(DomainUse::guest_p2m, 40);
     ASSERT_TRUE(f.ok());
-    Result<uint64_t> ram = r.pool().alloc(1);
+    Result<uint64_t> ram = r.pool().alloc(2);
     ASSERT_TRUE(ram.ok());
     IoDomain p2m(r.pool(), f.value);
     p2m.set_cpu_walker(IoDomain::CpuWalker{[](void*, const IoDomain&, const iopt::Gather&) { return Status::timeout; }, nullptr});
     ASSERT_EQ(p2m.init(), Status::ok);
-    ASSERT_TRUE(p2m.map(kRamIpa, ram.value, kPageSize, rwx()).ok());
+    // Two pages across a leaf-table boundary: unmapping them empties both leaf tables and unlinks
+    // them (a lone page's leaf table would stay linked, parked); they wait for the flush.
+    const uint64_t ipa = kRamIpa + 2 * MiB - kPageSize;
+    ASSERT_TRUE(p2m.map(ipa, ram.value, 2 * kPageSize, rwx()).ok());
     ASSERT_EQ(p2m.attach(r.smmu, kSid), Status::ok);
-    Progress u = p2m.unmap(kRamIpa, kPageSize);  // empties its leaf table: that table waits for the flush
+    Progress u = p2m.unmap(ipa, 2 * kPageSize);
     EXPECT_EQ(u.status, Status::timeout);
     EXPECT_GT(p2m.quarantined_pages(), 0u);
-    EXPECT_FALSE(r.poke(kRamIpa).ok);
+    EXPECT_FALSE(r.poke(ipa).ok);
 }
 
 // QEMU 7.2's SMMUv3: no stage 2, so no shared P2M; the default domain is a stage-1 mirror and the
