@@ -982,13 +982,23 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
     unsigned started = 0;
     for (unsigned i = 0; i < cfg.nguests && g_nguests < kMaxGuests; i++) {
         Guest& g = g_guest[g_nguests];
+        size_t pool_before = pool.used_pages();
         if (build(g, cfg.guests[i], g_nguests, pool, tree)) {
             g_nguests++;
             started++;
         } else {
-            // What it had is given back: its claims on host devices, its DMA domain's streams.
+            // What it had is given back: its claims on host devices, its DMA domain's streams,
+            // then its stage 2, VMID and RAM, so a refused guest costs the pool nothing.
             if (g_plat) g_plat->release(cfg.guests[i].name);
             if (g.dma) (void)g.dma->teardown(nullptr);
+            if (g.vm) {
+                size_t held = pool.used_pages();
+                Status st = g.vm->destroy();
+                print("moat: guest %s: not started; its VM torn down (%s): %zu pool pages given back, pool %zu pages in use "
+                      "(%zu before it)\n",
+                      cfg.guests[i].path, to_string(st), held - pool.used_pages(), pool.used_pages(), pool_before);
+                g.vm->~Vm();
+            }
             g = Guest{};
         }
     }

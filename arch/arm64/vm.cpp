@@ -43,6 +43,17 @@ Status Vm::create(uint64_t ram_ipa, uint64_t ram_size) {
     return p2m_.map(ram_ipa, ram_pa_, ram_size, prot).status;
 }
 
+Status Vm::destroy() {
+    Status st = p2m_.destroy();
+    if (st != Status::ok) return st;  // quarantined: the RAM stays out of the pool
+    if (ram_size_) {
+        st = pool_.free(ram_pa_, ram_size_ >> kPageShift);
+        if (st != Status::ok) return st;
+    }
+    ram_ipa_ = ram_pa_ = ram_size_ = 0;
+    return Status::ok;
+}
+
 Status Vm::map_mmio(uint64_t ipa, uint64_t pa, uint64_t size) {
     iopt::Prot prot;
     prot.perm = iopt::kRead | iopt::kWrite;

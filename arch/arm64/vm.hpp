@@ -36,6 +36,14 @@ public:
     // IOMMU that shares it asked for, Iommu::domain_format(DomainUse::guest_p2m)), with the CPU as
     // a walker on its one invalidation path; its tag is the VMID in VTTBR_EL2.
     explicit Vm(PagePool& pool, const iopt::Format& format = cpu_format());
+    ~Vm() { (void)destroy(); }
+    Vm(const Vm&) = delete;
+    Vm& operator=(const Vm&) = delete;
+    // Gives everything create() took back: the stage-2 tables and the VMID (the P2M's destroy,
+    // which detaches any stream sharing it), then the RAM. When the P2M could not be torn down
+    // (a detach the IOMMU did not confirm: it is quarantined) the RAM is kept, since a device may
+    // still reach it, and that status is returned. The guest must not run on any CPU.
+    Status destroy();
     const iopt::Format& format() const { return format_; }
     // The guest's stage 2 as a DMA domain: attach a device's stream to it to share it (STE stage
     // 2, S2TTB = the VTTBR root). Removing from it (unmap) is one flush for the CPU and the IOMMUs.

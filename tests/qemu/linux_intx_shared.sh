@@ -49,6 +49,9 @@ expect_line "beta: 0000:00:0b.0 INTA: guest beta: SPI 6 (INTID 38) is already fo
 expect_line "passthrough: DMA domain"
 expect_line "1 stream detached to abort: ok"
 expect_no_line "guest:    beta: 1 vCPU"
+# The refused guest's VM (stage 2, VMID, 128 MiB of RAM) went back: the pool is where it was.
+grep -qE "moat: guest /chosen/beta: not started; its VM torn down \(ok\): [1-9][0-9]* pool pages given back, pool ([0-9]+) pages in use \(\1 before it\)" "$LOG" ||
+    { echo "FAIL: beta's VM not given back to the pool (log: $LOG)"; failures=$((failures + 1)); }
 expect_line "guest:    1 guest(s), 1 vCPU(s) on this CPU"
 expect_line "(alpha) moat-guest: --- end; powering off"
 expect_line "moat: guest alpha powered off (PSCI SYSTEM_OFF) after"
