@@ -23,9 +23,9 @@ Status IrqForwarder::forward_spi(VGic& guest, const char* name, uint32_t pintid,
     const char* trig = level ? "level" : "edge";
     if (pintid < kFirstSpi || pintid >= kEndSpi)
         return why.set(Status::out_of_range, "guest %s: physical INTID %u is not an SPI (32..1019)", name, pintid);
-    if (vintid < kFirstSpi || vintid >= VGic::kLines)
+    if (vintid < kFirstSpi || vintid >= guest.lines())
         return why.set(Status::out_of_range, "guest %s: virtual INTID %u is not one of its SPIs (32..%u)", name, vintid,
-                       VGic::kLines - 1);
+                       guest.lines() - 1);
     if (Line* l = find(pintid)) {
         if (l->guest != &guest)
             return why.set(Status::denied, "guest %s: SPI %u (INTID %u) is already forwarded to guest %s", name, pintid - 32,
@@ -77,10 +77,9 @@ void IrqForwarder::on_irq(void* ctx) {
 }
 
 void IrqForwarder::resample(VGic& guest) {
-    uint64_t done = guest.take_resample();
-    if (!done || !ic_) return;
+    if (!guest.resample_pending() || !ic_) return;
     for (Line& l : line_) {
-        if (!l.users || l.guest != &guest || !l.level || !(done >> (l.v - kFirstSpi) & 1)) continue;
+        if (!l.users || l.guest != &guest || !l.level || !guest.take_resample(l.v)) continue;
         if (l.masked) {
             l.masked = false;
             ic_->enable(l.p);
