@@ -7,14 +7,14 @@
 // reach this code, except ICC_SGI1R_EL1 writes, which trap and come to sgi1r().
 //
 // What the guest gets (docs/hardware.md §9.2): one security state (GICD_CTLR.DS reads 1),
-// affinity routing always on (ARE RAO), no LPIs or ITS, Group 1 only (Group 0
-// enables and IGRPMODR are RAZ/WI), redistributor frames of 128 KiB at a fixed stride with
-// GICR_TYPER.Last on the last vCPU's. The number of SPIs is the guest's, chosen at reset (a
-// multiple of 32 from 64 up to what ends at INTID 1019, GICD_TYPER.ITLinesNumber says it; the
-// storage is the static maximum, guests live in static storage); the SPIs beyond it are RAZ/WI.
-// Reserved and unimplemented offsets read as zero and
-// ignore writes (as the architecture says); an access of a width the register does not take
-// is refused (false), and the caller injects an external abort.
+// affinity routing always on (ARE RAO), no LPIs or ITS, Group 1 only (Group 0 enables and
+// IGRPMODR are RAZ/WI), redistributor frames of 128 KiB at a fixed stride with GICR_TYPER.Last
+// on the last vCPU's. The number of SPIs is the guest's, chosen at reset (a multiple of 32 from
+// 64 up to what ends at INTID 1019; GICD_TYPER.ITLinesNumber says it; the storage is the static
+// maximum, as guests live in static storage); the registers of INTIDs beyond it are RAZ/WI.
+// Reserved and unimplemented offsets read as zero and ignore writes (as the architecture
+// says); an access of a width the register does not take is refused (false), and the caller
+// injects an external abort.
 //
 // Interrupt inputs: pulse() latches an edge (a timer expiry, an SGI, a forwarded edge SPI);
 // set_level() follows a level line (the vPL011, a forwarded level SPI): a level interrupt stays
@@ -58,7 +58,7 @@ public:
     // kMinSpis, as reset() would round it); 0 when no GICv3 has it as an SPI (below 32, 1020 on).
     static constexpr unsigned spis_covering(unsigned intid) {
         if (intid < 32 || intid >= kMaxLines) return 0;
-        unsigned n = (intid - 32 + 32) / 32 * 32;
+        unsigned n = (intid - 32) / 32 * 32 + 32;
         return n < kMinSpis ? kMinSpis : n;
     }
 
