@@ -31,9 +31,9 @@ Status IrqForwarder::forward_spi(VGic& guest, const char* name, uint32_t pintid,
     const char* trig = level ? "level" : "edge";
     if (pintid < kFirstSpi || pintid >= kEndSpi)
         return why.set(Status::out_of_range, "guest %s: physical INTID %u is not an SPI (32..1019)", name, pintid);
-    if (vintid < kFirstSpi || vintid >= VGic::kLines)
+    if (vintid < kFirstSpi || vintid >= guest.lines())
         return why.set(Status::out_of_range, "guest %s: virtual INTID %u is not one of its SPIs (32..%u)", name, vintid,
-                       VGic::kLines - 1);
+                       guest.lines() - 1);
     for (unsigned i = 0; i < nreserved_; i++)
         if (reserved_[i].p == pintid)
             return why.set(Status::in_use, "guest %s: SPI %u (INTID %u) is %s's, which moat itself uses", name, pintid - 32,
@@ -89,10 +89,9 @@ void IrqForwarder::on_irq(void* ctx) {
 }
 
 void IrqForwarder::resample(VGic& guest) {
-    uint64_t done = guest.take_resample();
-    if (!done || !ic_) return;
+    if (!guest.resample_pending() || !ic_) return;
     for (Line& l : line_) {
-        if (!l.users || l.guest != &guest || !l.level || !(done >> (l.v - kFirstSpi) & 1)) continue;
+        if (!l.users || l.guest != &guest || !l.level || !guest.take_resample(l.v)) continue;
         if (l.masked) {
             l.masked = false;
             ic_->enable(l.p);

@@ -41,7 +41,7 @@ public:
     // it must outlive the binding) as its SPI `vintid`, level-high or rising-edge. ok also when
     // this guest already has P as V with the same trigger (one more user). Otherwise nothing
     // changes and `why` says, naming the guest and the lines:
-    //   out_of_range      P or V is not an SPI (P: 32..1019; V: one of the guest's VGic::kSpis);
+    //   out_of_range      P or V is not an SPI (P: 32..1019; V: one of the guest's SPIs, VGic::lines());
     //   denied            P is forwarded to another guest;
     //   in_use            P is moat's own (requested from the controller, or reserve()d), or this guest
     //                     has P as another V or trigger, or V already carries another line;

@@ -27,48 +27,92 @@ constexpr unsigned kIdBits = 10;           // INTIDs below 1024
 
 }  // namespace
 
-void VGic::reset(unsigned nvcpus, const uint64_t* mpidr) {
+void VGic::reset(unsigned nvcpus, const uint64_t* mpidr, unsigned spis) {
     nvcpus_ = min(nvcpus, kMaxVcpus);
     ctlr_ = 0;
+    spis = spis < kMinSpis ? kMinSpis : min(spis, kMaxSpis);
+    lines_ = min(32 + (spis + 31) / 32 * 32, kMaxLines);
     for (unsigned v = 0; v < kMaxVcpus; v++) {
         mpidr_[v] = v < nvcpus_ && mpidr ? mpidr[v] & 0xffffff : v;
         asleep_[v] = true;
+        ready_local_[v] = 0;
+        unacked_[v] = 0;
         for (unsigned i = 0; i < 32; i++) {
             local_[v][i] = Irq{};
             local_[v][i].edge = i < 16;  // SGIs are edge; PPIs level until the guest says otherwise
         }
     }
-    for (unsigned i = 0; i < kSpis; i++) {
+    for (unsigned i = 0; i < kMaxSpis; i++) {
         spi_[i] = Irq{};
         router_[i] = mpidr_[0];
     }
+    for (unsigned w = 0; w < kWords; w++) ready_spi_[w] = resample_[w] = 0;
+    ready_sum_ = resample_sum_ = 0;
     injected_ = 0;
-    resample_ = 0;
 }
 
 bool VGic::set_forwarded(unsigned intid, bool on) {
-    if (intid < 32 || intid >= kLines) return false;
+    if (intid < 32 || intid >= lines_) return false;
     Irq& q = spi_[intid - 32];
     q.forwarded = on;
     if (!on) {
         q.level = false;
-        resample_ &= ~(uint64_t{1} << (intid - 32));
+        (void)take_resample(intid);
+        update(0, intid);
     }
     return true;
 }
 
-bool VGic::deliverable(const Irq& q) const {
-    return q.enabled && q.group1 && (ctlr_ & gicd::kCtlrGrp1) && !q.in_lr && (q.latched || (q.level_src && q.level));
+bool VGic::take_resample(unsigned intid) {
+    if (intid < 32 || intid >= lines_) return false;
+    uint32_t& w = resample_[intid / 32];
+    uint32_t b = 1u << (intid % 32);
+    if (!(w & b)) return false;
+    w &= ~b;
+    if (!w) resample_sum_ &= ~(1u << (intid / 32));
+    return true;
+}
+
+void VGic::update(unsigned vcpu, unsigned intid) {
+    const Irq& q = ref(vcpu, intid);
+    bool ready = q.enabled && q.group1 && !q.in_lr && (q.latched || (q.level_src && q.level));
+    uint32_t b = 1u << (intid % 32);
+    if (intid < 32) {
+        ready_local_[vcpu] = ready ? ready_local_[vcpu] | b : ready_local_[vcpu] & ~b;
+        return;
+    }
+    uint32_t& w = ready_spi_[intid / 32];
+    w = ready ? w | b : w & ~b;
+    ready_sum_ = w ? ready_sum_ | 1u << (intid / 32) : ready_sum_ & ~(1u << (intid / 32));
+}
+
+unsigned VGic::best_ready(unsigned vcpu) const {
+    if (!(ctlr_ & gicd::kCtlrGrp1)) return kNone;  // the distributor's Group 1 enable gates everything
+    unsigned best = kNone;
+    uint8_t best_prio = 0xff;
+    auto consider = [&](unsigned id) {
+        const Irq& q = ref(vcpu, id);
+        if ((best == kNone || q.prio < best_prio) && (id < 32 || spi_target(id) == vcpu)) {
+            best = id;
+            best_prio = q.prio;
+        }
+    };
+    for (uint32_t m = ready_local_[vcpu]; m; m &= m - 1) consider(static_cast<unsigned>(__builtin_ctz(m)));
+    for (uint32_t s = ready_sum_; s; s &= s - 1) {
+        unsigned w = static_cast<unsigned>(__builtin_ctz(s));
+        for (uint32_t m = ready_spi_[w]; m; m &= m - 1) consider(32 * w + static_cast<unsigned>(__builtin_ctz(m)));
+    }
+    return best;
 }
 
 bool VGic::is_pending(unsigned vcpu, unsigned intid) const {
-    if (vcpu >= nvcpus_ || intid >= kLines) return false;
+    if (vcpu >= nvcpus_ || intid >= lines_) return false;
     const Irq& q = ref(vcpu, intid);
     return q.latched || (q.level_src && q.level);
 }
 
 unsigned VGic::spi_target(unsigned intid) const {
-    if (intid < 32 || intid >= kLines) return 0;
+    if (intid < 32 || intid >= lines_) return 0;
     uint64_t r = router_[intid - 32];
     uint64_t aff = (r & 0xffffff) | ((r >> 8) & 0xff000000);  // Aff3 would sit at [39:32]
     for (unsigned v = 0; v < nvcpus_; v++)
@@ -77,16 +121,20 @@ unsigned VGic::spi_target(unsigned intid) const {
 }
 
 void VGic::pulse(unsigned vcpu, unsigned intid) {
-    if (intid >= kLines || (intid < 32 && vcpu >= nvcpus_)) return;
-    ref(intid < 32 ? vcpu : 0, intid).latched = true;
+    if (intid >= lines_ || (intid < 32 && vcpu >= nvcpus_)) return;
+    if (intid >= 32) vcpu = 0;
+    ref(vcpu, intid).latched = true;
+    update(vcpu, intid);
 }
 
 void VGic::set_level(unsigned vcpu, unsigned intid, bool high) {
-    if (intid >= kLines || (intid < 32 && vcpu >= nvcpus_)) return;
-    Irq& q = ref(intid < 32 ? vcpu : 0, intid);
+    if (intid >= lines_ || (intid < 32 && vcpu >= nvcpus_)) return;
+    if (intid >= 32) vcpu = 0;
+    Irq& q = ref(vcpu, intid);
     if (q.edge && high && !q.level) q.latched = true;  // configured as edge: the rising edge latches
     q.level = high;
     q.level_src = true;
+    update(vcpu, intid);
 }
 
 uint32_t VGic::sgi1r(unsigned from, uint64_t v) {
@@ -105,19 +153,17 @@ uint32_t VGic::sgi1r(unsigned from, uint64_t v) {
         }
     }
     for (unsigned t = 0; t < nvcpus_; t++)
-        if (targets & (1u << t)) local_[t][intid].latched = true;
+        if (targets & (1u << t)) {
+            local_[t][intid].latched = true;
+            update(t, intid);
+        }
     return targets;
 }
 
 bool VGic::wants_vcpu(unsigned vcpu) const {
     if (vcpu >= nvcpus_) return false;
-    // Deliverable, or already in a list register and not yet acknowledged (as of the last lr_sync).
-    auto wants = [&](const Irq& q) { return deliverable(q) || (q.in_lr && !q.active); };
-    for (unsigned i = 0; i < 32; i++)
-        if (wants(local_[vcpu][i])) return true;
-    for (unsigned i = 0; i < kSpis; i++)
-        if (wants(spi_[i]) && spi_target(32 + i) == vcpu) return true;
-    return false;
+    // Already in a list register and not yet acknowledged (as of the last lr_sync), or deliverable.
+    return unacked_[vcpu] || best_ready(vcpu) != kNone;
 }
 
 bool VGic::lr_sync(unsigned vcpu, uint64_t* lrs, unsigned nlr) {
@@ -128,7 +174,7 @@ bool VGic::lr_sync(unsigned vcpu, uint64_t* lrs, unsigned nlr) {
         uint64_t lr = lrs[i];
         if (!lr) continue;
         unsigned intid = static_cast<unsigned>(kLrVintid.get(lr));
-        if (intid >= kLines) {
+        if (intid >= lines_) {
             lrs[i] = 0;
             continue;
         }
@@ -141,46 +187,41 @@ bool VGic::lr_sync(unsigned vcpu, uint64_t* lrs, unsigned nlr) {
                 // The guest is done with it: the physical line, masked since it fired, is
                 // resampled; if it is still high it fires again and raises this one anew.
                 q.level = false;
-                resample_ |= uint64_t{1} << (intid - 32);
+                resample_[intid / 32] |= 1u << (intid % 32);
+                resample_sum_ |= 1u << (intid / 32);
             }
             q.in_lr = false;
             q.active = false;
             lrs[i] = 0;
+            update(vcpu, intid);
             continue;
         }
         q.active = (state & kStateActive) != 0;
         if (state == kStateActive && q.latched) {  // a new edge (or ISPENDR write) while the last is handled
             lrs[i] = kLrState.set(lr, kStatePending | kStateActive);
             q.latched = false;
+            update(vcpu, intid);
         }
     }
     // Free registers take the most urgent deliverable interrupts (lowest priority value, then INTID).
-    bool overflow = false;
     for (unsigned i = 0; i < nlr; i++) {
         if (lrs[i]) continue;
-        unsigned best = kLines;
-        uint8_t best_prio = 0xff;
-        for (unsigned id = 0; id < kLines; id++) {
-            const Irq& q = ref(vcpu, id);
-            if (!deliverable(q) || (id >= 32 && spi_target(id) != vcpu)) continue;
-            if (best == kLines || q.prio < best_prio) {
-                best = id;
-                best_prio = q.prio;
-            }
-        }
-        if (best == kLines) break;
+        unsigned best = best_ready(vcpu);
+        if (best == kNone) break;
         Irq& q = ref(vcpu, best);
         q.in_lr = true;
         q.latched = false;
+        update(vcpu, best);
         // A level interrupt asks for a maintenance interrupt at its deactivation: its line is
         // looked at again then, and it comes back if still high.
         lrs[i] = kLrVintid.make(best) | kLrPrio.make(q.prio) | kLrGroup1 | kLrState.make(kStatePending) |
                  (q.level_src ? kLrEoi : 0);
         injected_++;
     }
-    for (unsigned id = 0; id < kLines && !overflow; id++)
-        if (deliverable(ref(vcpu, id)) && (id < 32 || spi_target(id) == vcpu)) overflow = true;
-    return overflow;
+    unsigned unacked = 0;
+    for (unsigned i = 0; i < nlr; i++) unacked += lrs[i] && kLrState.get(lrs[i]) == kStatePending;
+    unacked_[vcpu] = static_cast<uint8_t>(unacked);
+    return best_ready(vcpu) != kNone;
 }
 
 // ---------------------------------------------------------------- register banks
@@ -255,6 +296,7 @@ bool VGic::bank_write(unsigned vcpu, uint64_t off, unsigned bytes, uint64_t val,
         case bank::ICACTIVER: if (b && !q.in_lr) q.active = false; break;  // active state lives in the LR
         default: break;  // ISACTIVER: the guest cannot make its own interrupts active
         }
+        update(vcpu, id);
     }
     return true;
 }
@@ -267,20 +309,20 @@ bool VGic::dist_read(uint64_t off, unsigned bytes, uint64_t& val) const {
     if (off >= gicd::IROUTER && off < gicd::IROUTER_END) {
         if ((bytes != 8 && bytes != 4) || off % bytes) return false;
         unsigned id = static_cast<unsigned>((off - gicd::IROUTER) / 8);
-        if (id >= 32 && id < kLines) val = bytes == 8 ? router_[id - 32] : (router_[id - 32] >> ((off & 4) * 8)) & 0xffffffff;
+        if (id >= 32 && id < lines_) val = bytes == 8 ? router_[id - 32] : (router_[id - 32] >> ((off & 4) * 8)) & 0xffffffff;
         return true;
     }
     if (off < bank::IGROUPR) {
         if (bytes != 4 || off % 4) return false;
         switch (off) {
         case gicd::CTLR: val = ctlr_ | gicd::kCtlrAre | gicd::kCtlrDs; break;  // RWP never set: writes take effect at once
-        case gicd::TYPER: val = (kLines / 32 - 1) | uint64_t{kIdBits - 1} << 19 | uint64_t{(nvcpus_ - 1) & 7} << 5; break;
+        case gicd::TYPER: val = ((lines_ + 31) / 32 - 1) | uint64_t{kIdBits - 1} << 19 | uint64_t{(nvcpus_ - 1) & 7} << 5; break;
         case gicd::IIDR: val = kIidrMoat; break;
         default: break;
         }
         return true;
     }
-    if (off < bank::NSACR_END) return bank_read(0, off, bytes, 32, kLines, val);
+    if (off < bank::NSACR_END) return bank_read(0, off, bytes, 32, lines_, val);
     if (off >= 0xffd0) {
         if (bytes != 4 || off % 4) return false;
         if (off == gicd::PIDR2) val = kPidr2GicV3;
@@ -293,7 +335,7 @@ bool VGic::dist_write(uint64_t off, unsigned bytes, uint64_t val) {
     if (off >= gicd::IROUTER && off < gicd::IROUTER_END) {
         if ((bytes != 8 && bytes != 4) || off % bytes) return false;
         unsigned id = static_cast<unsigned>((off - gicd::IROUTER) / 8);
-        if (id < 32 || id >= kLines) return true;
+        if (id < 32 || id >= lines_) return true;
         constexpr uint64_t kMask = 0xff00ffffffull | bit(31);  // Aff3, IRM, Aff2..Aff0
         uint64_t& r = router_[id - 32];
         if (bytes == 8) r = val & kMask;
@@ -306,7 +348,7 @@ bool VGic::dist_write(uint64_t off, unsigned bytes, uint64_t val) {
         if (off == gicd::CTLR) ctlr_ = static_cast<uint32_t>(val) & (gicd::kCtlrGrp0 | gicd::kCtlrGrp1);
         return true;
     }
-    if (off < bank::NSACR_END) return bank_write(0, off, bytes, val, 32, kLines);
+    if (off < bank::NSACR_END) return bank_write(0, off, bytes, val, 32, lines_);
     return bytes <= 4 && off % bytes == 0;
 }
 

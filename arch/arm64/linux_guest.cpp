@@ -705,7 +705,8 @@ bool build_dma(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePoo
 // The guest's platform devices, before anything is allocated for it: its partial tree (the
 // module the loader put in host RAM) read, each device checked against the host node its
 // xen,path names (hyp/platform_passthrough.hpp, which claims the nodes for the guest), its SPIs
-// against what the virtual GIC has. false (reported) on any problem.
+// against what a virtual GIC can have (the guest's is sized to cover them, guest_spis()).
+// false (reported) on any problem.
 bool platform_resolve(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) {
     xen::PartialTree& pt = g_pt[index];
     const void* blob = reinterpret_cast<const void*>(static_cast<uintptr_t>(spec.dtb.addr));
@@ -716,9 +717,9 @@ bool platform_resolve(Guest& g, const xen::Dom0lessGuest& spec, unsigned index) 
     }
     for (unsigned i = 0; i < pt.ndevices; i++)
         for (unsigned k = 0; k < pt.dev[i].nirqs; k++)
-            if (pt.dev[i].intids[k] >= 32 + hyp::VGic::kSpis) {
-                print("moat: guest %s: partial device tree: %s: interrupts: SPI %u is beyond the %u SPIs of the guest's GIC; "
-                      "not started\n", spec.path, pt.dev[i].name, pt.dev[i].intids[k] - 32, hyp::VGic::kSpis);
+            if (!hyp::VGic::spis_covering(pt.dev[i].intids[k])) {
+                print("moat: guest %s: partial device tree: %s: interrupts: SPI %u is beyond the %u SPIs a guest's GIC can "
+                      "have; not started\n", spec.path, pt.dev[i].name, pt.dev[i].intids[k] - 32, hyp::VGic::kMaxSpis);
                 return false;
             }
     if (g_plat->resolve(spec, pt, g.plat, console()) != Status::ok) return false;
@@ -862,6 +863,17 @@ bool forward_platform_irqs(Guest& g, const xen::Dom0lessGuest& spec) {
     return true;
 }
 
+// The SPIs the guest's GIC needs: enough for the highest line any of its devices uses (its
+// platform devices' SPIs, 1:1 with the host's; its PCI INTx lines; the vPL011's), as Xen sizes
+// a domU's vGIC to cover its passthrough SPIs.
+unsigned guest_spis(const Guest& g, const xen::Dom0lessGuest& spec) {
+    uint32_t top = spec.vpl011 ? gm::kPl011Intid : 32;
+    if (g.vpci) top = max(top, gm::kPciIntxIntid + 3);
+    for (unsigned i = 0; i < g.plat.n; i++)
+        for (unsigned k = 0; k < g.plat.dev[i].pt->nirqs; k++) top = max(top, g.plat.dev[i].pt->intids[k]);
+    return hyp::VGic::spis_covering(top);  // platform_resolve() refused what no GIC has
+}
+
 // Guest i from its spec; false (reported, naming the guest) when it cannot be built.
 bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& pool, const dt::Tree& t) {
     g.spec = &spec;
@@ -911,7 +923,10 @@ bool build(Guest& g, const xen::Dom0lessGuest& spec, unsigned index, PagePool& p
 
     uint64_t mpidr[hyp::VPsci::kMaxVcpus];
     for (unsigned n = 0; n < spec.vcpus; n++) mpidr[n] = gm::vcpu_mpidr(n);
-    g.vgic.reset(spec.vcpus, mpidr);
+    g.vgic.reset(spec.vcpus, mpidr, guest_spis(g, spec));
+    if (g.vgic.spis() > hyp::VGic::kMinSpis)
+        print("guest:    %s: its GIC has %u SPIs (INTIDs 32..%u), to cover its devices' lines\n", spec.name, g.vgic.spis(),
+              g.vgic.lines() - 1);
     g.psci.reset(spec.vcpus, mpidr, spec.ram_base, spec.memory);
     if ((g.vpci && !forward_intx(g, spec, t)) || (g.plat.n && !forward_platform_irqs(g, spec))) {
         (void)g_fwd.unbind(g.vgic);

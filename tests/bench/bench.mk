@@ -27,12 +27,18 @@ $(BENCH_OUT)/smp_bench: $(BENCH_OUT)/obj/tests/bench/smp_bench.o $(BENCH_LIB_OBJ
                        $(BENCH_OUT)/obj/arch/host/cpu.o $(BENCH_OUT)/obj/arch/host/irq.o
 	$(BENCH_CXX) $^ -pthread -o $@
 
+# The vGIC's per-exit work with 64 and 988 SPIs, as a ratio.
+$(BENCH_OUT)/vgic_bench: $(BENCH_OUT)/obj/tests/bench/vgic_bench.o $(BENCH_OUT)/obj/hyp/vgic.o
+	$(BENCH_CXX) $^ -o $@
+
 # Instructions first: the figures' table takes its instruction column from what they wrote.
-bench: $(BENCH_OUT)/iopt_bench $(BENCH_OUT)/iopt_instr $(BENCH_OUT)/smp_bench
+bench: $(BENCH_OUT)/iopt_bench $(BENCH_OUT)/iopt_instr $(BENCH_OUT)/smp_bench $(BENCH_OUT)/vgic_bench
 	@$(MAKE) --no-print-directory bench-instructions
 	IOPT_INSTR=$(BENCH_OUT)/instructions.txt $(BENCH_OUT)/iopt_bench $(BENCH_ARGS)
 	@echo
 	$(BENCH_OUT)/smp_bench
+	@echo
+	$(BENCH_OUT)/vgic_bench
 
 # One dump per scenario ("desc: Trigger: Client Request: <name> <pages> <tables>", "totals: <Ir>");
 # the first is the pool's zeroing of one page, subtracted per table allocated in the last column.

@@ -30,7 +30,7 @@ struct Guest {
         vgic.reset(1, kMpidr);
         // What Linux does: distributor Group 1 on, every SPI Group 1 and enabled.
         EXPECT_TRUE(vgic.dist_write(0x0, 4, (1u << 4) | 2));
-        for (unsigned i = 1; i < VGic::kLines / 32; i++) {
+        for (unsigned i = 1; i < vgic.lines() / 32; i++) {
             EXPECT_TRUE(vgic.dist_write(0x80 + 4 * i, 4, ~0u));
             EXPECT_TRUE(vgic.dist_write(0x100 + 4 * i, 4, ~0u));
         }
@@ -202,7 +202,7 @@ TEST_F(IrqForwardTest, OneLineOneGuestAndNotMoatsOwn) {
     EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 27, 40, true, why), Status::out_of_range);
     EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 1020, 40, true, why), Status::out_of_range);
     EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 50, 31, true, why), Status::out_of_range);
-    EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 50, VGic::kLines, true, why), Status::out_of_range);
+    EXPECT_EQ(fwd.forward_spi(b.vgic, "b", 50, b.vgic.lines(), true, why), Status::out_of_range);
     EXPECT_NE(std::string(why.text()).find("guest b: virtual INTID 96"), std::string::npos) << why.text();
     EXPECT_FALSE(ic.bound(50));
     // b's own line works beside a's.

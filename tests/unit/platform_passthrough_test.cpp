@@ -2,7 +2,8 @@
 // (xen-compat/dom0less_partial.hpp), its devices against the host (hyp/platform_passthrough.hpp),
 // the guest tree it yields (build_linux_guest_dt), and, on Linux's own R-Car M3-W+ Salvator-XS
 // tree with the IPMMU register models, an SDHI's uTLB routed to the guest's DMA domain so that
-// the model's walk of moat's tables puts its DMA at the guest's RAM.
+// the model's walk of moat's tables puts its DMA at the guest's RAM, and its SPI 168 forwarded
+// into a guest GIC sized to cover it.
 #include <libfdt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include <vector>
 
 #include "dt_support.hpp"
+#include "arch/irq.hpp"
+#include "hyp/irq_forward.hpp"
 #include "hyp/platform_passthrough.hpp"
 #include "ipmmu_rig.hpp"
 #include "xen-compat/dom0less_partial.hpp"
@@ -181,6 +184,8 @@ const Bad kBad[] = {
      "/passthrough/rtc@1c000000: interrupt-parent: 0x8000, expected the guest GIC's phandle 0xfde8 (65000)"},
     {"a PPI", [](Partial& p) { p.cells(kRtc, "interrupts", {1, 13, 4}); },
      "/passthrough/rtc@1c000000: interrupts: entry 0 <1 13 0x4> is not a GIC SPI"},
+    {"an SPI past INTID 1019", [](Partial& p) { p.cells(kRtc, "interrupts", {0, 988, 4}); },
+     "/passthrough/rtc@1c000000: interrupts: entry 0 <0 988 0x4> is not a GIC SPI (type 0, 0..987)"},
     {"the vPL011's SPI", [](Partial& p) { p.cells(kRtc, "interrupts", {0, 0, 4}); },
      "/passthrough/rtc@1c000000: interrupts: SPI 0 (INTID 32) is the guest's own vPL011's"},
     {"the GIC's phandle", [](Partial& p) { p.cells("/passthrough/apb-clk", "phandle", {0xfde8}); },
@@ -558,6 +563,55 @@ TEST(PlatformSalvator, AnSdhiBehindTheIpmmuDmasIntoTheGuestsRam) {
     EXPECT_TRUE(ds1->utlb_blocked(0x23));
     uint8_t z[8] = {};
     EXPECT_FALSE(m.dma_write(0x23, kIpa, z, sizeof z).ok);
+}
+
+// The SDHI's SPI 168 (INTID 200) is beyond the 64 SPIs a guest's GIC has by default: the guest
+// builder sizes the guest's GIC to cover it (VGic::spis_covering, as arch/arm64/linux_guest.cpp
+// does for every device line), and the line is forwarded 1:1 and delivered.
+TEST(PlatformSalvator, TheSdhisSpi168IsForwardedIntoAGicSizedToCoverIt) {
+    Partial p = sdhi_tree();
+    PartialTree pt;
+    StrSink err;
+    ASSERT_EQ(parse_partial_dt(guest(), p.blob(), p.size(), pt, err), Status::ok) << err.text;
+    ASSERT_EQ(pt.ndevices, 1u);
+    ASSERT_EQ(pt.dev[0].nirqs, 1u);
+    const uint32_t intid = pt.dev[0].intids[0];
+    EXPECT_EQ(intid, 200u);
+
+    arch::HostIrqController ic;
+    hyp::IrqForwarder fwd;
+    fwd.set_controller(&ic);
+    const uint64_t mpidr[1] = {0};
+    Why why;
+    hyp::VGic small;  // what every guest had before: INTIDs 32..95
+    small.reset(1, mpidr);
+    EXPECT_EQ(fwd.forward_spi(small, "domU0", intid, intid, true, why), Status::out_of_range);
+    EXPECT_STREQ(why.text(), "guest domU0: virtual INTID 200 is not one of its SPIs (32..95)");
+    EXPECT_FALSE(ic.enabled(intid));
+
+    hyp::VGic vgic;
+    vgic.reset(1, mpidr, hyp::VGic::spis_covering(intid));
+    EXPECT_EQ(vgic.spis(), 192u);  // INTIDs 32..223
+    uint64_t typer = 0;
+    ASSERT_TRUE(vgic.dist_read(0x4, 4, typer));
+    EXPECT_EQ(typer & 0x1f, 6u);  // ITLinesNumber: 32 * 7 lines
+    ASSERT_EQ(fwd.forward_spi(vgic, "domU1", intid, intid, true, why), Status::ok) << why.text();
+    EXPECT_TRUE(ic.enabled(intid));
+    ASSERT_TRUE(vgic.dist_write(0x0, 4, (1u << 4) | 2));
+    ASSERT_TRUE(vgic.dist_write(0x80 + 4 * 6, 4, 1u << 8));
+    ASSERT_TRUE(vgic.dist_write(0x100 + 4 * 6, 4, 1u << 8));
+    ic.raise(intid);
+    EXPECT_FALSE(ic.enabled(intid));  // masked while the guest has it
+    uint64_t lrs[4] = {};
+    (void)vgic.lr_sync(0, lrs, 4);
+    ASSERT_EQ(hyp::VGic::kLrVintid.get(lrs[0]), 200u);
+    ic.lower(intid);                              // the guest's driver quieted the SDHI
+    lrs[0] = hyp::VGic::kLrState.set(lrs[0], 0);  // and deactivated the interrupt
+    (void)vgic.lr_sync(0, lrs, 4);
+    fwd.resample(vgic);
+    EXPECT_TRUE(ic.enabled(intid));  // unmasked, looked at again
+    EXPECT_EQ(fwd.arrivals_on(intid), 1u);
+    EXPECT_EQ(fwd.unbind(vgic), 1u);
 }
 
 TEST(PlatformSalvator, TheIpmmuItselfAndForcingAConfinedDevice) {
