@@ -39,4 +39,7 @@ struct Field {
 // a + b without wrapping past 2^64; false when it would.
 constexpr bool add_overflows(uint64_t a, uint64_t b) { return a + b < a; }
 
+// [a, a + as) and [b, b + bs) share a byte (neither may wrap past 2^64).
+constexpr bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs) { return a < b + bs && b < a + as; }
+
 }  // namespace moat

@@ -7,8 +7,6 @@ namespace moat {
 
 namespace {
 
-bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs) { return a < b + bs && b < a + as; }
-
 // The GIC moat drives: an interrupt controller of Arm's GIC family.
 bool is_gic(const dt::Tree& t, int n) {
     if (!t.has(n, "interrupt-controller")) return false;

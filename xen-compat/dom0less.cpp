@@ -11,8 +11,6 @@ namespace {
 
 constexpr uint64_t kPage = 4096, k2M = 2 * MiB;
 
-bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs) { return a < b + bs && b < a + as; }
-
 // Xen's dom0less properties moat does not act on: they tune Xen's own services.
 constexpr const char* kXenIgnored[] = {
     "nr_spis", "max_grant_frames", "max_maptrack_frames", "max_grant_version", "domain-cpupool",

@@ -12,7 +12,6 @@ namespace {
 namespace m = guest_map;
 constexpr uint64_t kPage = 4096;
 
-bool overlaps(uint64_t a, uint64_t as, uint64_t b, uint64_t bs) { return a < b + bs && b < a + as; }
 bool is_xen_prop(const char* name) { return strncmp(name, "xen,", 4) == 0; }
 
 struct Reader {
