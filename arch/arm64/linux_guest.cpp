@@ -370,6 +370,13 @@ void schedule(arch::TrapFrame& f) {
     }
 }
 
+// One fault of a device `who` (a PCI function or a platform device's host path) of guest g.
+void report_dma_fault(Guest& g, const char* who, const FaultRecord& r) {
+    report(g, "DMA fault from %s: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), reported by %s's interrupt; "
+              "nothing of the guest's is there, the access was aborted",
+           who, r.stream, r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+}
+
 // SMMU faults the IOMMUs' interrupts recorded since the last look, each said against the guest
 // whose DMA domain holds the stream.
 void report_dma_faults() {
@@ -381,18 +388,16 @@ void report_dma_faults() {
         for (unsigned i = 0; i < g_nguests; i++) {
             Guest& g = g_guest[i];
             for (unsigned j = 0; g.dma && j < g.pci.n; j++)
-                if (g.pci.fn[j].iommu && g.pci.fn[j].sid == r.stream && __builtin_strcmp(g.pci.fn[j].iommu->name(), r.iommu) == 0)
-                    report(g, "DMA fault from %04x:%02x:%02x.%u: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), "
-                              "reported by %s's interrupt; nothing of the guest's is there, the access was aborted",
-                           g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev, g.pci.fn[j].bdf.fn, r.stream,
-                           r.write ? "write" : "read", r.address, to_string(r.kind), r.detail ? r.detail : "", r.iommu);
+                if (g.pci.fn[j].iommu && g.pci.fn[j].sid == r.stream && __builtin_strcmp(g.pci.fn[j].iommu->name(), r.iommu) == 0) {
+                    char who[16];
+                    format_to(who, sizeof who, "%04x:%02x:%02x.%u", g.pci.fn[j].bdf.seg, g.pci.fn[j].bdf.bus, g.pci.fn[j].bdf.dev,
+                              g.pci.fn[j].bdf.fn);
+                    report_dma_fault(g, who, r);
+                }
             for (unsigned j = 0; g.dma && j < g.plat.n; j++)
                 for (unsigned s = 0; s < g.plat.dev[j].nstreams; s++)
                     if (g.plat.dev[j].sid[s] == r.stream && __builtin_strcmp(g.plat.dev[j].iommu[s]->name(), r.iommu) == 0)
-                        report(g, "DMA fault from %s: stream 0x%x, %s at IOVA (guest-physical) 0x%lx: %s (%s), reported by %s's "
-                                  "interrupt; nothing of the guest's is there, the access was aborted",
-                               g.plat.dev[j].pt->host_path, r.stream, r.write ? "write" : "read", r.address, to_string(r.kind),
-                               r.detail ? r.detail : "", r.iommu);
+                        report_dma_fault(g, g.plat.dev[j].pt->host_path, r);
         }
         uint64_t lo = reinterpret_cast<uintptr_t>(_start_image), hi = reinterpret_cast<uintptr_t>(__text_end);
         if (r.address >= lo && r.address < hi) {
