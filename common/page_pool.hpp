@@ -36,6 +36,10 @@ public:
     // `pages` contiguous pages whose physical address is aligned to `align_pages` pages, zeroed
     // unless the caller will overwrite every byte before anyone else can see them (zero = false).
     Result<uint64_t> alloc(size_t pages = 1, size_t align_pages = 1, bool zero = true);
+    // Up to n single pages into pas[] under one acquisition of the lock, not zeroed: for an owner
+    // that writes every byte of each before anyone else can see it (a large map's leaf tables).
+    // Returns how many it took (fewer only when the pool runs out); each goes back by free().
+    size_t alloc_each(uint64_t* pas, size_t n);
     // Gives back pages from alloc(). Returns invalid_argument (and changes nothing) for a page
     // that is not in the pool or not allocated: a double free is a bug worth reporting.
     Status free(uint64_t pa, size_t pages = 1);
@@ -81,6 +85,7 @@ private:
     void set_range(size_t b, size_t n, bool v);
     bool locate(uint64_t pa, size_t pages, size_t& bit) const;
     bool find_single(size_t& bit);
+    uint64_t bit_pa(size_t bit) const;
     Result<uint64_t> take(size_t pages, size_t align_pages, bool zero);
 
     uintptr_t virt_offset_;

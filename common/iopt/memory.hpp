@@ -5,6 +5,7 @@
 // A policy provides (the host test memory in tests/unit implements the same and checks the rules):
 //   alloc(pages, align_pages, zero) -> Result<uint64_t>   pages by physical address, zeroed unless zero = false
 //   free(pa, pages)                                  give pages back
+//   alloc_each(pas, n) -> size_t                     up to n single unzeroed pages at once; how many
 //   free_each(pas, n)                                give n single pages back at once
 //   table(pa) -> uint64_t*                           CPU pointer to a table
 //   side(pa) -> uint32_t&                            the engine's word for the table at pa, outside it
@@ -17,6 +18,7 @@
 #pragma once
 #include "arch/barrier.hpp"
 #include "arch/cache.hpp"
+#include "arch/fill.hpp"
 #include "common/page_pool.hpp"
 #include "common/page_quota.hpp"
 
@@ -39,6 +41,18 @@ public:
         if (r.ok()) held_ += pages;
         return r;
     }
+    // Up to n single unzeroed pages, fewer when the pool or the quota runs short; how many.
+    size_t alloc_each(uint64_t* pas, size_t n) {
+        if (quota_) {
+            const uint64_t room = quota_->used() < quota_->limit() ? quota_->limit() - quota_->used() : 0;
+            if (n > room) n = static_cast<size_t>(room);
+            if (!n || !quota_->charge(n)) return 0;  // the caller's single allocation then reports it
+        }
+        const size_t done = pool_.alloc_each(pas, n);
+        if (quota_) quota_->uncharge(n - done);
+        held_ += done;
+        return done;
+    }
     void free(uint64_t pa, size_t pages) {
         if (pool_.free(pa, pages) != Status::ok) return;
         held_ -= pages;
@@ -60,24 +74,9 @@ public:
     // Relaxed atomic: the compiler may neither tear nor merge it, and it costs a plain str/mov.
     static void store(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
-    // Only for tables nothing points at yet: plain stores. Written as two pairs of values per step
-    // so that -O2 makes two independent 16-byte stores of them (SSE2 movups, arm64 stp): this loop
-    // is the whole cost of mapping a large range in 4 KiB pages, after the pool's zeroing.
-    static void fill(uint64_t* p, size_t n, uint64_t first, uint64_t step) {
-        uint64_t a = first, b = first + step;
-        const uint64_t step2 = 2 * step, step4 = 4 * step;
-        size_t i = 0;
-#pragma GCC unroll 2
-        for (; i + 4 <= n; i += 4) {
-            p[i] = a;
-            p[i + 1] = b;
-            p[i + 2] = a + step2;
-            p[i + 3] = b + step2;
-            a += step4;
-            b += step4;
-        }
-        for (; i < n; i++, a += step) p[i] = a;
-    }
+    // Only for tables nothing points at yet: plain stores, as wide as the target allows. This is
+    // the whole cost of mapping a large range in 4 KiB pages.
+    static void fill(uint64_t* p, size_t n, uint64_t first, uint64_t step) { arch::fill_step(p, n, first, step); }
 
     void sync(const uint64_t* p, size_t n) const {
         if (!coherent_) cache::sync_for_device(p, n * sizeof(uint64_t));

@@ -76,6 +76,7 @@ public:
     // Empty tables kept for reuse: a 4-level walk is 3 tables below the root, and a few buffers
     // in flight in separate leaf tables fit too. Bounded per table, so per domain.
     static constexpr size_t kCacheTables = 8;
+    static constexpr unsigned kStash = 32;  // leaf tables a large map takes from the pool at once
     // release() calls in a row that took nothing from the cache before it is given back.
     static constexpr unsigned kCacheIdle = 64;
     // Emptied leaf tables kept linked (see "Parking"): a few buffers in flight in separate leaf
@@ -138,6 +139,7 @@ public:
         }
         MapCursor c{iova, pa, iova + size, Format::encode(prot), pgsize, 63, &g};
         Status st = map_table(table(root_pa_), root_word_, geo_.start_level, false, c);
+        if (c.next < c.n) mem_.free_each(c.stash + c.next, c.n - c.next);  // untouched: straight back
         uint64_t done = c.iova - iova;
         if (done) g.add(iova, done, c.granule_shift, false);
         return {done, st};
@@ -260,6 +262,11 @@ private:
         uint64_t pgsize;         // kLargest or the exact size
         unsigned granule_shift;  // smallest leaf written
         Gather* g;               // for the break-before-make of a block over parked tables
+        // Leaf-table pages taken from the pool a batch at a time for a range of whole leaf tables
+        // (one acquisition of the pool's lock and one bitmap scan per kStash tables instead of per
+        // table); [next, n) are still unused, not zeroed, and go back when the map returns.
+        uint64_t stash[kStash];
+        unsigned next = 0, n = 0;
     };
     struct UnmapCursor {
         uint64_t iova, end;
@@ -325,6 +332,22 @@ private:
         Result<uint64_t> r = mem_.alloc(1, 1, zero);
         if (r.ok() && reset_side) side(r.value) = 0;
         return r;
+    }
+    // A leaf table the map will fill whole before linking it: a cached one first (under pool
+    // exhaustion those are what is left), else the cursor's batch, refilled with up to kStash
+    // pages when more than one whole leaf table is still to come.
+    Result<uint64_t> take_leaf_table(MapCursor& c) {
+        if (!ncache_ && c.next == c.n) {
+            const uint64_t whole = (c.end - c.iova) >> level_shift(kLastLevel - 1);
+            if (whole > 1) {
+                c.next = 0;
+                c.n = static_cast<unsigned>(mem_.alloc_each(c.stash, min<uint64_t>(whole, kStash)));
+            }
+        }
+        if (ncache_ || c.next == c.n) return take_table(false);
+        const uint64_t pa = c.stash[c.next++];
+        side(pa) = 0;
+        return pa;
     }
     // A page that came out of a gather: empty ones into the cache (the chain's link was its only
     // non-zero word), others back to the pool.
@@ -646,7 +669,7 @@ private:
         // would write its 4 KiB twice (half of what a 1 GiB map of pages costs).
         const uint64_t span = level_size(level);
         const bool whole = level + 1 == kLastLevel && is_aligned(c.iova, span) && c.end - c.iova >= span;
-        Result<uint64_t> r = take_table(!whole);
+        Result<uint64_t> r = whole ? take_leaf_table(c) : take_table(true);
         if (!r.ok()) return Status::no_memory;
         uint32_t& cw = side(r.value);
         const uint64_t before = c.iova;

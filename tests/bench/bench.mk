@@ -7,7 +7,7 @@ BENCH_OUT := $(BUILD)/bench
 BENCH_CXX ?= $(HOST_CXX)
 BENCH_CXXFLAGS := $(CXXSTD) $(WARN) -O2 -g -Iarch/host/include -I. -MMD -MP
 # Only what the page tables need: the rest of common/ is none of the benchmark's business.
-BENCH_LIB_SRCS := common/page_pool.cpp common/status.cpp $(wildcard common/iopt/*.cpp) arch/host/host.cpp
+BENCH_LIB_SRCS := common/page_pool.cpp common/status.cpp $(wildcard common/iopt/*.cpp) arch/host/host.cpp arch/host/fill.cpp
 BENCH_LIB_OBJS := $(patsubst %.cpp,$(BENCH_OUT)/obj/%.o,$(BENCH_LIB_SRCS))
 BENCH_CALLGRIND := valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$(BENCH_OUT)/callgrind.out
 

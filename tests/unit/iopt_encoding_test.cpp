@@ -1,4 +1,5 @@
 // Descriptor encodings of both stages and the geometry helpers drivers program hardware with.
+#include "arch/fill.hpp"
 #include "common/iopt/memory.hpp"
 #include "tests/unit/iopt_rig.hpp"
 
@@ -159,6 +160,80 @@ TEST(IoptEncoding, NonCoherentWalkerGetsOneCleanPerTable) {
     pt1.release(g);
     pt1.destroy();
     EXPECT_EQ(host.pool->used_pages(), 0u);
+}
+
+// A large map takes its leaf tables from the pool a batch at a time; what a batch took and did
+// not use goes straight back, whether the map completes, the pool runs out or the guest's quota
+// does, so the pool and the quota always read exactly the tables the table holds.
+TEST(IoptEncoding, LeafTableBatchesGiveBackWhatTheyDidNotUse) {
+    HostPool host(2048);
+    const size_t before = host.pool->used_pages();
+    {
+        PoolMemory mem(*host.pool, true);
+        PageTable<Stage1, PoolMemory> pt(mem, 48, 48);
+        ASSERT_EQ(pt.init(), Status::ok);
+        Gather g;
+        // 3 whole leaf tables and part of a fourth: a batch of 3 is taken, the fourth is zeroed.
+        ASSERT_TRUE(pt.map(0, 0, 6 * MiB + 8 * KiB, Prot{}, g, kPageSize).ok());
+        EXPECT_EQ(mem.held(), 1u + 2u + 4u);  // root, levels 1 and 2, four leaf tables
+        EXPECT_EQ(host.pool->used_pages() - before, mem.held());
+        for (uint64_t o : {uint64_t{0}, 2 * MiB + 4 * KiB, 6 * MiB + 4 * KiB}) EXPECT_EQ(pt.lookup(o).value.pa, o);
+        EXPECT_EQ(pt.lookup(6 * MiB + 8 * KiB).status, Status::not_found);
+        // The pool runs out inside a batch: the map stops at a leaf table's edge, nothing extra held.
+        host.pool->fail_after(5);
+        Progress p = pt.map(GiB, GiB, 64 * MiB, Prot{}, g, kPageSize);
+        host.pool->fail_after(SIZE_MAX);
+        EXPECT_EQ(p.status, Status::no_memory);
+        EXPECT_EQ(p.bytes_done, 4 * 2 * MiB);  // a level-2 table and four leaf tables
+        EXPECT_EQ(host.pool->used_pages() - before, mem.held());
+        EXPECT_EQ(pt.lookup(GiB + p.bytes_done).status, Status::not_found);
+        EXPECT_EQ(pt.lookup(GiB + p.bytes_done - kPageSize).value.pa, GiB + p.bytes_done - kPageSize);
+        ASSERT_TRUE(pt.unmap(0, 6 * MiB + 8 * KiB, g).ok());
+        ASSERT_TRUE(pt.unmap(GiB, p.bytes_done, g).ok());
+        pt.release(g);
+        pt.destroy();
+    }
+    EXPECT_EQ(host.pool->used_pages(), before);
+    {
+        PageQuota quota(20);  // the guest's share ends inside the first batch
+        PoolMemory mem(*host.pool, true, &quota);
+        PageTable<Stage1, PoolMemory> pt(mem, 48, 48);
+        ASSERT_EQ(pt.init(), Status::ok);
+        Gather g;
+        Progress p = pt.map(0, 0, GiB, Prot{}, g, kPageSize);
+        EXPECT_EQ(p.status, Status::no_memory);
+        EXPECT_EQ(p.bytes_done, (20u - 3u) * 2 * MiB);  // root, levels 1 and 2, then 17 leaf tables
+        EXPECT_EQ(quota.used(), 20u);
+        EXPECT_EQ(mem.held(), 20u);
+        EXPECT_EQ(host.pool->used_pages() - before, 20u);
+        ASSERT_TRUE(pt.unmap(0, p.bytes_done, g).ok());
+        pt.release(g);
+        pt.destroy();
+        EXPECT_EQ(quota.used(), 0u);
+    }
+    EXPECT_EQ(host.pool->used_pages(), before);
+}
+
+// The host's two fills (32-byte AVX2 stores where the CPU has them, the portable loop) write the
+// same values and nothing outside [p, p + n), at every length and alignment a table can ask for.
+TEST(IoptEncoding, HostFillsAgreeWithThePortableLoop) {
+    static uint64_t a[600], b[600];
+    for (size_t off : {size_t{0}, size_t{1}, size_t{3}})
+        for (size_t n = 0; n <= 520; n++)
+            for (uint64_t step : {uint64_t{1}, uint64_t{4096}, 2 * MiB, GiB}) {
+                for (size_t k = 0; k < 600; k++) a[k] = b[k] = 0xdead0000 + k;
+                fill_step_portable(a + off, n, 0x1003, step);
+                if (arch::host::g_fill_avx2) arch::host::fill_step_avx2(b + off, n, 0x1003, step);
+                else arch::fill_step(b + off, n, 0x1003, step);
+                for (size_t k = 0; k < 600; k++) {
+                    const uint64_t want = k >= off && k < off + n ? 0x1003 + (k - off) * step : 0xdead0000 + k;
+                    ASSERT_EQ(a[k], want) << "portable, n " << n << " at " << k;
+                    ASSERT_EQ(b[k], want) << "host, n " << n << " at " << k;
+                }
+            }
+    uint64_t c[40] = {};
+    arch::fill_step(c, 40, 5, 7);  // whichever the dispatch chose
+    for (size_t k = 0; k < 40; k++) EXPECT_EQ(c[k], 5 + 7 * k);
 }
 
 }  // namespace

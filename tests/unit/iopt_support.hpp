@@ -73,6 +73,22 @@ public:
         note(Event::alloc, r.value, pages, 0);
         return r;
     }
+    size_t alloc_each(uint64_t* pas, size_t n) {
+        const size_t done = pool_.alloc_each(pas, n);
+        for (size_t k = 0; k < done; k++) {  // as alloc(1, 1, false) would have given each
+            memset(pool_.virt(pas[k]), 0xff, kPageSize);
+            Page& p = pages_[pas[k]];
+            p = Page{};
+            p.allocated = true;
+            if (!coherent_) {
+                p.dirty.set();
+                dirty_pages_.insert(pas[k]);
+            }
+            note(Event::alloc, pas[k], 1, 0);
+        }
+        unzeroed_ += done;
+        return done;
+    }
     void free(uint64_t pa, size_t pages) {
         for (size_t k = 0; k < pages; k++) {
             Page& p = pages_[pa + k * kPageSize];

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <string.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -116,6 +117,36 @@ TEST(PagePool, FreeEachGivesBackWhatFreeWould) {
     EXPECT_EQ(h.pool->used_pages(), 0u);
     EXPECT_EQ(h.pool->free(pas[1]), Status::invalid_argument);  // really free
     EXPECT_EQ(h.pool->alloc().value, pas[0]);                    // and handed out again
+}
+
+// Many single pages under one lock: distinct pages of the pool, counted, each given back by
+// free(); fewer only when the pool (or the injected exhaustion) runs out, and then nothing is lost.
+TEST(PagePool, AllocEachTakesDistinctPagesUntilThePoolRunsOut) {
+    HostPool h(0x40000000, 100);  // 99 pages and one page of owner words
+    const size_t total = h.pool->total_pages();
+    ASSERT_EQ(total, 99u);
+    ASSERT_TRUE(h.pool->alloc().ok());  // a hole at the start: the batch starts after it
+    std::vector<uint64_t> pas(total);
+    EXPECT_EQ(h.pool->alloc_each(pas.data(), 70), 70u);
+    EXPECT_EQ(h.pool->used_pages(), 71u);
+    EXPECT_EQ(h.pool->alloc_each(pas.data() + 70, 70), total - 71);  // only what is left
+    EXPECT_EQ(h.pool->free_pages(), 0u);
+    EXPECT_EQ(h.pool->alloc_each(pas.data(), 1), 0u);
+    EXPECT_EQ(h.pool->alloc().status, Status::no_memory);
+    std::vector<uint64_t> got(pas.begin(), pas.begin() + static_cast<long>(total - 1));
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end());  // no page twice
+    for (uint64_t pa : got) {
+        EXPECT_TRUE(pa >= 0x40000000 && pa < 0x40000000 + total * kPageSize && is_aligned(pa, kPageSize));
+        EXPECT_EQ(h.pool->free(pa), Status::ok);  // each was really taken
+    }
+    EXPECT_EQ(h.pool->used_pages(), 1u);
+    h.pool->fail_after(3);
+    EXPECT_EQ(h.pool->alloc_each(pas.data(), 10), 3u);  // the injected exhaustion counts pages
+    EXPECT_EQ(h.pool->alloc().status, Status::no_memory);
+    h.pool->fail_after(SIZE_MAX);
+    EXPECT_EQ(h.pool->free_each(pas.data(), 3), 3u);
+    EXPECT_EQ(h.pool->used_pages(), 1u);
 }
 
 TEST(PagePool, FailAfterInjectsExhaustion) {
