@@ -38,8 +38,9 @@
 // caller's invalidation: no walk cache still holds it) it goes to a small cache of kCacheTables
 // pages that map() takes from before the pool, unzeroed. The DMA hot path (map one buffer, unmap
 // it) then allocates, zeroes and frees nothing. Cached pages are bounded and not kept forever:
-// release() gives them all back when the pool runs short or when the cache served nothing for
-// kCacheIdle releases, and trim() (the owner's release point) and destroy() give them back at once.
+// release() gives them all back when the pool runs short, when the cache served nothing for
+// kCacheIdle releases, or (under one acquisition of the pool's lock) when another empty table
+// finds it full, which then starts it again, and trim() (the owner's release point) and destroy() give them back at once.
 // Dropped full subtrees are not zero and go straight back to the pool.
 //
 // Fences, each where a walker's ordering needs it and nowhere else:
@@ -198,7 +199,25 @@ public:
             unsigned k = 0;
             if (g.nheld_ <= kCacheTables - ncache_)  // the hot path: everything fits, no page is touched
                 for (; k < g.nheld_ && !(g.held_[k] & kNotEmpty); k++) cache_[ncache_++] = g.held_[k];
-            for (; k < g.nheld_; k++) recycle(g.held_[k] & desc::kOa, !(g.held_[k] & kNotEmpty), false);
+            // The rest: empty ones into the cache, spilling the whole cache to the pool under one
+            // acquisition of its lock when it is full (scattered unmaps each empty a leaf table
+            // and often the one above: one lock per few calls, not two per call); others back
+            // with them. The cache stays within its bound either way.
+            uint64_t back[Gather::kHeldPages];
+            size_t nback = 0;
+            for (; k < g.nheld_; k++) {
+                const uint64_t held = g.held_[k] & desc::kOa;
+                if (g.held_[k] & kNotEmpty) {
+                    back[nback++] = held;
+                    continue;
+                }
+                if (ncache_ == kCacheTables) {
+                    mem_.free_each(cache_, ncache_);
+                    ncache_ = 0;
+                }
+                cache_[ncache_++] = held;
+            }
+            if (nback) mem_.free_each(back, nback);
             // A dropped subtree's pages go straight back, a batch per acquisition of the pool's lock.
             uint64_t batch[kFreeBatch];
             size_t nb = 0;
