@@ -26,12 +26,7 @@ PlatformHost::PlatformHost(const dt::Tree& host, const Topology& topo, const Iom
     int depth = 0;
     for (int n = t_.root(); n >= 0; n = t_.next_node(n, &depth)) {
         if (!is_gic(t_, n)) continue;
-        own(n, "the GIC");
-        unsigned count = 0;
-        dt::Reg r;
-        if (t_.reg_count(n, count) == Status::ok)
-            for (unsigned k = 0; k < count; k++)
-                if (t_.reg(n, k, r) == Status::ok) own_range(r.addr, r.size, "the GIC's registers");
+        own_with_regs(n, "the GIC", "the GIC's registers");
     }
     // The console: /chosen stdout-path, a path or an alias, with options after ':'.
     int chosen = t_.find_path("/chosen");
@@ -43,15 +38,18 @@ PlatformHost::PlatformHost(const dt::Tree& host, const Topology& topo, const Iom
         while (sp[k] && sp[k] != ':' && k + 1 < sizeof path) path[k] = sp[k], k++;
         path[k] = 0;
         int n = t_.find_path(path);
-        if (n >= 0) {
-            own(n, "moat's console UART");
-            unsigned count = 0;
-            dt::Reg r;
-            if (t_.reg_count(n, count) == Status::ok)
-                for (unsigned i = 0; i < count; i++)
-                    if (t_.reg(n, i, r) == Status::ok) own_range(r.addr, r.size, "moat's console UART");
-        }
+        if (n >= 0) own_with_regs(n, "moat's console UART", "moat's console UART");
     }
+}
+
+// The node and every range of its reg.
+void PlatformHost::own_with_regs(int node, const char* what, const char* regs_what) {
+    own(node, what);
+    unsigned count = 0;
+    dt::Reg r;
+    if (t_.reg_count(node, count) == Status::ok)
+        for (unsigned k = 0; k < count; k++)
+            if (t_.reg(node, k, r) == Status::ok) own_range(r.addr, r.size, regs_what);
 }
 
 void PlatformHost::own(int node, const char* what) {

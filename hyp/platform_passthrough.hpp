@@ -34,6 +34,7 @@ public:
 
     // A host node (and its subtree) no guest may have; `what` names it in messages.
     void own(int node, const char* what);
+    void own_with_regs(int node, const char* what, const char* regs_what);  // own() and each reg range
     // A host-physical range no guest may map.
     void own_range(uint64_t base, uint64_t size, const char* what);
 
