@@ -56,38 +56,30 @@ public:
     // ---- the memory policy
     Result<uint64_t> alloc(size_t pages, size_t align, bool zero = true) {
         Result<uint64_t> r = pool_.alloc(pages, align, zero);
-        if (!r.ok()) return r;
-        // An unzeroed page holds garbage that reads as valid entries: any entry the engine fails
-        // to overwrite before linking the table shows up in the walks and reference checks.
-        if (!zero) memset(pool_.virt(r.value), 0xff, pages * kPageSize);
-        unzeroed_ += zero ? 0 : pages;
-        for (size_t k = 0; k < pages; k++) {
-            Page& p = pages_[r.value + k * kPageSize];
-            p = Page{};
-            p.allocated = true;
-            if (!coherent_) {  // the pool's memset left the zeroes in the cache
-                p.dirty.set();
-                dirty_pages_.insert(r.value + k * kPageSize);
-            }
-        }
-        note(Event::alloc, r.value, pages, 0);
+        if (r.ok()) adopt(r.value, pages, zero);
         return r;
     }
     size_t alloc_each(uint64_t* pas, size_t n) {
         const size_t done = pool_.alloc_each(pas, n);
-        for (size_t k = 0; k < done; k++) {  // as alloc(1, 1, false) would have given each
-            memset(pool_.virt(pas[k]), 0xff, kPageSize);
-            Page& p = pages_[pas[k]];
+        for (size_t k = 0; k < done; k++) adopt(pas[k], 1, false);  // as alloc(1, 1, false) gives each
+        return done;
+    }
+    // Pages the pool just handed out become tracked, allocated pages.
+    void adopt(uint64_t pa, size_t pages, bool zero) {
+        // An unzeroed page holds garbage that reads as valid entries: any entry the engine fails
+        // to overwrite before linking the table shows up in the walks and reference checks.
+        if (!zero) memset(pool_.virt(pa), 0xff, pages * kPageSize);
+        unzeroed_ += zero ? 0 : pages;
+        for (size_t k = 0; k < pages; k++) {
+            Page& p = pages_[pa + k * kPageSize];
             p = Page{};
             p.allocated = true;
-            if (!coherent_) {
+            if (!coherent_) {  // the pool's memset left the zeroes in the cache
                 p.dirty.set();
-                dirty_pages_.insert(pas[k]);
+                dirty_pages_.insert(pa + k * kPageSize);
             }
-            note(Event::alloc, pas[k], 1, 0);
         }
-        unzeroed_ += done;
-        return done;
+        note(Event::alloc, pa, pages, 0);
     }
     void free(uint64_t pa, size_t pages) {
         for (size_t k = 0; k < pages; k++) {
